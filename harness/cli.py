@@ -1,0 +1,224 @@
+"""The `harness` command line: a thin layer over the Python API (harness.train.run and friends)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from harness.config import RunConfig
+from harness.errors import HarnessError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit code 2) instead of a usage dump."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _type_of(item: dataclasses.Field):
+    annotation = str(item.type)
+    if annotation.startswith("bool"):
+        return None
+    if annotation.startswith("int") or annotation == "int | None":
+        return int
+    if annotation.startswith("float"):
+        return float
+    return str
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per RunConfig field, plus --<method>-<option> for every method's options."""
+    from harness.methods import METHODS
+
+    defaults = RunConfig.__dataclass_fields__
+    for item in dataclasses.fields(RunConfig):
+        meta = item.metadata
+        if meta.get("cli") is False:
+            continue
+        default = defaults[item.name].default
+        shown = f" (default: {default})" if default not in (None, False) else ""
+        kwargs = dict(help=meta["help"] + shown, default=argparse.SUPPRESS)
+        if meta.get("positional"):
+            parser.add_argument(item.name, nargs="?", **kwargs)
+            continue
+        flag = "--" + item.name.replace("_", "-")
+        value_type = _type_of(item)
+        if value_type is None:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+            continue
+        if "choices" in meta:
+            kwargs["choices"] = meta["choices"]
+        if "nargs" in meta:
+            kwargs["nargs"] = meta["nargs"]
+        parser.add_argument(flag, type=value_type, metavar=item.name.split("_")[-1].upper(), **kwargs)
+    group = parser.add_argument_group("method options (only for the chosen --method)")
+    for method_name, method in METHODS.items():
+        for key, option in method.options.items():
+            group.add_argument(f"--{method_name}-{key.replace('_', '-')}", dest=f"method:{method_name}:{key}",
+                               default=argparse.SUPPRESS, metavar="VALUE",
+                               help=f"{method_name}: {option.help} (default: {option.default})")
+    parser.add_argument("--config", dest="config_file", default=argparse.SUPPRESS,
+                        help="YAML file of run options (same keys as the flags, with underscores); flags override it")
+
+
+def config_from_args(args: argparse.Namespace, command_options=()) -> RunConfig:
+    """The RunConfig of the parsed flags; ``command_options`` are the command's own, non-run flags."""
+    import yaml
+
+    given = {k: v for k, v in vars(args).items() if k not in ("command", *command_options)}
+    values = {}
+    config_file = given.pop("config_file", None)
+    if config_file:
+        try:
+            values = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise HarnessError(f"cannot read --config {config_file}: {str(err).splitlines()[0]}") from None
+        if not isinstance(values, dict):
+            raise HarnessError(f"{config_file}: expected a mapping of run options.")
+    method = given.get("method", values.get("method", RunConfig.method))
+    options = dict(values.get("method_options") or {})
+    for key in [k for k in given if k.startswith("method:")]:
+        _, method_name, option = key.split(":")
+        if method_name != method:
+            raise HarnessError(f"--{method_name}-{option.replace('_', '-')} applies to --method {method_name}, "
+                               f"but the method is '{method}'.")
+        options[option] = given.pop(key)
+    values.update(given)
+    values["method_options"] = options
+    return RunConfig.from_dict(values, where=config_file or "command line")
+
+
+def cmd_run(args) -> int:
+    from harness.train import run
+
+    record = run(config_from_args(args))
+    if "run_dir" not in record:
+        return 0  # a non-main process of a distributed run: the main process reports
+    best = ", ".join(f"{k}={v:.4f}" for k, v in (record.get("best") or {}).items())
+    print(f"best epoch {record['best_epoch']}: {best}")
+    print(f"trainable params {record['params']['trainable']:,} (head {record['params']['head']:,} excluded); "
+          f"{record['throughput']['train_samples_per_s']:.1f} samples/s; run dir {record['run_dir']}")
+    for problem in record.get("tracking_problems", []):
+        print(f"warning: {problem}", file=sys.stderr)
+    return 0
+
+
+def cmd_tasks(args) -> int:
+    from harness.tasks import TASKS, include_task_dirs
+
+    include_task_dirs(args.include_tasks or ())
+    for name in TASKS:
+        task = TASKS.get(name)()
+        print(f"{name:14} {task.kind:14} {','.join(task.metric_names()):32} {task.source.describe()}")
+    print(f"{'csv':14} {'either':14} {'accuracy | pearson,spearman':32} --train-file/--eval-file (CSV, TSV, JSONL, JSON)")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from harness.models import MODELS
+
+    for name, spec in MODELS.items():
+        where = spec.hub_id or (f"pip package {spec.package.replace('_', '-')}" if spec.package else "built from config")
+        print(f"{name:20} {where:36} {spec.description}")
+    print(f"{'<org/name | path>':20} {'any hub id or local folder':36} loaded with transformers' from_pretrained")
+    return 0
+
+
+def cmd_methods(args) -> int:
+    from harness.methods import METHODS
+
+    for name, method in METHODS.items():
+        print(f"{name:10} {method.description} (default learning rate {method.defaults.get('learning_rate')})")
+        for key, option in method.options.items():
+            print(f"{'':10}   --{name}-{key.replace('_', '-'):16} {option.help} (default: {option.default})")
+    return 0
+
+
+def cmd_params(args) -> int:
+    from harness.params import count_without_weights
+
+    config = config_from_args(args, ("num_labels", "json"))
+    counts = count_without_weights(config.model, config.method, config.method_options, args.num_labels)
+    if args.json:
+        print(json.dumps({"model": config.model, "method": config.method, **counts.as_dict()}))
+    else:
+        print(f"{config.model} + {config.method}: trainable {counts.trainable:,} "
+              f"(head {counts.head:,}, {args.num_labels} labels, excluded as in the paper); total {counts.total:,}")
+    return 0
+
+
+def cmd_bench_train(args) -> int:
+    from harness.bench import compare_training_throughput
+
+    report = compare_training_throughput(config_from_args(args, ("repeats", "out")), repeats=args.repeats, out=args.out)
+    print(json.dumps(report["summary"], indent=2))
+    return 0
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="harness", description="Reproduce the LoRA paper and benchmark PEFT methods.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+
+    run = sub.add_parser("run", help="train and evaluate one configuration",
+                         description="Train and evaluate one task/model/method; writes results/runs/<name>/ and logs to MLflow.")
+    add_run_options(run)
+    run.set_defaults(func=cmd_run)
+
+    tasks = sub.add_parser("tasks", help="list the tasks", description="List registered tasks with their metrics.")
+    tasks.add_argument("--include-tasks", nargs="+", help="extra folders of task YAML files")
+    tasks.set_defaults(func=cmd_tasks)
+    sub.add_parser("models", help="list the model presets", description="List model presets.").set_defaults(func=cmd_models)
+    sub.add_parser("methods", help="list the methods and their options",
+                   description="List fine-tuning methods and their options.").set_defaults(func=cmd_methods)
+
+    params = sub.add_parser("params", help="count trainable parameters without downloading weights",
+                            description="Count a model+method's trainable parameters on the meta device "
+                                        "(paper convention: the task head is excluded and shown apart).")
+    params.add_argument("--model", default=argparse.SUPPRESS, help="model preset, hub id or folder (default: minilm-l6)")
+    params.add_argument("--method", default=argparse.SUPPRESS, help="method (default: lora)")
+    params.add_argument("--num-labels", type=int, default=2, help="outputs of the task head (default: 2)")
+    params.add_argument("--json", action="store_true", help="print JSON")
+    from harness.methods import METHODS
+
+    for method_name, method in METHODS.items():
+        for key, option in method.options.items():
+            params.add_argument(f"--{method_name}-{key.replace('_', '-')}", dest=f"method:{method_name}:{key}",
+                                default=argparse.SUPPRESS, metavar="VALUE", help=f"{method_name}: {option.help}")
+    params.set_defaults(func=cmd_params)
+
+    bench = sub.add_parser("bench", help="benchmarks", description="Benchmarks.")
+    bench_sub = bench.add_subparsers(dest="bench", metavar="BENCH", parser_class=Parser)
+    bench_sub.required = True
+    bench_train = bench_sub.add_parser(
+        "train", help="training throughput: harness run vs a minimal hand-written peft loop",
+        description="Measure training samples/s of the harness loop and of a minimal hand-written peft loop "
+                    "on the same model, data and batch size.")
+    add_run_options(bench_train)
+    bench_train.add_argument("--repeats", type=int, default=1, help="alternate the two loops this many times")
+    bench_train.add_argument("--out", default="results/bench/train_throughput.json", help="JSON report path")
+    bench_train.set_defaults(func=cmd_bench_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = args.func
+    del args.func
+    try:
+        return func(args)
+    except HarnessError as err:
+        print(f"harness: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("harness: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

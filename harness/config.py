@@ -1,0 +1,98 @@
+"""The configuration of one run. Every field is a `harness run` flag (`--field-name`) and a YAML key;
+the CLI builds its options from this dataclass, so the two cannot drift apart."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.errors import HarnessError, closest
+
+MIXED_PRECISION = ("no", "fp16", "bf16")
+
+
+def _f(default, help, **extra):
+    return field(default=default, metadata={"help": help, **extra})
+
+
+@dataclass
+class RunConfig:
+    # What to run
+    task: str = _f("glue/sst2", "task name (see `harness tasks`), 'csv' for --train-file/--eval-file, or a task YAML path", positional=True)
+    model: str = _f("minilm-l6", "model preset (see `harness models`), hub id or local folder")
+    method: str = _f("lora", "fine-tuning method (see `harness methods`)")
+    method_options: dict[str, Any] = _f(None, "method settings, e.g. {'r': 8}; on the CLI: --lora-r 8", cli=False)
+    # Data
+    data_dir: str | None = _f(None, f"folder with the data files (GLUE layout: <dir>/glue/<TASK>/*.tsv); default ${'HARNESS_DATA_DIR'}, else the hub")
+    include_tasks: list[str] = _f(None, "extra folders of task YAML files", nargs="+")
+    train_file: str | None = _f(None, "task 'csv': training file (.csv, .tsv, .jsonl, .json)")
+    eval_file: str | None = _f(None, "task 'csv': evaluation file")
+    text_column: str = _f("text", "task 'csv': column with the text")
+    text_pair_column: str | None = _f(None, "task 'csv': second text column for sentence-pair tasks")
+    label_column: str = _f("label", "task 'csv': column with the label")
+    task_type: str = _f("classification", "task 'csv': classification or regression", choices=("classification", "regression"))
+    labels: list[str] = _f(None, "task 'csv': label values in class-id order (default: sorted values of the train file)", nargs="+")
+    max_train_samples: int | None = _f(None, "use a random subset of this many training examples (fixed by --data-seed)", positive=True)
+    max_eval_samples: int | None = _f(None, "use a random subset of this many evaluation examples", positive=True)
+    data_seed: int = _f(0, "seed of the --max-*-samples subsets (kept apart from --seed so seeds share data)")
+    max_seq_length: int = _f(128, "truncate inputs to this many tokens (batches are padded dynamically)", positive=True)
+    # Optimisation
+    seed: int = _f(42, "random seed for initialisation, dropout and data order")
+    epochs: int = _f(3, "training epochs; each ends with an evaluation, the best epoch is reported", positive=True)
+    batch_size: int = _f(16, "training batch size per device (global = this x processes x grad accumulation)", positive=True)
+    eval_batch_size: int = _f(64, "evaluation batch size per device", positive=True)
+    learning_rate: float | None = _f(None, "peak learning rate (default: the model's or the method's default)", positive=True)
+    weight_decay: float = _f(0.0, "AdamW weight decay (not applied to biases and LayerNorm)", nonnegative=True)
+    warmup_ratio: float = _f(0.06, "linear warmup over this fraction of the steps (the paper's 0.06)", nonnegative=True)
+    warmup_steps: int | None = _f(None, "linear warmup steps; overrides --warmup-ratio", nonnegative=True)
+    grad_accum: int = _f(1, "gradient accumulation steps", positive=True)
+    max_grad_norm: float = _f(1.0, "clip the gradient norm to this (0 disables clipping)", nonnegative=True)
+    mixed_precision: str = _f("no", "mixed precision: no, fp16 (CUDA) or bf16", choices=MIXED_PRECISION)
+    # Output and tracking
+    output_dir: str = _f("results", "results folder; each run writes <output-dir>/runs/<run-name>/")
+    run_name: str | None = _f(None, "run name (default: task-method-model-seed-time)")
+    tracking_uri: str | None = _f(None, "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlflow.db); 'none' disables MLflow")
+    experiment: str = _f("harness", "MLflow experiment name")
+    save_weights: bool = _f(True, "save the trained weights (the adapter, or the full model) of the best epoch")
+    log_every: int = _f(10, "log the training loss every this many optimizer steps", positive=True)
+
+    def __post_init__(self):
+        self.method_options = dict(self.method_options or {})
+        self.validate()
+
+    def validate(self) -> None:
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            flag = "--" + item.name.replace("_", "-")
+            if value is None:
+                continue
+            if item.metadata.get("positive") and (not isinstance(value, (int, float)) or value <= 0):
+                raise HarnessError(f"{flag} must be a positive number, got {value!r}.")
+            if item.metadata.get("nonnegative") and (not isinstance(value, (int, float)) or value < 0):
+                raise HarnessError(f"{flag} must be zero or a positive number, got {value!r}.")
+            if "choices" in item.metadata and value not in item.metadata["choices"]:
+                raise HarnessError(f"{flag} must be one of {', '.join(item.metadata['choices'])}, got {value!r}.")
+        if self.warmup_ratio >= 1:
+            raise HarnessError(f"--warmup-ratio must be below 1, got {self.warmup_ratio}.")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], where: str = "config") -> RunConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        for key in values:
+            if key not in names:
+                guess = closest(key, names)
+                raise HarnessError(
+                    f"{where}: unknown key '{key}'.{f' Did you mean {guess!r}?' if guess else ''} "
+                    f"Valid keys: {', '.join(sorted(names))}."
+                )
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def resolved_tracking_uri(config: RunConfig) -> str | None:
+    uri = config.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+    return None if uri.lower() == "none" else uri

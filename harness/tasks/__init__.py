@@ -1,0 +1,132 @@
+"""The task registry: GLUE, task YAML files (built-in and the user's), and ad-hoc file tasks.
+
+A task YAML file declares a classification or regression task, the way lm-evaluation-harness
+declares tasks::
+
+    task: imdb
+    type: classification          # or regression
+    dataset: stanfordnlp/imdb     # a hub dataset ...
+    files: {train: train.csv, dev: dev.csv}   # ... or local files (paths relative to the YAML)
+    train_split: train
+    eval_split: test
+    text_column: text
+    text_pair_column: null
+    label_column: label
+    labels: [neg, pos]            # optional: inferred from the training data
+    metrics: [accuracy]
+
+Drop such files in a folder and pass it with --include-tasks (or $HARNESS_TASK_PATH), or pass
+the YAML path itself as the task name.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from harness.errors import HarnessError, closest
+from harness.registry import Registry
+from harness.tasks.base import ColumnSpec, Example, Split, Task, resolve_data_dir
+from harness.tasks.glue import glue_tasks
+from harness.tasks.sources import FileSource, HubSource
+
+__all__ = ["Example", "Split", "Task", "TASKS", "get_task", "file_task", "resolve_data_dir", "task_from_yaml"]
+
+TASK_PATH_ENV = "HARNESS_TASK_PATH"
+BUILTIN_TASK_DIR = Path(__file__).parent / "configs"
+
+TASKS: Registry[Callable[[], Task]] = Registry(
+    "task", hint="Add one with a task YAML file (see `harness tasks --help`) or use 'csv' with --train-file/--eval-file."
+)
+for _task in glue_tasks():
+    TASKS.add(_task.name, lambda _task=_task: copy.deepcopy(_task))
+
+YAML_KEYS = {
+    "task", "type", "dataset", "dataset_config", "files", "train_split", "eval_split", "text_column",
+    "text_pair_column", "label_column", "labels", "metrics", "main_metric", "description",
+}
+
+
+def task_from_yaml(path: str | os.PathLike) -> Task:
+    path = Path(path)
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise HarnessError(f"{path}: cannot read task YAML ({str(err).splitlines()[0]}).") from None
+    if not isinstance(spec, dict):
+        raise HarnessError(f"{path}: a task YAML file must be a mapping of keys to values.")
+    for key in spec:
+        if key not in YAML_KEYS:
+            guess = closest(str(key), YAML_KEYS)
+            raise HarnessError(
+                f"{path}: unknown key '{key}'.{f' Did you mean {guess!r}?' if guess else ''} "
+                f"Valid keys: {', '.join(sorted(YAML_KEYS))}."
+            )
+    if "task" not in spec:
+        raise HarnessError(f"{path}: missing key 'task' (the task's name).")
+    columns = ColumnSpec(
+        spec.get("text_column", "text"), spec.get("label_column", "label"), spec.get("text_pair_column")
+    )
+    train_split, eval_split = spec.get("train_split", "train"), spec.get("eval_split", "dev")
+    if ("dataset" in spec) == ("files" in spec):
+        raise HarnessError(f"{path}: give exactly one of 'dataset' (hub) or 'files' (local).")
+    if "dataset" in spec:
+        source = HubSource(spec["dataset"], columns, spec.get("dataset_config"))
+    else:
+        source = FileSource(dict(spec["files"]), columns, base_dir=path.parent)
+    return build_task(
+        spec["task"], spec.get("type", "classification"), source, spec.get("labels"), spec.get("metrics"),
+        spec.get("main_metric"), train_split, eval_split, spec.get("description", f"from {path}"), where=str(path),
+    )
+
+
+def build_task(name, kind, source, labels=None, metrics=None, main_metric=None, train_split="train",
+               eval_split="dev", description="", where="") -> Task:
+    if kind not in ("classification", "regression"):
+        raise HarnessError(f"{where or name}: task type '{kind}' must be 'classification' or 'regression'.")
+    metrics = list(metrics or (["pearson", "spearman"] if kind == "regression" else ["accuracy"]))
+    return Task(
+        name=name, kind=kind, metrics=metrics, main_metric=main_metric or metrics[0], source=source,
+        label_names=[str(label) for label in labels] if labels else None, train_split=train_split,
+        eval_splits={"": eval_split}, description=description,
+    )
+
+
+def file_task(train_file, eval_file, text_column="text", label_column="label", text_pair_column=None,
+              kind="classification", labels=None, metrics=None, name="csv") -> Task:
+    """The ad-hoc task of `harness run csv --train-file … --eval-file …`."""
+    if not train_file or not eval_file:
+        raise HarnessError("task 'csv' needs --train-file and --eval-file (CSV, TSV, JSONL or JSON).")
+    source = FileSource({"train": str(train_file), "dev": str(eval_file)},
+                        ColumnSpec(text_column, label_column, text_pair_column))
+    return build_task(name, kind, source, labels, metrics, description=f"{train_file} -> {eval_file}")
+
+
+def _register_yaml_dir(folder: Path) -> None:
+    for path in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")):
+        name = task_from_yaml(path).name  # validates the file when it is found, not when it is used
+        if name not in TASKS:
+            TASKS.add(name, lambda path=path: task_from_yaml(path))
+
+
+def include_task_dirs(dirs=()) -> None:
+    """Register the YAML tasks of the built-in folder, $HARNESS_TASK_PATH and ``dirs``."""
+    env = [d for d in os.environ.get(TASK_PATH_ENV, "").split(os.pathsep) if d]
+    for folder in [BUILTIN_TASK_DIR, *map(Path, env), *map(Path, dirs)]:
+        if not folder.is_dir():
+            raise HarnessError(f"task folder '{folder}' does not exist (from --include-tasks or ${TASK_PATH_ENV}).")
+        _register_yaml_dir(folder)
+
+
+def get_task(name: str, include_dirs=()) -> Task:
+    """A fresh Task for a registered name or a path to a task YAML file."""
+    if name.endswith((".yaml", ".yml")):
+        if not Path(name).is_file():
+            raise HarnessError(f"task file '{name}' does not exist.")
+        return task_from_yaml(name)
+    include_task_dirs(include_dirs)
+    return TASKS.get(name)()

@@ -1,0 +1,105 @@
+"""Where results go: a run directory that is always written, and MLflow when it is reachable.
+
+The run directory (<output_dir>/runs/<run_name>/) holds the resolved config, the metrics JSON, the
+predictions and the weights, so no result depends on a tracking server being up. MLflow failures
+become one warning; the run goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write atomically: a crash never leaves a half-written JSON file behind."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def make_run_dir(output_dir: str, run_name: str) -> Path:
+    root = Path(output_dir) / "runs"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        path = root / run_name
+        suffix = 1
+        while path.exists():
+            suffix += 1
+            path = root / f"{run_name}-{suffix}"
+        path.mkdir()
+    except OSError as err:
+        raise HarnessError(f"cannot create the run directory under '{root}': {err.strerror}; choose another --output-dir.") from None
+    return path
+
+
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
+    return flat
+
+
+class MlflowTracker:
+    """A thin guard around one MLflow run. Inactive when ``uri`` is None or on non-main processes."""
+
+    def __init__(self, uri: str | None, experiment: str, run_name: str, active: bool = True):
+        self.uri = uri
+        self.active = bool(uri) and active
+        self.run_id: str | None = None
+        self.problems: list[str] = []
+        if not self.active:
+            return
+        self._call("start the run", self._start, experiment, run_name)
+
+    def _start(self, experiment: str, run_name: str) -> None:
+        import mlflow
+
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_experiment(experiment)
+        self.run_id = mlflow.start_run(run_name=run_name).info.run_id
+
+    def _call(self, what: str, fn, *args, **kwargs) -> None:
+        if not self.active:
+            return
+        try:
+            fn(*args, **kwargs)
+        except Exception as err:  # any tracking failure must not cost the user the run
+            message = f"MLflow ({self.uri}) failed to {what}: {str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__}"
+            self.problems.append(message)
+            warnings.warn(message + "; the results are still in the run directory.", stacklevel=2)
+            self.active = False
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        import mlflow
+
+        flat = {key: value[:6000] for key, value in flatten(params).items()}
+        self._call("log params", mlflow.log_params, flat)
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        import mlflow
+
+        self._call("log metrics", mlflow.log_metrics, {k: float(v) for k, v in metrics.items()}, step=step)
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        import mlflow
+
+        self._call("set tags", mlflow.set_tags, {k: str(v) for k, v in tags.items()})
+
+    def log_artifacts(self, folder: Path) -> None:
+        import mlflow
+
+        self._call("upload artifacts", mlflow.log_artifacts, str(folder))
+
+    def end(self, status: str = "FINISHED") -> None:
+        import mlflow
+
+        self._call("end the run", mlflow.end_run, status=status)

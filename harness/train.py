@@ -1,0 +1,309 @@
+"""The training loop: one loop, on accelerate, for every task, model and method.
+
+Reading order: `run` resolves the config, loads data and model, then `_train` runs epochs of
+optimizer steps, evaluating after each epoch and keeping the best epoch (as the paper reports).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import random
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from harness.config import RunConfig, resolved_tracking_uri
+from harness.errors import HarnessError
+from harness.methods import get_method
+from harness.models import get_model_spec, head_module_names, load_for_classification
+from harness.params import count_parameters
+from harness.tasks import Split, Task, file_task, get_task
+from harness.tracking import MlflowTracker, make_run_dir, write_json
+
+
+@dataclass
+class Resolved:
+    """Everything a run needs, checked before anything heavy is loaded."""
+
+    config: RunConfig
+    task: Task
+    learning_rate: float
+    method_options: dict[str, Any]
+
+
+def resolve(config: RunConfig) -> Resolved:
+    if config.task == "csv":
+        task = file_task(config.train_file, config.eval_file, config.text_column, config.label_column,
+                         config.text_pair_column, config.task_type, config.labels)
+    else:
+        task = get_task(config.task, config.include_tasks or ())
+    method = get_method(config.method)
+    spec = get_model_spec(config.model)
+    options = method.resolve_options(config.method_options)
+    learning_rate = (config.learning_rate or spec.defaults.get(method.name, {}).get("learning_rate")
+                     or method.defaults["learning_rate"])
+    return Resolved(config, task, learning_rate, options)
+
+
+def subsample(split: Split, limit: int | None, seed: int) -> Split:
+    """A random subset of ``limit`` examples in their original order (all of them if limit is None)."""
+    if limit is None or limit >= len(split.examples):
+        return split
+    keep = sorted(random.Random(seed).sample(range(len(split.examples)), limit))
+    return Split([split.examples[i] for i in keep], split.origin)
+
+
+def tokenize(split: Split, tokenizer, max_length: int, regression: bool) -> list[dict[str, Any]]:
+    texts = [e.text for e in split.examples]
+    pairs = [e.text_pair for e in split.examples] if split.examples[0].text_pair is not None else None
+    encoded = tokenizer(texts, pairs, truncation=True, max_length=max_length)
+    rows = []
+    for i, example in enumerate(split.examples):
+        row = {key: values[i] for key, values in encoded.items()}
+        row["labels"] = float(example.label) if regression else int(example.label)
+        rows.append(row)
+    return rows
+
+
+def peak_memory_mb() -> float:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def versions() -> dict[str, str]:
+    import accelerate
+    import peft
+    import torch
+    import transformers
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
+            "peft": peft.__version__, "accelerate": accelerate.__version__}
+
+
+def default_run_name(config: RunConfig) -> str:
+    task = config.task if config.task != "csv" else Path(config.train_file or "csv").stem
+    model = Path(config.model).name if "/" in config.model else config.model
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"{Path(task).stem if task.endswith(('.yaml', '.yml')) else task.replace('/', '-')}-{config.method}-{model}-s{config.seed}-{stamp}"
+
+
+def run(config: RunConfig, progress: bool = True) -> dict[str, Any]:
+    """Train and evaluate one configuration; returns the metrics record written to metrics.json."""
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import broadcast_object_list, set_seed
+
+    resolved = resolve(config)
+    task = resolved.task
+    if config.mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise HarnessError("--mixed-precision fp16 needs a CUDA GPU; use bf16 or no on this machine.")
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=config.mixed_precision,
+                              gradient_accumulation_steps=config.grad_accum)
+    main = accelerator.is_main_process
+    if accelerator.device.type == "cpu" and accelerator.num_processes > 1 and "OMP_NUM_THREADS" not in os.environ:
+        # Processes sharing the cores must split them: oversubscribed OpenMP threads spin and crawl.
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // accelerator.state.num_processes))
+
+    # Data first: a bad file should fail before a model is loaded.
+    train = subsample(task.load(task.train_split, config.data_dir), config.max_train_samples, config.data_seed)
+    evals = {suffix: subsample(task.load(split, config.data_dir), config.max_eval_samples, config.data_seed)
+             for suffix, split in task.eval_splits.items()}
+
+    run_name = [config.run_name or default_run_name(config)]
+    if accelerator.num_processes > 1:
+        broadcast_object_list(run_name)  # every process must agree on the name main chose
+    run_dir = make_run_dir(config.output_dir, run_name[0]) if main else None
+
+    set_seed(config.seed)
+    spec = get_model_spec(config.model)
+    problem = "regression" if task.kind == "regression" else "single_label_classification"
+    model, tokenizer = load_for_classification(spec, task.num_labels, problem, config.data_dir)
+    heads = head_module_names(model)
+    model = get_method(config.method).apply(model, resolved.method_options, heads)
+    counts = count_parameters(model, heads)
+
+    record: dict[str, Any] = {
+        "status": "running", "run_name": run_dir.name if run_dir else run_name[0], "task": task.name,
+        "model": config.model, "method": config.method, "main_metric": task.main_metric,
+        "params": counts.as_dict(), "world_size": accelerator.num_processes,
+        "global_batch_size": config.batch_size * accelerator.num_processes * config.grad_accum,
+        "train_examples": len(train.examples), "eval_examples": {s: len(e.examples) for s, e in evals.items()},
+        "data": {"train": train.origin, **{f"eval{('_' + s) if s else ''}": e.origin for s, e in evals.items()}},
+        "versions": versions(), "command": " ".join(sys.argv),
+    }
+    full_config = {**config.to_dict(), "learning_rate": resolved.learning_rate,
+                   "method_options": resolved.method_options, "label_names": task.label_names}
+    tracker = MlflowTracker(resolved_tracking_uri(config), config.experiment, record["run_name"], active=main)
+    if main:
+        write_json(run_dir / "config.json", full_config)
+        tracker.log_params(full_config)
+        tracker.set_tags({"task": task.name, "model": config.model, "method": config.method,
+                          "run_dir": str(run_dir.resolve())})
+        tracker.log_metrics({"params_trainable": counts.trainable, "params_head": counts.head,
+                             "params_total": counts.total})
+    start = time.perf_counter()
+    try:
+        _train(accelerator, config, resolved, model, tokenizer, train, evals, record, run_dir, tracker, progress)
+        record["status"] = "finished"
+    except BaseException as err:
+        record["status"] = "failed"
+        record["error"] = f"{type(err).__name__}: {err}"
+        raise
+    finally:
+        record["wall_time_s"] = round(time.perf_counter() - start, 3)
+        if main:
+            record["mlflow_run_id"] = tracker.run_id
+            tracker.log_metrics({"wall_time_s": record["wall_time_s"]})
+            write_json(run_dir / "metrics.json", record)
+            tracker.log_artifacts(run_dir)
+            tracker.end("FINISHED" if record["status"] == "finished" else "FAILED")
+            record["tracking_problems"] = tracker.problems
+            record["run_dir"] = str(run_dir)
+    return record
+
+
+def _optimizer(model, learning_rate: float, weight_decay: float):
+    import torch
+
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        (no_decay if parameter.ndim < 2 or "norm" in name.lower() else decay).append(parameter)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=learning_rate)
+
+
+def _train(accelerator, config, resolved, model, tokenizer, train, evals, record, run_dir, tracker, progress):
+    import torch
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+    from transformers import DataCollatorWithPadding, get_linear_schedule_with_warmup
+
+    task = resolved.task
+    regression = task.kind == "regression"
+    collate = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if config.mixed_precision != "no" else None)
+    generator = torch.Generator().manual_seed(config.seed)
+    train_loader = DataLoader(tokenize(train, tokenizer, config.max_seq_length, regression), config.batch_size,
+                              shuffle=True, collate_fn=collate, generator=generator)
+    eval_loaders = {suffix: DataLoader(tokenize(split, tokenizer, config.max_seq_length, regression),
+                                       config.eval_batch_size, collate_fn=collate) for suffix, split in evals.items()}
+    # Steps counted on the unsharded loader: accelerate steps the scheduler once per process.
+    steps_per_epoch = math.ceil(len(train_loader) / config.grad_accum)
+    total_steps = steps_per_epoch * config.epochs
+    warmup = config.warmup_steps if config.warmup_steps is not None else int(config.warmup_ratio * total_steps)
+    optimizer = _optimizer(model, resolved.learning_rate, config.weight_decay)
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
+    model, optimizer, train_loader, scheduler, *loaders = accelerator.prepare(
+        model, optimizer, train_loader, scheduler, *eval_loaders.values())
+    eval_loaders = dict(zip(eval_loaders, loaders))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+
+    main = accelerator.is_main_process
+    history, best, best_epoch = [], None, None
+    step, samples, tokens, train_time = 0, 0, 0, 0.0
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        epoch_loss, epoch_batches = 0.0, 0
+        bar = tqdm(total=len(train_loader), desc=f"epoch {epoch}/{config.epochs}", disable=not (main and progress),
+                   unit="batch", dynamic_ncols=True, leave=True)
+        tic = time.perf_counter()
+        for batch in train_loader:
+            with accelerator.accumulate(model):
+                loss = model(**batch).loss
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and config.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            value = loss.item()
+            if not math.isfinite(value):
+                raise HarnessError(f"training loss became {value} at epoch {epoch}, step {step}; "
+                                   f"lower --learning-rate or check the labels.")
+            samples += batch["labels"].shape[0]
+            tokens += int(batch["attention_mask"].sum())
+            epoch_loss, epoch_batches = epoch_loss + value, epoch_batches + 1
+            bar.update(1)
+            if accelerator.sync_gradients:
+                step += 1
+                if step % config.log_every == 0:
+                    lr = scheduler.get_last_lr()[0]
+                    bar.set_postfix(loss=f"{value:.4f}", lr=f"{lr:.2e}")
+                    if main:
+                        tracker.log_metrics({"train_loss": value, "learning_rate": lr}, step=step)
+        train_time += time.perf_counter() - tic
+        bar.close()
+
+        metrics, predictions = evaluate(accelerator, model, eval_loaders, task, regression)
+        mean_loss = accelerator.reduce(torch.tensor(epoch_loss / max(epoch_batches, 1)), "mean").item()
+        history.append({"epoch": epoch, "train_loss": mean_loss, **metrics})
+        improved = best is None or metrics[task.main_metric] > best[task.main_metric]
+        if improved:
+            best, best_epoch = metrics, epoch
+        if main:
+            tracker.log_metrics({**{f"eval_{k}": v for k, v in metrics.items()}, "epoch_train_loss": mean_loss}, step=epoch)
+            shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+            print(f"epoch {epoch}: train_loss={mean_loss:.4f} {shown}{' (best)' if improved else ''}", flush=True)
+            if improved:
+                _save_predictions(run_dir, task, evals, predictions)
+        if improved and config.save_weights:
+            accelerator.wait_for_everyone()
+            accelerator.unwrap_model(model).save_pretrained(
+                run_dir / "weights" if main else "unused", is_main_process=main, save_function=accelerator.save)
+            if main:
+                tokenizer.save_pretrained(run_dir / "weights")
+
+    totals = accelerator.reduce(torch.tensor([samples, tokens], dtype=torch.float64), "sum").tolist()
+    record.update({
+        "best_epoch": best_epoch, "best": best, "history": history, "optimizer_steps": step,
+        "learning_rate": resolved.learning_rate,
+        "throughput": {"train_time_s": round(train_time, 3), "train_samples_per_s": totals[0] / train_time,
+                       "train_tokens_per_s": totals[1] / train_time, "peak_memory_mb": peak_memory_mb()},
+    })
+    if main:
+        tracker.log_metrics({**{f"best_{k}": v for k, v in best.items()}, "best_epoch": best_epoch,
+                             "train_samples_per_s": record["throughput"]["train_samples_per_s"],
+                             "train_tokens_per_s": record["throughput"]["train_tokens_per_s"],
+                             "peak_memory_mb": record["throughput"]["peak_memory_mb"]})
+
+
+def evaluate(accelerator, model, loaders, task: Task, regression: bool):
+    import torch
+
+    model.eval()
+    metrics, predictions = {}, {}
+    for suffix, loader in loaders.items():
+        all_preds, all_labels = [], []
+        with torch.no_grad():
+            for batch in loader:
+                logits = model(**batch).logits
+                preds = logits.squeeze(-1).float() if regression else logits.argmax(-1)
+                preds, labels = accelerator.gather_for_metrics((preds, batch["labels"]))
+                all_preds.append(preds.cpu())
+                all_labels.append(labels.cpu())
+        preds, labels = torch.cat(all_preds).numpy(), torch.cat(all_labels).numpy()
+        metrics.update(task.compute_metrics(preds, labels, suffix))
+        predictions[suffix] = preds
+    return metrics, predictions
+
+
+def _save_predictions(run_dir: Path, task: Task, evals: dict[str, Split], predictions) -> None:
+    for suffix, split in evals.items():
+        path = run_dir / f"predictions{'_' + suffix if suffix else ''}.jsonl"
+        with open(path, "w", encoding="utf-8") as handle:
+            for index, (example, pred) in enumerate(zip(split.examples, predictions[suffix].tolist())):
+                row = {"index": index, "label": example.label, "prediction": pred}
+                if task.label_names:
+                    row["label_name"], row["prediction_name"] = task.label_names[example.label], task.label_names[pred]
+                handle.write(json.dumps(row) + "\n")

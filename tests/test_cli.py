@@ -1,0 +1,96 @@
+"""The command line as users meet it: help texts, and one-line errors with exit code 2."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+
+def harness(*args, env=None):
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})}
+    full_env.pop("HARNESS_DATA_DIR", None)
+    return subprocess.run([sys.executable, "-m", "harness", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, env=full_env, timeout=300)
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr  # one line, no traceback
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["tasks"], ["models"], ["methods"], ["params"], ["bench", "train"]])
+def test_every_command_has_help(command):
+    result = harness(*command, "--help")
+    assert result.returncode == 0 and "usage: harness" in result.stdout
+
+
+def test_listings_name_the_registered_entries():
+    assert "glue/mnli" in harness("tasks").stdout and "imdb" in harness("tasks").stdout
+    assert "roberta-base" in harness("models").stdout
+    methods = harness("methods").stdout
+    assert "lora" in methods and "--lora-r" in methods
+
+
+def test_unknown_task(tmp_path):
+    assert_one_line_error(harness("run", "glue/sst3", "--output-dir", tmp_path),
+                          "unknown task 'glue/sst3'", "Did you mean 'glue/sst2'", "glue/mnli")
+
+
+def test_unknown_method(tmp_path):
+    assert_one_line_error(harness("run", "glue/sst2", "--method", "lorra", "--output-dir", tmp_path),
+                          "unknown method 'lorra'", "Did you mean 'lora'", "full")
+
+
+def test_unknown_model(tmp_path):
+    assert_one_line_error(harness("run", "glue/sst2", "--model", "robert-base", "--output-dir", tmp_path),
+                          "unknown model 'robert-base'", "Did you mean 'roberta-base'", "minilm-l6")
+
+
+def test_hub_model_offline_names_the_offline_alternatives(tmp_path, data_dir):
+    result = harness("run", "glue/sst2", "--model", "roberta-base", "--data-dir", data_dir, "--output-dir", tmp_path,
+                     "--max-train-samples", 8, "--tracking-uri", "none")
+    assert_one_line_error(result, "FacebookAI/roberta-base", "not in the Hugging Face cache", "minilm-l6")
+
+
+def test_missing_data_file(tmp_path):
+    (tmp_path / "glue").mkdir()
+    assert_one_line_error(harness("run", "glue/rte", "--data-dir", tmp_path, "--output-dir", tmp_path),
+                          "missing train split of glue/rte", "RTE/train.tsv")
+
+
+def test_malformed_tsv_row(tmp_path):
+    folder = tmp_path / "glue" / "SST-2"
+    folder.mkdir(parents=True)
+    (folder / "train.tsv").write_text("sentence\tlabel\ngood film\t1\nbroken\trow\textra\n")
+    assert_one_line_error(harness("run", "glue/sst2", "--data-dir", tmp_path, "--output-dir", tmp_path),
+                          "SST-2/train.tsv:3: malformed row")
+
+
+@pytest.mark.parametrize("flag,value,message", [
+    ("--max-train-samples", "0", "--max-train-samples must be a positive number"),
+    ("--max-train-samples", "-5", "--max-train-samples must be a positive number"),
+    ("--learning-rate", "-1e-4", "--learning-rate must be a positive number"),
+    ("--lora-r", "0", "--lora-r must be a positive number"),
+    ("--lora-r", "eight", "--lora-r: 'eight' is not a valid value"),
+    ("--epochs", "two", "invalid int value: 'two'"),
+])
+def test_bad_numbers(tmp_path, flag, value, message):
+    assert_one_line_error(harness("run", "glue/sst2", f"{flag}={value}", "--output-dir", tmp_path), message)
+
+
+def test_option_of_another_method(tmp_path):
+    assert_one_line_error(harness("run", "glue/sst2", "--method", "full", "--lora-r", "4", "--output-dir", tmp_path),
+                          "--lora-r applies to --method lora")
+
+
+def test_params_prints_the_paper_count():
+    result = harness("params", "--model", "roberta-base", "--method", "lora", "--json")
+    assert result.returncode == 0, result.stderr
+    assert '"trainable": 294912' in result.stdout and '"head": 592130' in result.stdout

@@ -1,0 +1,154 @@
+from collections import Counter
+
+import pytest
+
+from harness.errors import HarnessError
+from harness.tasks import TASKS, file_task, get_task, include_task_dirs
+
+from conftest import write_csv
+
+# Row counts and label counts of the GLUE files (GLUE's published sizes; SOURCES.md of the data).
+GLUE_COUNTS = {
+    ("glue/sst2", "train"): (67349, {1: 37569, 0: 29780}),
+    ("glue/sst2", "dev"): (872, {1: 444, 0: 428}),
+    ("glue/cola", "train"): (8551, {1: 6023, 0: 2528}),
+    ("glue/cola", "dev"): (1043, {1: 721, 0: 322}),
+    ("glue/mrpc", "train"): (3668, {1: 2474, 0: 1194}),
+    ("glue/mrpc", "dev"): (408, {1: 279, 0: 129}),
+    ("glue/rte", "train"): (2490, {0: 1249, 1: 1241}),
+    ("glue/rte", "dev"): (277, {0: 146, 1: 131}),
+    ("glue/qnli", "dev"): (5463, {1: 2761, 0: 2702}),
+}
+
+
+def test_all_eight_glue_tasks_are_registered():
+    include_task_dirs()
+    assert {f"glue/{t}" for t in ["mnli", "sst2", "mrpc", "cola", "qnli", "qqp", "rte", "stsb"]} <= set(TASKS)
+
+
+@pytest.mark.parametrize("name,split", list(GLUE_COUNTS))
+def test_glue_loads_from_data_dir_with_right_counts_and_labels(data_dir, name, split):
+    rows, labels = GLUE_COUNTS[(name, split)]
+    loaded = get_task(name).load(split, data_dir)
+    assert len(loaded.examples) == rows
+    assert Counter(e.label for e in loaded.examples) == labels
+    assert all(e.text for e in loaded.examples)
+
+
+def test_sentence_pair_tasks_keep_both_texts(data_dir):
+    first = get_task("glue/mrpc").load("dev", data_dir).examples[0]
+    assert first.text.startswith("He said the foodservice pie business")  # the BOM is stripped
+    assert first.text_pair.startswith('" The foodservice pie business')
+
+
+def test_stsb_is_regression_with_scores_in_range(data_dir):
+    task = get_task("glue/stsb")
+    for split, rows in [("train", 5749), ("dev", 1500)]:
+        scores = [e.label for e in task.load(split, data_dir).examples]
+        assert len(scores) == rows and min(scores) == 0.0 and max(scores) == 5.0
+        assert all(isinstance(s, float) for s in scores)
+
+
+def test_missing_split_names_the_file_and_the_fix(data_dir):
+    with pytest.raises(HarnessError, match=r"QNLI/train\.tsv.*download_glue_data\.py"):
+        get_task("glue/qnli").load("train", data_dir)
+
+
+MNLI_HEADER = ["index", "promptID", "pairID", "genre", "sentence1_binary_parse", "sentence2_binary_parse",
+               "sentence1_parse", "sentence2_parse", "sentence1", "sentence2", "label1", "gold_label"]
+
+
+def test_mnli_reads_matched_and_mismatched_dev_sets(tmp_path):
+    folder = tmp_path / "glue" / "MNLI"
+    folder.mkdir(parents=True)
+    for split, labels in [("dev_matched", ["entailment", "neutral"]), ("dev_mismatched", ["contradiction"] * 3)]:
+        lines = ["\t".join(MNLI_HEADER)]
+        for i, label in enumerate(labels):
+            lines.append("\t".join([str(i), "1", "1", "fiction", "(x)", "(y)", "(x)", "(y)",
+                                    f'premise "{i}', f"hypothesis {i}", label, label]))
+        (folder / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    task = get_task("glue/mnli")
+    matched = task.load("dev_matched", tmp_path).examples
+    mismatched = task.load("dev_mismatched", tmp_path).examples
+    assert [e.label for e in matched] == [0, 1] and [e.label for e in mismatched] == [2, 2, 2]
+    assert matched[0].text == 'premise "0'  # quotes are text, not CSV quoting
+
+
+def test_malformed_tsv_row_reports_file_and_line(tmp_path):
+    folder = tmp_path / "glue" / "RTE"
+    folder.mkdir(parents=True)
+    (folder / "dev.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n1\tonly two\n")
+    with pytest.raises(HarnessError, match=r"RTE/dev\.tsv:3: malformed row"):
+        get_task("glue/rte").load("dev", tmp_path)
+
+
+def test_unknown_label_is_an_error(tmp_path):
+    folder = tmp_path / "glue" / "RTE"
+    folder.mkdir(parents=True)
+    (folder / "dev.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tmaybe\n")
+    with pytest.raises(HarnessError, match=r"dev\.tsv:2: label 'maybe' is not one of"):
+        get_task("glue/rte").load("dev", tmp_path)
+
+
+def test_unknown_task_suggests_the_closest():
+    with pytest.raises(HarnessError, match=r"unknown task 'glue/sst'.*Did you mean 'glue/sst2'"):
+        get_task("glue/sst")
+
+
+def test_csv_task_infers_labels_from_train_file(sentiment_files):
+    train, dev = sentiment_files
+    task = file_task(train, dev)
+    examples = task.load("train")
+    assert task.label_names == ["neg", "pos"] and len(examples.examples) == 512
+    assert {e.label for e in task.load("dev").examples} == {0, 1}
+
+
+def test_csv_task_rejects_eval_labels_outside_the_train_labels(tmp_path):
+    train = write_csv(tmp_path / "t.csv", [{"text": "a", "label": "x"}, {"text": "b", "label": "y"}])
+    dev = write_csv(tmp_path / "d.csv", [{"text": "c", "label": "z"}])
+    with pytest.raises(HarnessError, match=r"d\.csv:2: label 'z'"):
+        file_task(train, dev).load("dev")
+
+
+def test_jsonl_pair_regression_task(tmp_path):
+    rows = ['{"s1": "a cat", "s2": "a dog", "score": 2.5}', '{"s1": "x", "s2": "y", "score": 0}']
+    (tmp_path / "train.jsonl").write_text("\n".join(rows) + "\n")
+    task = file_task(tmp_path / "train.jsonl", tmp_path / "train.jsonl", text_column="s1", text_pair_column="s2",
+                     label_column="score", kind="regression")
+    examples = task.load("train").examples
+    assert [(e.text, e.text_pair, e.label) for e in examples] == [("a cat", "a dog", 2.5), ("x", "y", 0.0)]
+    assert task.metrics == ["pearson", "spearman"]
+
+
+def test_missing_column_lists_the_columns(sentiment_files):
+    train, dev = sentiment_files
+    with pytest.raises(HarnessError, match=r"no column 'sentence' \(columns: text, label\)"):
+        file_task(train, dev, text_column="sentence").load("train")
+
+
+def test_yaml_task_file_is_picked_up_from_an_include_folder(tmp_path, sentiment_files):
+    train, dev = sentiment_files
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "mine.yaml").write_text(
+        f"task: my-sentiment\nfiles: {{train: {train.name}, dev: {dev.name}}}\nlabels: [neg, pos]\n")
+    (tmp_path / "tasks" / train.name).write_bytes(train.read_bytes())
+    (tmp_path / "tasks" / dev.name).write_bytes(dev.read_bytes())
+    task = get_task("my-sentiment", [tmp_path / "tasks"])
+    assert task.main_metric == "accuracy" and len(task.load("dev").examples) == 64
+
+
+def test_yaml_unknown_key_is_an_error(tmp_path):
+    (tmp_path / "bad.yaml").write_text("task: x\ndataset: a/b\ntext_colum: sentence\n")
+    with pytest.raises(HarnessError, match=r"bad\.yaml: unknown key 'text_colum'. Did you mean 'text_column'"):
+        get_task(str(tmp_path / "bad.yaml"))
+
+
+def test_imdb_is_a_builtin_hub_task():
+    task = get_task("imdb")
+    assert task.source.dataset == "stanfordnlp/imdb" and task.eval_splits == {"": "test"}
+
+
+def test_hub_task_offline_gives_a_one_line_error():
+    with pytest.raises(HarnessError, match=r"could not load hub:nyu-mll/glue/sst2\[validation\].*--data-dir") as err:
+        get_task("glue/sst2").load("dev", None)
+    assert "\n" not in str(err.value)
