@@ -69,7 +69,7 @@ def config_from_args(args: argparse.Namespace, command_options=()) -> RunConfig:
     """The RunConfig of the parsed flags; ``command_options`` are the command's own, non-run flags."""
     import yaml
 
-    given = {k: v for k, v in vars(args).items() if k not in ("command", *command_options)}
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "bench", *command_options)}
     values = {}
     config_file = given.pop("config_file", None)
     if config_file:
@@ -205,7 +205,18 @@ def build_parser() -> Parser:
     return parser
 
 
+def quiet_libraries() -> None:
+    """Silence library chatter that says nothing to a harness user (deprecations, DB migrations)."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*fan_in_fan_out.*")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
+    quiet_libraries()
     parser = build_parser()
     args = parser.parse_args(argv)
     func = args.func

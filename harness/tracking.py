@@ -61,8 +61,11 @@ class MlflowTracker:
         self._call("start the run", self._start, experiment, run_name)
 
     def _start(self, experiment: str, run_name: str) -> None:
+        import logging
+
         import mlflow
 
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # no 'creating tables' chatter per run
         mlflow.set_tracking_uri(self.uri)
         mlflow.set_experiment(experiment)
         self.run_id = mlflow.start_run(run_name=run_name).info.run_id

@@ -216,7 +216,7 @@ def _train(accelerator, config, resolved, model, tokenizer, train, evals, record
         model.train()
         epoch_loss, epoch_batches = 0.0, 0
         bar = tqdm(total=len(train_loader), desc=f"epoch {epoch}/{config.epochs}", disable=not (main and progress),
-                   unit="batch", dynamic_ncols=True, leave=True)
+                   unit="batch", dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30)
         tic = time.perf_counter()
         for batch in train_loader:
             with accelerator.accumulate(model):

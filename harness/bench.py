@@ -1,0 +1,89 @@
+"""Benchmarks. `compare_training_throughput`: samples/s of the harness's training loop against a
+minimal hand-written peft loop on the same model, data, method and batch size."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.config import RunConfig
+from harness.tracking import write_json
+
+
+def minimal_peft_loop(config: RunConfig, resolved, train_split) -> dict[str, float]:
+    """What a user writes by hand: tokenize each batch, forward, backward, AdamW step. No accelerate,
+    no logging, no evaluation. Uses only torch, transformers and peft."""
+    import torch
+    from peft import LoraConfig, TaskType, get_peft_model
+    from transformers import AutoModelForSequenceClassification, get_linear_schedule_with_warmup
+
+    from harness.models import get_model_spec, load_tokenizer, model_source
+
+    torch.manual_seed(config.seed)
+    spec = get_model_spec(config.model)
+    tokenizer = load_tokenizer(spec, config.data_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_source(spec), num_labels=resolved.task.num_labels)
+    if config.method == "lora":
+        options = resolved.method_options
+        model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=options["r"],
+                                                 lora_alpha=options["alpha"], lora_dropout=options["dropout"],
+                                                 target_modules=options["target_modules"]))
+    examples = train_split.examples
+    order = torch.randperm(len(examples)).tolist()
+    batches = [order[i:i + config.batch_size] for i in range(0, len(order), config.batch_size)]
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=resolved.learning_rate)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(0.06 * len(batches)), len(batches))
+    model.train()
+    tic = time.perf_counter()
+    for batch in batches:
+        texts = [examples[i].text for i in batch]
+        pairs = [examples[i].text_pair for i in batch] if examples[0].text_pair is not None else None
+        inputs = tokenizer(texts, pairs, padding=True, truncation=True, max_length=config.max_seq_length,
+                           return_tensors="pt")
+        labels = torch.tensor([examples[i].label for i in batch])
+        loss = model(**inputs, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+    seconds = time.perf_counter() - tic
+    return {"train_time_s": seconds, "train_samples_per_s": len(examples) / seconds}
+
+
+def compare_training_throughput(config: RunConfig, repeats: int = 1, out: str | None = None) -> dict[str, Any]:
+    import torch
+
+    from harness.train import resolve, run, subsample, versions
+
+    config = dataclasses.replace(config, epochs=1, save_weights=False)
+    resolved = resolve(config)
+    task = resolved.task
+    train = subsample(task.load(task.train_split, config.data_dir), config.max_train_samples, config.data_seed)
+    harness_runs, minimal_runs = [], []
+    for _ in range(repeats):  # alternate, so drift in machine load hits both sides alike
+        record = run(config, progress=False)
+        harness_runs.append(record["throughput"]["train_samples_per_s"])
+        minimal_runs.append(minimal_peft_loop(config, resolved, train)["train_samples_per_s"])
+    harness_speed, minimal_speed = max(harness_runs), max(minimal_runs)
+    report = {
+        "summary": {
+            "task": task.name, "model": config.model, "method": config.method, "batch_size": config.batch_size,
+            "train_examples": len(train.examples), "harness_samples_per_s": round(harness_speed, 2),
+            "minimal_peft_loop_samples_per_s": round(minimal_speed, 2),
+            "ratio_harness_over_minimal": round(harness_speed / minimal_speed, 3),
+        },
+        "all_runs": {"harness": harness_runs, "minimal_peft_loop": minimal_runs},
+        "note": "best of the repeats for each loop; one epoch each, evaluation and model loading excluded",
+        "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "platform": platform.platform(), "cuda": torch.cuda.is_available()},
+        "versions": versions(),
+        "config": config.to_dict(),
+    }
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        write_json(Path(out), report)
+    return report
