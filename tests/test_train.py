@@ -148,3 +148,23 @@ def test_two_process_data_parallel_matches_one_process(tmp_path, sentiment_files
     assert two["global_batch_size"] == one["global_batch_size"] == 16
     assert two["optimizer_steps"] == one["optimizer_steps"]
     assert two["best"]["accuracy"] >= 0.9 and abs(two["best"]["accuracy"] - one["best"]["accuracy"]) <= 0.05
+
+
+def test_gradient_accumulation_and_bf16(tmp_path, sentiment_files):
+    config = tiny_config(tmp_path, *sentiment_files, method="full", epochs=2, batch_size=8, grad_accum=2,
+                         warmup_steps=5, mixed_precision="bf16", tracking_uri="none", save_weights=False)
+    record = run(config, progress=False)
+    assert record["global_batch_size"] == 16
+    assert record["optimizer_steps"] == 2 * (512 // 8 // 2)  # one step per two batches
+    assert record["best"]["accuracy"] >= 0.9
+
+
+def test_fp16_on_cpu_is_a_clear_error(tmp_path, sentiment_files):
+    import torch
+
+    from harness.errors import HarnessError
+
+    if torch.cuda.is_available():
+        pytest.skip("fp16 is valid with a GPU")
+    with pytest.raises(HarnessError, match="fp16 needs a CUDA GPU"):
+        run(tiny_config(tmp_path, *sentiment_files, mixed_precision="fp16"), progress=False)
