@@ -30,10 +30,20 @@ def _type_of(item: dataclasses.Field):
     return str
 
 
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """One flag per RunConfig field, plus --<method>-<option> for every method's options."""
+def add_method_options(parser: argparse.ArgumentParser) -> None:
+    """--<method>-<option> for every option of every method (checked against --method later)."""
     from harness.methods import METHODS
 
+    group = parser.add_argument_group("method options (only for the chosen --method)")
+    for method_name, method in METHODS.items():
+        for key, option in method.options.items():
+            group.add_argument(f"--{method_name}-{key.replace('_', '-')}", dest=f"method:{method_name}:{key}",
+                               default=argparse.SUPPRESS, metavar="VALUE",
+                               help=f"{method_name}: {option.help}" + (f" (default: {option.default})" if option.default is not None else ""))
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per RunConfig field, plus the method options."""
     defaults = RunConfig.__dataclass_fields__
     for item in dataclasses.fields(RunConfig):
         meta = item.metadata
@@ -55,12 +65,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         if "nargs" in meta:
             kwargs["nargs"] = meta["nargs"]
         parser.add_argument(flag, type=value_type, metavar=item.name.split("_")[-1].upper(), **kwargs)
-    group = parser.add_argument_group("method options (only for the chosen --method)")
-    for method_name, method in METHODS.items():
-        for key, option in method.options.items():
-            group.add_argument(f"--{method_name}-{key.replace('_', '-')}", dest=f"method:{method_name}:{key}",
-                               default=argparse.SUPPRESS, metavar="VALUE",
-                               help=f"{method_name}: {option.help} (default: {option.default})")
+    add_method_options(parser)
     parser.add_argument("--config", dest="config_file", default=argparse.SUPPRESS,
                         help="YAML file of run options (same keys as the flags, with underscores); flags override it")
 
@@ -183,12 +188,7 @@ def build_parser() -> Parser:
     params.add_argument("--method", default=argparse.SUPPRESS, help="method (default: lora)")
     params.add_argument("--num-labels", type=int, default=2, help="outputs of the task head (default: 2)")
     params.add_argument("--json", action="store_true", help="print JSON")
-    from harness.methods import METHODS
-
-    for method_name, method in METHODS.items():
-        for key, option in method.options.items():
-            params.add_argument(f"--{method_name}-{key.replace('_', '-')}", dest=f"method:{method_name}:{key}",
-                                default=argparse.SUPPRESS, metavar="VALUE", help=f"{method_name}: {option.help}")
+    add_method_options(params)
     params.set_defaults(func=cmd_params)
 
     bench = sub.add_parser("bench", help="benchmarks", description="Benchmarks.")

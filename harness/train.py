@@ -91,22 +91,32 @@ def versions() -> dict[str, str]:
 
 
 def default_run_name(config: RunConfig) -> str:
-    task = config.task if config.task != "csv" else Path(config.train_file or "csv").stem
-    model = Path(config.model).name if "/" in config.model else config.model
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return f"{Path(task).stem if task.endswith(('.yaml', '.yml')) else task.replace('/', '-')}-{config.method}-{model}-s{config.seed}-{stamp}"
+    if config.task == "csv":
+        task = Path(config.train_file or "csv").stem
+    elif config.task.endswith((".yaml", ".yml")):
+        task = Path(config.task).stem
+    else:
+        task = config.task.replace("/", "-")
+    model = Path(config.model).name  # a hub id or a folder: its last part
+    return f"{task}-{config.method}-{model}-s{config.seed}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 def run(config: RunConfig, progress: bool = True) -> dict[str, Any]:
     """Train and evaluate one configuration; returns the metrics record written to metrics.json."""
     import torch
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
     from accelerate.utils import broadcast_object_list, set_seed
 
     resolved = resolve(config)
     task = resolved.task
     if config.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise HarnessError("--mixed-precision fp16 needs a CUDA GPU; use bf16 or no on this machine.")
+    # accelerate keeps its settings in process-wide singletons; clear them so that several runs with
+    # different precision or accumulation can share one process (the Python API, benchmarks, grids).
+    # The process group (PartialState) is kept: a distributed launch needs it for every run.
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=config.mixed_precision,
                               gradient_accumulation_steps=config.grad_accum)
     main = accelerator.is_main_process

@@ -94,3 +94,10 @@ def test_params_prints_the_paper_count():
     result = harness("params", "--model", "roberta-base", "--method", "lora", "--json")
     assert result.returncode == 0, result.stderr
     assert '"trainable": 294912' in result.stdout and '"head": 592130' in result.stdout
+
+
+def test_config_file_with_an_unknown_key(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("task: glue/sst2\nlearning_rat: 1e-4\n")
+    assert_one_line_error(harness("run", "--config", config, "--output-dir", tmp_path),
+                          "run.yaml: unknown key 'learning_rat'", "Did you mean 'learning_rate'")

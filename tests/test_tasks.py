@@ -74,18 +74,20 @@ def test_mnli_reads_matched_and_mismatched_dev_sets(tmp_path):
     assert matched[0].text == 'premise "0'  # quotes are text, not CSV quoting
 
 
-def test_malformed_tsv_row_reports_file_and_line(tmp_path):
-    folder = tmp_path / "glue" / "RTE"
+def write_rte_dev(root, *rows):
+    folder = root / "glue" / "RTE"
     folder.mkdir(parents=True)
-    (folder / "dev.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n1\tonly two\n")
+    (folder / "dev.tsv").write_text("\n".join(["index\tsentence1\tsentence2\tlabel", *rows]) + "\n")
+
+
+def test_malformed_tsv_row_reports_file_and_line(tmp_path):
+    write_rte_dev(tmp_path, "0\ta\tb\tentailment", "1\tonly two")
     with pytest.raises(HarnessError, match=r"RTE/dev\.tsv:3: malformed row"):
         get_task("glue/rte").load("dev", tmp_path)
 
 
 def test_unknown_label_is_an_error(tmp_path):
-    folder = tmp_path / "glue" / "RTE"
-    folder.mkdir(parents=True)
-    (folder / "dev.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tmaybe\n")
+    write_rte_dev(tmp_path, "0\ta\tb\tmaybe")
     with pytest.raises(HarnessError, match=r"dev\.tsv:2: label 'maybe' is not one of"):
         get_task("glue/rte").load("dev", tmp_path)
 
