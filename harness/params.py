@@ -17,7 +17,7 @@ class ParamCounts:
         return asdict(self)
 
 
-def _in_head(name: str, head_modules: list[str]) -> bool:
+def in_head(name: str, head_modules: list[str]) -> bool:
     name = name.removeprefix(PEFT_PREFIX)
     return any(name == head or name.startswith(head + ".") for head in head_modules)
 
@@ -29,7 +29,7 @@ def count_parameters(model, head_modules: list[str]) -> ParamCounts:
             continue  # peft keeps a frozen copy of each module it trains in full; count it once
         n = parameter.numel()
         total += n
-        if _in_head(name, head_modules):
+        if in_head(name, head_modules):
             head += n
         elif parameter.requires_grad:
             trainable += n

@@ -21,7 +21,7 @@ from typing import Any
 
 from harness.config import RunConfig, resolved_tracking_uri
 from harness.errors import HarnessError
-from harness.methods import get_method
+from harness.methods import get_method, save_weights
 from harness.models import get_model_spec, head_module_names, load_for_classification
 from harness.params import count_parameters
 from harness.tasks import Split, Task, file_task, get_task
@@ -249,7 +249,7 @@ def _train(accelerator, config, resolved, model, tokenizer, train, evals, record
                 step += 1
                 if step % config.log_every == 0:
                     lr = scheduler.get_last_lr()[0]
-                    bar.set_postfix(loss=f"{value:.4f}", lr=f"{lr:.2e}")
+                    bar.set_postfix(loss=f"{value:.4f}", lr=f"{lr:.2e}", refresh=False)
                     if main:
                         tracker.log_metrics({"train_loss": value, "learning_rate": lr}, step=step)
         train_time += time.perf_counter() - tic
@@ -269,9 +269,9 @@ def _train(accelerator, config, resolved, model, tokenizer, train, evals, record
                 _save_predictions(run_dir, task, evals, predictions)
         if improved and config.save_weights:
             accelerator.wait_for_everyone()
-            accelerator.unwrap_model(model).save_pretrained(
-                run_dir / "weights" if main else "unused", is_main_process=main, save_function=accelerator.save)
             if main:
+                save_weights(accelerator.unwrap_model(model), config.method, resolved.method_options,
+                             run_dir / "weights")
                 tokenizer.save_pretrained(run_dir / "weights")
 
     totals = accelerator.reduce(torch.tensor([samples, tokens], dtype=torch.float64), "sum").tolist()

@@ -65,7 +65,76 @@ def comma_list(value: str | list[str] | None) -> list[str] | None:
 
 
 def get_method(name: str) -> MethodSpec:
+    if name.startswith("peft:") or name.endswith(".json"):
+        from harness.methods.peft_any import peft_method
+
+        return peft_method(name)
     return METHODS.get(name)
 
 
-from harness.methods import full, lora  # noqa: E402,F401  (register the built-in methods)
+def train_only(model, trains, head_modules: list[str]):
+    """Freeze everything, then unfreeze the parameters whose name ``trains(name)`` accepts and the
+    task head (every method trains the head; the paper leaves it out of its counts)."""
+    from harness.params import in_head
+
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(bool(trains(name)) or in_head(name, head_modules))
+    return model
+
+
+WEIGHTS_FILE = "trainable.safetensors"
+
+
+def save_weights(model, method: str, options: dict, folder) -> None:
+    """Save what a run trained: the full model (full), the peft adapter (peft methods), or else only
+    the trainable tensors, head included, as safetensors with the method's settings beside them."""
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    if method == "full" or hasattr(model, "peft_config"):
+        model.save_pretrained(folder)
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
+    save_file(tensors, folder / WEIGHTS_FILE)
+    (folder / "method.json").write_text(json.dumps({"method": method, "options": options}, indent=2) + "\n")
+
+
+def load_weights(model, folder) -> None:
+    """Load ``save_weights``'s trainable tensors into a model that the same method has prepared."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    tensors = load_file(Path(folder) / WEIGHTS_FILE)
+    names = {n for n, _ in model.named_parameters()}
+    unknown = sorted(set(tensors) - names)
+    if unknown:
+        raise HarnessError(f"{folder}: weights for parameters this model does not have, e.g. {unknown[0]}; "
+                           f"was it prepared with the same method and options?")
+    model.load_state_dict(tensors, strict=False)
+
+
+def load_trained(base_model, method: str, options: dict, folder):
+    """``base_model`` (pretrained, untouched) with a run's saved weights: the inverse of save_weights."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    if (folder / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(base_model, folder)
+    if method == "full":
+        return type(base_model).from_pretrained(folder)
+    from harness.models import head_module_names
+
+    model = get_method(method).apply(base_model, get_method(method).resolve_options(options),
+                                     head_module_names(base_model))
+    load_weights(model, folder)
+    return model
+
+
+from harness.methods import adapters_method, bitfit, full, fttop, lora, prefix  # noqa: E402,F401  (registration)

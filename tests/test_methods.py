@@ -1,0 +1,165 @@
+"""Every method on tiny random models: the right parameters train, the counts follow the paper's
+formulas, and saved weights reload to the same predictions."""
+
+import copy
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForSequenceClassification
+
+from harness.errors import HarnessError
+from harness.methods import get_method, load_trained, save_weights
+from harness.models import head_module_names
+from harness.params import count_parameters
+
+D, LAYERS, VOCAB = 32, 3, 100
+TINY = {
+    "bert": dict(hidden_size=D, num_hidden_layers=LAYERS, num_attention_heads=2, intermediate_size=64),
+    "roberta": dict(hidden_size=D, num_hidden_layers=LAYERS, num_attention_heads=2, intermediate_size=64,
+                    pad_token_id=1),
+    "deberta-v2": dict(hidden_size=D, num_hidden_layers=LAYERS, num_attention_heads=2, intermediate_size=64,
+                       relative_attention=True, pos_att_type=["p2c", "c2p"], position_buckets=8,
+                       max_relative_positions=-1, position_biased_input=False, type_vocab_size=0),
+    "gpt2": dict(n_embd=D, n_layer=LAYERS, n_head=2, pad_token_id=0),
+    "llama": dict(hidden_size=D, num_hidden_layers=LAYERS, num_attention_heads=2, num_key_value_heads=2,
+                  intermediate_size=64, pad_token_id=0),
+}
+METHODS = [("full", {}), ("bitfit", {}), ("fttop2", {}), ("lora", {}), ("adapter_h", {"r": 4}),
+           ("adapter_l", {"r": 4}), ("adapter_p", {"r": 4}), ("adapter_d", {"r": 4, "skip_lowest": 1}),
+           ("prefix_embed", {"tokens": 3}), ("prefix_layer", {"tokens": 3}), ("peft:IA3", {}), ("peft:DORA", {"r": 4})]
+
+
+def tiny_model(model_type="bert", seed=0):
+    torch.manual_seed(seed)
+    config = AutoConfig.for_model(model_type, vocab_size=VOCAB, num_labels=2, **TINY[model_type])
+    return AutoModelForSequenceClassification.from_config(config).eval()
+
+
+def prepared(method, options, model_type="bert", seed=0):
+    model = tiny_model(model_type, seed)
+    spec = get_method(method)
+    return spec.apply(model, spec.resolve_options(options), head_module_names(model))
+
+
+def batch(seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(3, VOCAB, (8, 12), generator=generator)
+    mask = torch.ones_like(ids)
+    mask[:4, 9:] = 0  # some padding
+    return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([0, 1] * 4)}
+
+
+@pytest.mark.parametrize("method,options", METHODS, ids=[m for m, _ in METHODS])
+def test_only_the_intended_parameters_change_and_loss_decreases(method, options):
+    model = prepared(method, options).train()
+    for module in model.modules():  # dropout off: the loss must reflect the updates alone
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    data = batch()
+    losses = []
+    for _ in range(10):
+        loss = model(**data).loss
+        losses.append(loss.item())
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert losses[-1] < losses[0]
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert changed and changed <= trainable  # frozen weights are bit-identical
+    non_head = {n for n in changed if not any(h in n for h in ("classifier", "pooler", "score"))}
+    assert non_head, "the method's own parameters must train, not only the head"
+
+
+def test_which_parameters_each_method_trains():
+    def trained(method, options=None):
+        model = prepared(method, options or {})
+        return {n for n, p in model.named_parameters() if p.requires_grad and "classifier" not in n
+                and "pooler" not in n}
+
+    assert trained("bitfit") and all(n.endswith(".bias") for n in trained("bitfit"))
+    assert trained("fttop2") and all(n.startswith(("bert.encoder.layer.1.", "bert.encoder.layer.2."))
+                                     for n in trained("fttop2"))
+    assert {n.split(".")[-2] for n in trained("adapter_h", {"r": 4})} == {"down", "up"}
+    assert {n.split(".")[-2] for n in trained("adapter_l", {"r": 4})} == {"down", "up", "norm"}
+    assert trained("prefix_layer") == {"prefix_tuning.layers"}
+    assert trained("prefix_embed") == {"prefix_tuning.embed"}
+
+
+def adapter_formula(layers_with_adapters, d, r, layer_norms=0):
+    return layers_with_adapters * (2 * d * r + r + d) + 2 * layer_norms * d
+
+
+@pytest.mark.parametrize("model_type", list(TINY))
+def test_adapter_counts_follow_the_paper_formula_on_every_architecture(model_type):
+    cases = {
+        "adapter_h": ({"r": 4}, adapter_formula(2 * LAYERS, D, 4)),
+        "adapter_p": ({"r": 5}, adapter_formula(LAYERS, D, 5)),
+        "adapter_l": ({"r": 6}, adapter_formula(LAYERS, D, 6, layer_norms=LAYERS)),
+        "adapter_d": ({"r": 4, "skip_lowest": 2}, adapter_formula(LAYERS - 2, D, 4)),
+    }
+    for method, (options, expected) in cases.items():
+        model = prepared(method, options, model_type)
+        assert count_parameters(model, head_module_names(tiny_model(model_type))).trainable == expected, method
+        with torch.no_grad():
+            assert model(**batch()).logits.shape == (8, 2)
+
+
+def test_adapters_start_as_the_identity():
+    base, adapted = tiny_model(), prepared("adapter_h", {"r": 4})
+    data = {k: v for k, v in batch().items() if k != "labels"}
+    with torch.no_grad():
+        assert torch.equal(base(**data).logits, adapted(**data).logits)
+
+
+def test_prefix_counts_follow_the_paper_formula():
+    heads = head_module_names(tiny_model())
+    assert count_parameters(prepared("prefix_embed", {"tokens": 7}), heads).trainable == D * 7
+    assert count_parameters(prepared("prefix_layer", {"tokens": 7}), heads).trainable == LAYERS * D * 7
+
+
+@pytest.mark.parametrize("method,options", METHODS, ids=[m for m, _ in METHODS])
+def test_saved_weights_reload_to_identical_predictions(tmp_path, method, options):
+    model = prepared(method, options).train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(3):
+        model(**batch()).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    data = {k: v for k, v in batch(seed=5).items() if k != "labels"}
+    with torch.no_grad():
+        expected = model(**data).logits
+    save_weights(model, method, get_method(method).resolve_options(options), tmp_path)
+    reloaded = load_trained(tiny_model(seed=0), method, options, tmp_path).eval()
+    with torch.no_grad():
+        assert torch.equal(reloaded(**data).logits, expected)
+
+
+def test_merged_lora_gives_the_same_logits():
+    model = prepared("lora", {"r": 4}).train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(3):
+        model(**batch()).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    data = {k: v for k, v in batch(seed=7).items() if k != "labels"}
+    with torch.no_grad():
+        unmerged = model(**data).logits
+        merged_model = copy.deepcopy(model).merge_and_unload()
+        merged = merged_model(**data).logits
+    assert not any("lora" in n for n, _ in merged_model.named_parameters())
+    assert (merged - unmerged).abs().max().item() <= 1e-4
+
+
+def test_unknown_peft_method_lists_peft_types():
+    with pytest.raises(HarnessError, match=r"unknown peft method 'IA4'. Did you mean 'IA3'"):
+        get_method("peft:IA4")
+
+
+def test_adapter_drop_cannot_drop_every_block():
+    with pytest.raises(HarnessError, match="leaves no adapters"):
+        prepared("adapter_d", {"skip_lowest": LAYERS})
