@@ -87,3 +87,84 @@ def compare_training_throughput(config: RunConfig, repeats: int = 1, out: str | 
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         write_json(Path(out), report)
     return report
+
+
+def _random_model(model_name: str):
+    """A preset's architecture with random weights (latency does not depend on the values)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    from harness.models import build_config, get_model_spec
+
+    spec = get_model_spec(model_name)
+    config = build_config(spec)
+    torch.manual_seed(0)
+    if config.model_type in ("gpt2", "llama"):
+        return AutoModelForCausalLM.from_config(config)
+    return AutoModelForSequenceClassification.from_config(config)
+
+
+def latency_variants(model_name: str, lora_r: int, adapter_r: int):
+    """(name, model) pairs: the base model, LoRA merged and unmerged, AdapterL and AdapterH."""
+    from harness.methods import get_method
+    from harness.methods.lora import merge_fused_qv
+    from harness.models import head_module_names
+
+    def prepared(method, options):
+        model = _random_model(model_name)
+        spec = get_method(method)
+        return spec.apply(model, spec.resolve_options(options), head_module_names(model))
+
+    from harness.models import build_config, get_model_spec
+
+    is_gpt2 = build_config(get_model_spec(model_name)).model_type == "gpt2"
+    lora_options = {"r": lora_r, "fused_qv": is_gpt2}
+    yield "base", _random_model(model_name)
+    unmerged = prepared("lora", lora_options)
+    yield "lora (unmerged)", unmerged
+    if is_gpt2:
+        merge_fused_qv(unmerged)
+        yield "lora (merged)", unmerged
+    else:
+        yield "lora (merged)", unmerged.merge_and_unload()
+    yield "adapter_l", prepared("adapter_l", {"r": adapter_r})
+    yield "adapter_h", prepared("adapter_h", {"r": adapter_r})
+
+
+def measure_latency(model_name: str, batch_size: int, seq_len: int, trials: int, warmup: int = 3,
+                    lora_r: int = 4, adapter_r: int = 8, out: str | None = None) -> dict[str, Any]:
+    """Forward-pass latency (ms, mean and std over ``trials``) of each variant on the same input,
+    and each one's overhead over the base model: the paper's Table 1 measurement."""
+    import statistics
+
+    import torch
+
+    from harness.models import head_module_names
+    from harness.params import count_parameters
+    from harness.train import versions
+
+    results = []
+    for name, model in latency_variants(model_name, lora_r, adapter_r):
+        model.eval()
+        vocab = model.config.vocab_size
+        ids = torch.randint(0, vocab, (batch_size, seq_len), generator=torch.Generator().manual_seed(0))
+        times = []
+        with torch.inference_mode():
+            for i in range(warmup + trials):
+                tic = time.perf_counter()
+                model(input_ids=ids)
+                if i >= warmup:
+                    times.append((time.perf_counter() - tic) * 1000)
+        total = sum(p.numel() for n, p in model.named_parameters() if ".original_module." not in n)
+        results.append({"variant": name, "mean_ms": statistics.mean(times), "std_ms": statistics.stdev(times),
+                        "params_total": total, "added_params": total - (results[0]["params_total"] if results else total)})
+    base = results[0]["mean_ms"]
+    for row in results:
+        row["overhead_pct"] = 100 * (row["mean_ms"] - base) / base
+    report = {"model": model_name, "batch_size": batch_size, "seq_len": seq_len, "trials": trials,
+              "lora_r": lora_r, "adapter_r": adapter_r, "threads": torch.get_num_threads(),
+              "results": results, "versions": versions()}
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        write_json(Path(out), report)
+    return report

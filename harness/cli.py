@@ -144,9 +144,17 @@ def cmd_methods(args) -> int:
 
 
 def cmd_params(args) -> int:
-    from harness.params import count_without_weights
+    from harness.params import PAPER_TABLE_COLUMNS, count_without_weights, paper_param_table
+    from harness.report import render
 
-    config = config_from_args(args, ("num_labels", "json"))
+    if getattr(args, "model", None) is None and getattr(args, "method", None) is None:
+        text = render(paper_param_table(), PAPER_TABLE_COLUMNS, args.format)
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(text, encoding="utf-8")
+        print(text, end="")
+        return 0
+    config = config_from_args(args, ("num_labels", "json", "format", "out"))
     counts = count_without_weights(config.model, config.method, config.method_options, args.num_labels)
     if args.json:
         print(json.dumps({"model": config.model, "method": config.method, **counts.as_dict()}))
@@ -161,6 +169,21 @@ def cmd_bench_train(args) -> int:
 
     report = compare_training_throughput(config_from_args(args, ("repeats", "out")), repeats=args.repeats, out=args.out)
     print(json.dumps(report["summary"], indent=2))
+    return 0
+
+
+def cmd_bench_latency(args) -> int:
+    from harness.bench import measure_latency
+    from harness.report import render
+
+    out = args.out or f"results/bench/latency_{args.model}_b{args.batch_size}_s{args.seq_len}.json"
+    report = measure_latency(args.model, args.batch_size, args.seq_len, args.trials, args.warmup,
+                             args.lora_r, args.adapter_r, out)
+    rows = [{"variant": r["variant"], "latency (ms)": f"{r['mean_ms']:.1f} ± {r['std_ms']:.1f}",
+             "overhead": f"{r['overhead_pct']:+.1f}%", "added params": f"{r['added_params']:,}"}
+            for r in report["results"]]
+    print(f"{args.model}, batch {args.batch_size}, sequence {args.seq_len}, {args.trials} trials ({out})")
+    print(render(rows, ["variant", "latency (ms)", "overhead", "added params"]), end="")
     return 0
 
 
@@ -182,8 +205,13 @@ def build_parser() -> Parser:
                    description="List fine-tuning methods and their options.").set_defaults(func=cmd_methods)
 
     params = sub.add_parser("params", help="count trainable parameters without downloading weights",
-                            description="Count a model+method's trainable parameters on the meta device "
-                                        "(paper convention: the task head is excluded and shown apart).")
+                            description="Without --model/--method: every parameter-count cell of the paper's "
+                                        "Tables 2, 3, 13 and 14, exact and as printed. With them: one model+method. "
+                                        "Models are built from their configs on the meta device (no download); "
+                                        "the task head is excluded and shown apart, as in the paper.")
+    params.add_argument("--format", choices=("text", "markdown", "latex", "csv"), default="text",
+                        help="table format (default: text)")
+    params.add_argument("--out", help="also write the table to this file")
     params.add_argument("--model", default=argparse.SUPPRESS, help="model preset, hub id or folder (default: minilm-l6)")
     params.add_argument("--method", default=argparse.SUPPRESS, help="method (default: lora)")
     params.add_argument("--num-labels", type=int, default=2, help="outputs of the task head (default: 2)")
@@ -202,6 +230,19 @@ def build_parser() -> Parser:
     bench_train.add_argument("--repeats", type=int, default=1, help="alternate the two loops this many times")
     bench_train.add_argument("--out", default="results/bench/train_throughput.json", help="JSON report path")
     bench_train.set_defaults(func=cmd_bench_train)
+    latency = bench_sub.add_parser(
+        "latency", help="inference latency: base vs merged/unmerged LoRA vs adapters (the paper's Table 1)",
+        description="Time one forward pass of a model with random weights: no adapter, LoRA unmerged and merged, "
+                    "AdapterL, AdapterH. Mean and std over trials, overhead against the base model.")
+    latency.add_argument("--model", default="gpt2-medium", help="model preset (default: gpt2-medium)")
+    latency.add_argument("--batch-size", type=int, default=1, help="batch size (default: 1)")
+    latency.add_argument("--seq-len", type=int, default=128, help="sequence length (default: 128)")
+    latency.add_argument("--trials", type=int, default=20, help="timed forward passes (default: 20; the paper: 100)")
+    latency.add_argument("--warmup", type=int, default=3, help="untimed passes first (default: 3)")
+    latency.add_argument("--lora-r", type=int, default=4, help="LoRA rank (default: 4, the paper's GPT-2 setting)")
+    latency.add_argument("--adapter-r", type=int, default=8, help="adapter bottleneck (default: 8)")
+    latency.add_argument("--out", help="JSON report (default: results/bench/latency_<model>_b<B>_s<S>.json)")
+    latency.set_defaults(func=cmd_bench_latency)
     return parser
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from harness.config import RunConfig, resolved_tracking_uri
 from harness.errors import HarnessError
 from harness.methods import get_method, save_weights
-from harness.models import get_model_spec, head_module_names, load_for_classification
+from harness.models import check_quantization, get_model_spec, head_module_names, load_for_classification
 from harness.params import count_parameters
 from harness.tasks import Split, Task, file_task, get_task
 from harness.tracking import MlflowTracker, make_run_dir, write_json
@@ -110,6 +110,7 @@ def run(config: RunConfig, progress: bool = True) -> dict[str, Any]:
 
     resolved = resolve(config)
     task = resolved.task
+    check_quantization(config.quantize, config.method)
     if config.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise HarnessError("--mixed-precision fp16 needs a CUDA GPU; use bf16 or no on this machine.")
     # accelerate keeps its settings in process-wide singletons; clear them so that several runs with
@@ -137,7 +138,7 @@ def run(config: RunConfig, progress: bool = True) -> dict[str, Any]:
     set_seed(config.seed)
     spec = get_model_spec(config.model)
     problem = "regression" if task.kind == "regression" else "single_label_classification"
-    model, tokenizer = load_for_classification(spec, task.num_labels, problem, config.data_dir)
+    model, tokenizer = load_for_classification(spec, task.num_labels, problem, config.data_dir, config.quantize)
     heads = head_module_names(model)
     model = get_method(config.method).apply(model, resolved.method_options, heads)
     counts = count_parameters(model, heads)

@@ -163,3 +163,78 @@ def test_unknown_peft_method_lists_peft_types():
 def test_adapter_drop_cannot_drop_every_block():
     with pytest.raises(HarnessError, match="leaves no adapters"):
         prepared("adapter_d", {"skip_lowest": LAYERS})
+
+
+def test_quantization_configs_are_qlora_settings():
+    from harness.models import quantization_config
+
+    four = quantization_config("4bit")
+    assert four.load_in_4bit and four.bnb_4bit_quant_type == "nf4" and four.bnb_4bit_use_double_quant
+    assert four.bnb_4bit_compute_dtype == torch.bfloat16
+    assert quantization_config("8bit").load_in_8bit and quantization_config(None) is None
+
+
+def test_quantize_is_refused_where_it_cannot_run():
+    from harness.models import check_quantization
+
+    with pytest.raises(HarnessError, match="method 'full' would train backbone weights"):
+        check_quantization("4bit", "full")
+    if not torch.cuda.is_available():
+        with pytest.raises(HarnessError, match="--quantize 8bit needs a CUDA GPU"):
+            check_quantization("8bit", "lora")
+    check_quantization(None, "full")  # no quantization: nothing to check
+
+
+def test_gpt2_paper_placement_adapts_only_q_and_v_of_the_fused_projection():
+    from harness.methods.lora import merge_fused_qv
+
+    model = prepared("lora", {"r": 4, "fused_qv": True}, "gpt2").train()
+    heads = head_module_names(tiny_model("gpt2"))
+    assert count_parameters(model, heads).trainable == LAYERS * 2 * 2 * D * 4  # layers x (q,v) x (A,B) x d x r
+    # peft's placement (one A, and one B of 3d outputs, on the whole fused matrix): same count, other update.
+    peft_count = count_parameters(prepared("lora", {"r": 4}, "gpt2"), heads).trainable
+    assert peft_count == LAYERS * (D * 4 + 4 * 3 * D)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(3):
+        model(**batch()).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    before = [block.attn.c_attn.base.weight.detach().clone() for block in model.transformer.h]
+    data = {k: v for k, v in batch(seed=3).items() if k != "labels"}
+    with torch.no_grad():
+        unmerged = model(**data).logits
+        merge_fused_qv(model)
+        merged = model(**data).logits
+    assert (merged - unmerged).abs().max().item() <= 1e-4
+    for block, weight in zip(model.transformer.h, before):
+        delta = block.attn.c_attn.base.weight - weight
+        assert torch.equal(delta[:, D:2 * D], torch.zeros_like(delta[:, D:2 * D]))  # k untouched
+        assert delta[:, :D].abs().sum() > 0 and delta[:, 2 * D:].abs().sum() > 0
+
+
+def test_fused_qv_is_refused_outside_gpt2():
+    with pytest.raises(HarnessError, match="fused c_attn"):
+        prepared("lora", {"fused_qv": True}, "bert")
+
+
+def test_peft_method_from_an_adapter_config_file(tmp_path):
+    path = tmp_path / "adapter_config.json"
+    path.write_text('{"peft_type": "LORA", "r": 2, "lora_alpha": 4, "target_modules": ["query", "key"], '
+                    '"task_type": "SEQ_CLS", "base_model_name_or_path": "somewhere"}')
+    model = prepared(str(path), {})
+    config = model.peft_config["default"]
+    assert (config.r, config.lora_alpha, sorted(config.target_modules)) == (2, 4, ["key", "query"])
+    assert count_parameters(model, head_module_names(tiny_model())).trainable == LAYERS * 2 * 2 * D * 2
+
+
+def test_peft_method_runs_end_to_end_through_the_training_loop(tmp_path, sentiment_files):
+    from harness.config import RunConfig
+    from harness.train import run
+
+    train, dev = sentiment_files
+    record = run(RunConfig(task="csv", train_file=str(train), eval_file=str(dev), model="tiny-bert",
+                           method="peft:IA3", epochs=1, tracking_uri="none", output_dir=str(tmp_path)),
+                 progress=False)
+    assert record["status"] == "finished" and 0 < record["params"]["trainable"] < 1000
+    assert (tmp_path / "runs" / record["run_name"] / "weights" / "adapter_config.json").is_file()

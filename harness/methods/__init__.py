@@ -72,6 +72,14 @@ def get_method(name: str) -> MethodSpec:
     return METHODS.get(name)
 
 
+def peft_task_type(model):
+    """peft's task type for a transformers model: causal LM or sequence classification."""
+    from peft import TaskType
+
+    name = type(model).__name__
+    return TaskType.CAUSAL_LM if name.endswith(("ForCausalLM", "LMHeadModel")) else TaskType.SEQ_CLS
+
+
 def train_only(model, trains, head_modules: list[str]):
     """Freeze everything, then unfreeze the parameters whose name ``trains(name)`` accepts and the
     task head (every method trains the head; the paper leaves it out of its counts)."""

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from harness.errors import HarnessError, unknown_choice
-from harness.methods import MethodSpec
+from harness.methods import MethodSpec, peft_task_type
 
 # Names accepted after 'peft:' besides peft's PeftType values: DoRA is LoRA with use_dora.
 ALIASES = {"DORA": ("LORA", {"use_dora": True})}
@@ -39,13 +39,13 @@ def peft_method(name: str) -> MethodSpec:
             raise unknown_choice("peft method", name.removeprefix("peft:"), [*_peft_types(), *ALIASES])
 
     def apply(model, options, head_modules):
-        from peft import PEFT_TYPE_TO_CONFIG_MAPPING, TaskType, get_peft_model
+        from peft import PEFT_TYPE_TO_CONFIG_MAPPING, get_peft_model
 
         config_class = PEFT_TYPE_TO_CONFIG_MAPPING[peft_type]
         settings = {k: v for k, v in {**fixed, **options}.items()
                     if k not in ("task_type", "base_model_name_or_path", "revision", "modules_to_save")}
         try:
-            config = config_class(task_type=TaskType.SEQ_CLS, modules_to_save=head_modules, **settings)
+            config = config_class(task_type=peft_task_type(model), modules_to_save=head_modules or None, **settings)
         except TypeError as err:
             raise HarnessError(f"peft {peft_type}: {err}") from None
         return get_peft_model(model, config)

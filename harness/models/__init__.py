@@ -158,8 +158,43 @@ def load_tokenizer(spec: ModelSpec, data_dir=None):
     return AutoTokenizer.from_pretrained(model_source(spec))
 
 
-def load_for_classification(spec: ModelSpec, num_labels: int, problem_type: str, data_dir=None):
-    """(model, tokenizer) with a fresh classification/regression head of ``num_labels`` outputs."""
+def quantization_config(quantize: str | None):
+    """The bitsandbytes settings of QLoRA (Dettmers et al. 2023): NF4 with double quantization and
+    bf16 compute for 4bit; LLM.int8() for 8bit. None when not quantizing."""
+    if quantize is None:
+        return None
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if quantize == "4bit":
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                  bnb_4bit_compute_dtype=torch.bfloat16)
+    if quantize == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    raise HarnessError(f"--quantize must be 8bit or 4bit, got {quantize!r}.")
+
+
+def check_quantization(quantize: str | None, method: str) -> None:
+    """Fail before loading anything when quantized training cannot run here."""
+    if quantize is None:
+        return
+    import importlib.util
+
+    import torch
+
+    if method in ("full", "bitfit", "fttop2"):
+        raise HarnessError(f"--quantize {quantize} freezes the backbone in low precision; method '{method}' would "
+                           f"train backbone weights. Use lora or a peft: method.")
+    if not torch.cuda.is_available():
+        raise HarnessError(f"--quantize {quantize} needs a CUDA GPU (bitsandbytes' k-bit training does not run on "
+                           f"this CPU); drop --quantize here.")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise HarnessError(f"--quantize {quantize} needs bitsandbytes: pip install bitsandbytes.")
+
+
+def load_for_classification(spec: ModelSpec, num_labels: int, problem_type: str, data_dir=None, quantize=None):
+    """(model, tokenizer) with a fresh classification/regression head of ``num_labels`` outputs;
+    the backbone in 8 or 4 bits when ``quantize`` is set (checked by check_quantization first)."""
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
@@ -172,9 +207,14 @@ def load_for_classification(spec: ModelSpec, num_labels: int, problem_type: str,
     else:
         check_available(spec)
         try:
-            model = AutoModelForSequenceClassification.from_pretrained(model_source(spec), **head)
+            model = AutoModelForSequenceClassification.from_pretrained(
+                model_source(spec), quantization_config=quantization_config(quantize), **head)
         except OSError as err:
             raise HarnessError(f"cannot load model '{spec.name}': {str(err).splitlines()[0]}") from None
+        if quantize:
+            from peft import prepare_model_for_kbit_training
+
+            model = prepare_model_for_kbit_training(model)
     if tokenizer.pad_token is None:  # decoder-only models (GPT-2, Llama) pad with end-of-text
         tokenizer.pad_token = tokenizer.eos_token
     model.config.pad_token_id = tokenizer.pad_token_id
@@ -185,9 +225,11 @@ def head_module_names(model) -> list[str]:
     """Modules that form the task head: everything outside the pretrained backbone, plus the
     backbone's pooler where the head uses it (BERT). The paper excludes the head from its counts."""
     prefix = model.base_model_prefix
-    names = [name for name, module in model.named_children()
-             if name != prefix and any(True for _ in module.parameters())]
     backbone = getattr(model, prefix, None)
+    # A language-model head tied to the input embeddings (GPT-2) is part of the backbone.
+    shared = {id(p) for p in backbone.parameters()} if backbone is not None else set()
+    names = [name for name, module in model.named_children()
+             if name != prefix and any(id(p) not in shared for p in module.parameters())]
     if backbone is not None and getattr(backbone, "pooler", None) is not None:
         names.append(f"{prefix}.pooler")
     return names
