@@ -59,6 +59,11 @@ def compare_training_throughput(config: RunConfig, repeats: int = 1, out: str | 
 
     from harness.train import resolve, run, subsample, versions
 
+    from harness.errors import HarnessError
+
+    if config.method not in ("lora", "full"):
+        raise HarnessError(f"bench train compares against a hand-written loop for lora and full only, not "
+                           f"'{config.method}'.")
     config = dataclasses.replace(config, epochs=1, save_weights=False)
     resolved = resolve(config)
     task = resolved.task

@@ -187,6 +187,60 @@ def cmd_bench_latency(args) -> int:
     return 0
 
 
+def _set_overrides(pairs) -> dict:
+    import yaml
+
+    values = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise HarnessError(f"--set {pair}: expected KEY=VALUE, e.g. --set epochs=1.")
+        key, value = pair.split("=", 1)
+        values[key] = yaml.safe_load(value)
+    return values
+
+
+def cmd_grid(args) -> int:
+    from harness.experiments import load_experiment
+    from harness.grid import run_grid, run_dir_of, status_of
+    from harness.report import render
+
+    experiment = load_experiment(args.file, args.variant, _set_overrides(args.set))
+    if args.dry_run:
+        from harness.params import count_without_weights
+        from harness.tasks import get_task
+
+        from harness.train import resolve
+
+        counts, rows = {}, []
+        processes = int(experiment.launch.get("num_processes", 1))
+        for cell in experiment.cells:
+            config = cell.config
+            task = get_task(config.task, config.include_tasks or ()) if config.task != "csv" else None
+            labels = task.num_labels if task and task.num_labels else 2
+            key = (config.model, config.method, json.dumps(config.method_options, sort_keys=True), labels)
+            if key not in counts:
+                counts[key] = count_without_weights(config.model, config.method, config.method_options, labels)
+
+            rows.append({"cell": cell.id, **{k: str(v) for k, v in cell.labels.items()},
+                         "model": config.model, "method": config.method,
+                         "lr": f"{resolve(config).learning_rate:g}", "epochs": config.epochs,
+                         "global batch": config.batch_size * processes * config.grad_accum,
+                         "max len": config.max_seq_length, "trainable": f"{counts[key].trainable:,}",
+                         "status": status_of(run_dir_of(experiment, cell, args.output_dir))})
+        columns = ["cell", *experiment.cells[0].labels, "model", "method", "lr", "epochs", "global batch",
+                   "max len", "trainable", "status"]
+        print(f"{experiment.name}: {len(experiment.cells)} cells ({experiment.path})")
+        print(render(rows, list(dict.fromkeys(columns)), args.format), end="")
+        return 0
+    slurm = {"partition": args.partition, "gpus": args.gpus, "time": args.time, "cpus": args.cpus}
+    results = run_grid(experiment, args.output_dir, args.jobs, args.launcher,
+                       {k: v for k, v in slurm.items() if v is not None})
+    failed = [cell for cell, status in results.items() if status != "finished"]
+    print(f"{experiment.name}: {len(results) - len(failed)} of {len(results)} cells finished"
+          + (f"; not finished: {', '.join(f'{c} ({results[c]})' for c in failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="harness", description="Reproduce the LoRA paper and benchmark PEFT methods.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
@@ -218,6 +272,29 @@ def build_parser() -> Parser:
     params.add_argument("--json", action="store_true", help="print JSON")
     add_method_options(params)
     params.set_defaults(func=cmd_params)
+
+    grid = sub.add_parser("grid", help="run an experiment file's grid of cells (resumable)",
+                          description="Run every cell of an experiment file that has not finished yet. Cells that "
+                                      "finished are skipped, failed or interrupted ones run again (their old folder "
+                                      "kept as .attempt-N), and a claim file keeps two workers off one cell.")
+    grid.add_argument("file", help="experiment YAML file (see experiments/)")
+    grid.add_argument("--dry-run", action="store_true", help="list the cells with their settings, "
+                      "trainable parameters and status; run nothing")
+    grid.add_argument("--variant", help="a named variant of the file (e.g. 'scripts' for the authors' scripts)")
+    grid.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="override run options in every cell, "
+                      "e.g. --set epochs=1 max_train_samples=500")
+    grid.add_argument("--jobs", type=int, default=1, help="cells at once, each on its own GPU or share of "
+                      "the CPU cores (default: 1)")
+    grid.add_argument("--launcher", choices=("local", "slurm", "submitit-local"), default="local",
+                      help="local subprocesses (default), Slurm jobs through submitit, or submitit's local executor")
+    grid.add_argument("--output-dir", default="results", help="results folder (default: results)")
+    grid.add_argument("--format", choices=("text", "markdown", "latex", "csv"), default="text",
+                      help="--dry-run table format")
+    grid.add_argument("--partition", help="Slurm partition")
+    grid.add_argument("--gpus", type=int, help="Slurm GPUs per job (default: the file's num_processes)")
+    grid.add_argument("--cpus", type=int, help="Slurm CPUs per job (default: 4)")
+    grid.add_argument("--time", type=int, help="Slurm time limit per job in minutes (default: 240)")
+    grid.set_defaults(func=cmd_grid)
 
     bench = sub.add_parser("bench", help="benchmarks", description="Benchmarks.")
     bench_sub = bench.add_subparsers(dest="bench", metavar="BENCH", parser_class=Parser)

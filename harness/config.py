@@ -37,6 +37,8 @@ class RunConfig:
     max_train_samples: int | None = _f(None, "use a random subset of this many training examples (fixed by --data-seed)", positive=True)
     max_eval_samples: int | None = _f(None, "use a random subset of this many evaluation examples", positive=True)
     data_seed: int = _f(0, "seed of the --max-*-samples subsets (kept apart from --seed so seeds share data)")
+    init_from: str | None = _f(None, "start from the method weights of a finished run (its folder or weights/); "
+                                     "its task head is not taken (the paper's MRPC/RTE/STS-B from MNLI)")
     max_seq_length: int = _f(128, "truncate inputs to this many tokens (batches are padded dynamically)", positive=True)
     # Optimisation
     seed: int = _f(42, "random seed for initialisation, dropout and data order")

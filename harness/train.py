@@ -21,7 +21,7 @@ from typing import Any
 
 from harness.config import RunConfig, resolved_tracking_uri
 from harness.errors import HarnessError
-from harness.methods import get_method, save_weights
+from harness.methods import get_method, init_from_run, save_weights
 from harness.models import check_quantization, get_model_spec, head_module_names, load_for_classification
 from harness.params import count_parameters
 from harness.tasks import Split, Task, file_task, get_task
@@ -141,6 +141,8 @@ def run(config: RunConfig, progress: bool = True) -> dict[str, Any]:
     model, tokenizer = load_for_classification(spec, task.num_labels, problem, config.data_dir, config.quantize)
     heads = head_module_names(model)
     model = get_method(config.method).apply(model, resolved.method_options, heads)
+    if config.init_from:
+        init_from_run(model, config.init_from, heads)
     counts = count_parameters(model, heads)
 
     record: dict[str, Any] = {

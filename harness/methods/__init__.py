@@ -126,6 +126,38 @@ def load_weights(model, folder) -> None:
     model.load_state_dict(tensors, strict=False)
 
 
+def init_from_run(model, folder, head_modules: list[str]) -> int:
+    """Copy a finished run's method weights into ``model`` (prepared by the same method), leaving
+    the task head as initialised: the head of another task may not even have the same shape.
+    Returns how many tensors were loaded."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from harness.params import in_head
+
+    folder = Path(folder)
+    if (folder / "weights").is_dir():
+        folder = folder / "weights"
+    files = [folder / "adapter_model.safetensors", folder / WEIGHTS_FILE]
+    found = next((f for f in files if f.is_file()), None)
+    if found is None:
+        raise HarnessError(f"--init-from {folder}: no adapter_model.safetensors or {WEIGHTS_FILE} there; point it at "
+                           f"a finished run of a peft or adapter method.")
+    tensors = {n: t for n, t in load_file(found).items() if not in_head(n, head_modules)
+               and "modules_to_save" not in n}
+    if found.name == "adapter_model.safetensors":
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, tensors)
+    else:
+        missing = sorted(set(tensors) - {n for n, _ in model.named_parameters()})
+        if missing:
+            raise HarnessError(f"--init-from {folder}: the run used another method or settings ({missing[0]}).")
+        model.load_state_dict(tensors, strict=False)
+    return len(tensors)
+
+
 def load_trained(base_model, method: str, options: dict, folder):
     """``base_model`` (pretrained, untouched) with a run's saved weights: the inverse of save_weights."""
     from pathlib import Path

@@ -1,0 +1,260 @@
+"""Running an experiment's cells: skip the finished, rerun the failed, never run one twice.
+
+A cell runs as `harness run --config <cell.yaml>` in a subprocess (through `accelerate launch`
+when the file asks for several processes), so a crash or a NaN in one cell cannot take down the
+others. Its run folder is `<output_dir>/runs/<experiment>-<cell id>/`; `metrics.json` there says
+whether it finished. A claim file, created atomically, keeps two workers off the same cell.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import HarnessError
+from harness.experiments import Cell, Experiment
+from harness.tracking import write_json
+
+LAUNCHERS = ("local", "slurm", "submitit-local")
+
+
+def run_dir_of(experiment: Experiment, cell: Cell, output_dir: str) -> Path:
+    return Path(output_dir) / "runs" / f"{experiment.name}-{cell.id}"
+
+
+def status_of(run_dir: Path) -> str:
+    """'finished', 'failed', 'running' (or killed mid-run) or 'pending'."""
+    metrics = run_dir / "metrics.json"
+    if metrics.is_file():
+        try:
+            return json.loads(metrics.read_text())["status"]
+        except (json.JSONDecodeError, KeyError):
+            return "failed"
+    return "running" if run_dir.exists() else "pending"
+
+
+def cell_file(experiment: Experiment, cell: Cell, output_dir: str) -> Path:
+    """The cell's full run config as a `harness run --config` file."""
+    folder = Path(output_dir) / "grids" / experiment.name
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{cell.id}.yaml"
+    values = cell.config.to_dict()
+    values.update(output_dir=str(output_dir), run_name=f"{experiment.name}-{cell.id}")
+    if cell.depends_on:
+        values["init_from"] = str(Path(output_dir) / "runs" / f"{experiment.name}-{cell.depends_on}")
+    path.write_text(yaml.safe_dump(values, sort_keys=False), encoding="utf-8")
+    return path
+
+
+class Claim:
+    """An exclusive claim on a cell, atomic across processes sharing the results folder."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir.parent / ".claims" / f"{run_dir.name}.claim"
+
+    def acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                if self._stale():
+                    self.path.unlink(missing_ok=True)
+                    continue
+                return False
+            with os.fdopen(fd, "w") as handle:
+                handle.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}))
+            return True
+        return False
+
+    def add_pid(self, pid: int) -> None:
+        """Record the process doing the work too: the claim holds while either lives."""
+        owner = json.loads(self.path.read_text())
+        owner["pids"] = owner.get("pids", []) + [pid]
+        self.path.write_text(json.dumps(owner))
+
+    def _stale(self) -> bool:
+        """A claim whose processes, on this host, have all exited (a killed worker)."""
+        try:
+            owner = json.loads(self.path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return True
+        if owner.get("host") != socket.gethostname():
+            return False  # another machine's worker: trust it
+        return not any(_alive(pid) for pid in [owner["pid"], *owner.get("pids", [])])
+
+    def clear_if_stale(self) -> None:
+        if self.path.exists() and self._stale():
+            self.path.unlink(missing_ok=True)
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped by its new parent) is not alive
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _die_with_parent() -> None:
+    """Linux: the cell's process gets SIGKILL when the grid worker dies, so no orphan keeps
+    writing into a cell that a rerun takes over."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def set_aside(run_dir: Path) -> None:
+    """Keep a failed or interrupted attempt's folder (nothing computed is deleted) out of the way."""
+    attempt = 1
+    while (target := run_dir.with_name(f"{run_dir.name}.attempt-{attempt}")).exists():
+        attempt += 1
+    run_dir.rename(target)
+
+
+def launch_command(config_path: Path, num_processes: int) -> list[str]:
+    if num_processes > 1:
+        return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
+                str(num_processes), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                "-m", "harness", "run", "--config", str(config_path)]
+    return [sys.executable, "-m", "harness", "run", "--config", str(config_path)]
+
+
+def execute_cell(config_path: str, run_dir: str, num_processes: int = 1, env: dict | None = None) -> str:
+    """Run one cell unless it is finished or claimed; returns its status afterwards. This is also
+    what a Slurm job runs."""
+    run_dir = Path(run_dir)
+    if status_of(run_dir) == "finished":
+        return "finished"
+    claim = Claim(run_dir)
+    if not claim.acquire():
+        return "claimed"
+    try:
+        if status_of(run_dir) == "finished":  # finished between our first look and the claim
+            return "finished"
+        if run_dir.exists():
+            set_aside(run_dir)
+        log = run_dir.parent / ".logs" / f"{run_dir.name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "w") as handle:
+            child = subprocess.Popen(launch_command(Path(config_path), num_processes), stdout=handle,
+                                     stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+                                     preexec_fn=_die_with_parent)
+            claim.add_pid(child.pid)
+            code = child.wait()
+        final = status_of(run_dir)
+        if final != "finished" and not (run_dir / "metrics.json").is_file():
+            # Failed before (or without) writing its record, e.g. bad data: record it here.
+            lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_json(run_dir / "metrics.json", {"status": "failed", "exit_code": code,
+                                                  "error": lines[-1] if lines else "", "log": str(log)})
+        final = status_of(run_dir)
+        return final if final != "running" else "failed"
+    finally:
+        claim.release()
+
+
+def run_grid(experiment: Experiment, output_dir: str = "results", jobs: int = 1, launcher: str = "local",
+             slurm: dict[str, Any] | None = None, progress=print) -> dict[str, str]:
+    """Run every cell that has not finished; returns cell id -> final status."""
+    num_processes = int(experiment.launch.get("num_processes", 1))
+    todo = []
+    for cell in experiment.cells:
+        run_dir = run_dir_of(experiment, cell, output_dir)
+        if status_of(run_dir) == "finished":
+            Claim(run_dir).clear_if_stale()  # left by a worker killed right after the cell finished
+            continue
+        todo.append((cell, cell_file(experiment, cell, output_dir), run_dir))
+    results = {cell.id: "finished" for cell in experiment.cells}
+    progress(f"{experiment.name}: {len(experiment.cells)} cells, {len(experiment.cells) - len(todo)} finished, "
+             f"{len(todo)} to run ({launcher}, {jobs} at a time)")
+    if jobs < 1:
+        raise HarnessError(f"--jobs must be a positive number, got {jobs}.")
+    # Cells that start from another cell's weights wait for the first wave.
+    waves = [[item for item in todo if not item[0].depends_on], [item for item in todo if item[0].depends_on]]
+    if launcher in ("slurm", "submitit-local"):
+        for wave in waves:
+            if wave:
+                results.update(_run_submitit(wave, num_processes, launcher, slurm or {}, output_dir, experiment, jobs))
+        return results
+    if launcher != "local":
+        raise HarnessError(f"unknown launcher '{launcher}'; choose one of {', '.join(LAUNCHERS)}.")
+
+    def one(slot_and_item):
+        slot, (cell, path, run_dir) = slot_and_item
+        env = _slot_env(slot % jobs, jobs)
+        status = execute_cell(str(path), str(run_dir), num_processes, env)
+        progress(f"  {cell.id} {_describe(cell)}: {status}")
+        return cell.id, status
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for wave in waves:
+            for cell_id, status in pool.map(one, enumerate(wave)):
+                results[cell_id] = status
+    for cell in experiment.cells:
+        if cell.depends_on and results.get(cell.depends_on) != "finished" and results[cell.id] != "finished":
+            results[cell.id] = f"failed: starts from unfinished cell {cell.depends_on}"
+    return results
+
+
+def _slot_env(slot: int, jobs: int) -> dict[str, str]:
+    """Give each concurrent cell its own GPU, or its share of the CPU cores."""
+    import torch
+
+    if torch.cuda.is_available() and jobs > 1:
+        return {"CUDA_VISIBLE_DEVICES": str(slot % torch.cuda.device_count())}
+    return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))} if jobs > 1 else {}
+
+
+def _describe(cell: Cell) -> str:
+    return " ".join(f"{k}={v}" for k, v in cell.labels.items())
+
+
+def _run_submitit(todo, num_processes, launcher, slurm, output_dir, experiment, jobs) -> dict[str, str]:
+    try:
+        import submitit
+    except ImportError:
+        raise HarnessError("--launcher slurm needs submitit: pip install submitit (or 'lora-harness[slurm]').") from None
+    folder = Path(output_dir) / "submitit" / experiment.name
+    executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster="local" if launcher == "submitit-local" else "slurm")
+    parameters = dict(timeout_min=int(slurm.get("time", 240)), name=experiment.name, tasks_per_node=1,
+                      gpus_per_node=int(slurm.get("gpus", num_processes)), cpus_per_task=int(slurm.get("cpus", 4)))
+    if launcher == "slurm":
+        parameters["slurm_array_parallelism"] = jobs
+        if slurm.get("partition"):
+            parameters["slurm_partition"] = slurm["partition"]
+    else:
+        parameters["gpus_per_node"] = 0
+    executor.update_parameters(**parameters)
+    submitted = executor.map_array(execute_cell, [str(p) for _, p, _ in todo], [str(r) for _, _, r in todo],
+                                   [num_processes] * len(todo))
+    results = {}
+    for (cell, _, _), job in zip(todo, submitted):
+        try:
+            results[cell.id] = job.result()
+        except Exception as err:  # the job died: the cell counts as failed, the others go on
+            results[cell.id] = "failed"
+            print(f"  {cell.id}: job {job.job_id} failed: {str(err).strip().splitlines()[-1][:200]}")
+    return results
