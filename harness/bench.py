@@ -3,6 +3,7 @@ minimal hand-written peft loop on the same model, data, method and batch size.""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import platform
@@ -127,11 +128,12 @@ def latency_variants(model_name: str, lora_r: int, adapter_r: int):
     yield "base", _random_model(model_name)
     unmerged = prepared("lora", lora_options)
     yield "lora (unmerged)", unmerged
+    merged = copy.deepcopy(unmerged)  # merging works in place; keep the unmerged variant intact
     if is_gpt2:
-        merge_fused_qv(unmerged)
-        yield "lora (merged)", unmerged
+        merge_fused_qv(merged)
+        yield "lora (merged)", merged
     else:
-        yield "lora (merged)", unmerged.merge_and_unload()
+        yield "lora (merged)", merged.merge_and_unload()
     yield "adapter_l", prepared("adapter_l", {"r": adapter_r})
     yield "adapter_h", prepared("adapter_h", {"r": adapter_r})
 
@@ -144,24 +146,24 @@ def measure_latency(model_name: str, batch_size: int, seq_len: int, trials: int,
 
     import torch
 
-    from harness.models import head_module_names
-    from harness.params import count_parameters
     from harness.train import versions
 
-    results = []
-    for name, model in latency_variants(model_name, lora_r, adapter_r):
-        model.eval()
-        vocab = model.config.vocab_size
-        ids = torch.randint(0, vocab, (batch_size, seq_len), generator=torch.Generator().manual_seed(0))
-        times = []
-        with torch.inference_mode():
-            for i in range(warmup + trials):
+    variants = [(name, model.eval()) for name, model in latency_variants(model_name, lora_r, adapter_r)]
+    vocab = variants[0][1].config.vocab_size
+    ids = torch.randint(0, vocab, (batch_size, seq_len), generator=torch.Generator().manual_seed(0))
+    times: dict[str, list[float]] = {name: [] for name, _ in variants}
+    with torch.inference_mode():
+        # Round-robin over the variants, so slow drift of the machine (clock, other load) hits all alike.
+        for i in range(warmup + trials):
+            for name, model in variants:
                 tic = time.perf_counter()
                 model(input_ids=ids)
                 if i >= warmup:
-                    times.append((time.perf_counter() - tic) * 1000)
+                    times[name].append((time.perf_counter() - tic) * 1000)
+    results = []
+    for name, model in variants:
         total = sum(p.numel() for n, p in model.named_parameters() if ".original_module." not in n)
-        results.append({"variant": name, "mean_ms": statistics.mean(times), "std_ms": statistics.stdev(times),
+        results.append({"variant": name, "mean_ms": statistics.mean(times[name]), "std_ms": statistics.stdev(times[name]),
                         "params_total": total, "added_params": total - (results[0]["params_total"] if results else total)})
     base = results[0]["mean_ms"]
     for row in results:
