@@ -74,7 +74,7 @@ def config_from_args(args: argparse.Namespace, command_options=()) -> RunConfig:
     """The RunConfig of the parsed flags; ``command_options`` are the command's own, non-run flags."""
     import yaml
 
-    given = {k: v for k, v in vars(args).items() if k not in ("command", "bench", *command_options)}
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "bench", "baseline_command", *command_options)}
     values = {}
     config_file = given.pop("config_file", None)
     if config_file:
@@ -241,6 +241,92 @@ def cmd_grid(args) -> int:
     return 1 if failed else 0
 
 
+def add_source_options(parser) -> None:
+    group = parser.add_argument_group("which runs")
+    group.add_argument("--runs", default="results/runs", help="folder of run folders (default: results/runs)")
+    group.add_argument("--experiment", help="only this experiment file's cells (cells that never ran show as missing)")
+    group.add_argument("--variant", help="the experiment file's variant")
+    group.add_argument("--mlflow-uri", help="read runs from this MLflow tracking URI instead of run folders")
+    group.add_argument("--mlflow-experiment", default="harness", help="MLflow experiment (default: harness)")
+    group.add_argument("--filter", default="", help="MLflow filter, e.g. \"params.task = 'glue/sst2'\"")
+
+
+def records_from_args(args):
+    from harness.results import records_from_experiment, records_from_mlflow, records_from_runs_dir
+
+    if args.mlflow_uri:
+        return records_from_mlflow(args.mlflow_uri, args.mlflow_experiment, args.filter)
+    if args.experiment:
+        return records_from_experiment(args.experiment, args.runs, args.variant)
+    return records_from_runs_dir(args.runs)
+
+
+def _write(text: str, out: str | None) -> None:
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text, encoding="utf-8")
+    print(text, end="")
+
+
+def cmd_table(args) -> int:
+    from harness.report import render
+    from harness.tables import paper_table, results_table
+
+    records = records_from_args(args)
+    if args.paper:
+        rows, columns = paper_table(args.paper, records, with_paper=not args.no_paper_values)
+    else:
+        if not records:
+            raise HarnessError(f"no runs found in {args.runs}; run something first or pass --runs/--experiment.")
+        rows, columns = results_table(records)
+    ext = {"markdown": "md", "latex": "tex", "csv": "csv", "html": "html", "text": "txt"}[args.format]
+    name = args.paper or (Path(args.experiment).stem if args.experiment else "results")
+    _write(render(rows, columns, args.format), args.out or f"reports/{name}.{ext}")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from harness.plots import PLOTS
+
+    records = records_from_args(args)
+    kinds = list(PLOTS) if args.kind == "all" else [args.kind]
+    for kind in kinds:
+        try:
+            for path in PLOTS[kind](records, Path(args.out_dir)):
+                print(path)
+        except HarnessError as err:
+            if args.kind != "all":
+                raise
+            print(f"skipped {kind}: {err}", file=sys.stderr)
+    return 0
+
+
+def cmd_check(args) -> int:
+    from harness.check import check_against_baseline, compare_methods, load_baseline
+    from harness.report import render
+
+    records = records_from_args(args)
+    if args.against:
+        rows = compare_methods(records, args.candidate, args.against)
+    else:
+        if not args.baseline:
+            raise HarnessError("give --baseline FILE (see `harness baseline save`) or --candidate M --against lora.")
+        rows = check_against_baseline(records, load_baseline(args.baseline))
+    print(render(rows, list(rows[0]) if rows else ["status"], args.format), end="")
+    regressed = [r for r in rows if r["status"] == "regressed"]
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("pass", "improved", "regressed", "missing")}
+    print(", ".join(f"{n} {s}" for s, n in counts.items()))
+    return 1 if regressed else 0
+
+
+def cmd_baseline_save(args) -> int:
+    from harness.check import save_baseline
+
+    baseline = save_baseline(records_from_args(args), args.out, args.k_std, args.floor)
+    print(f"wrote {args.out}: {len(baseline['entries'])} task/model/method entries")
+    return 0
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="harness", description="Reproduce the LoRA paper and benchmark PEFT methods.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
@@ -295,6 +381,47 @@ def build_parser() -> Parser:
     grid.add_argument("--cpus", type=int, help="Slurm CPUs per job (default: 4)")
     grid.add_argument("--time", type=int, help="Slurm time limit per job in minutes (default: 240)")
     grid.set_defaults(func=cmd_grid)
+
+    table = sub.add_parser("table", help="paper-style results table from runs",
+                           description="Rows = model x method (# trainable params), columns = tasks (+ Avg); seeds "
+                                       "aggregated as the paper does (GLUE: median ± std of the best epochs; NLG: mean). "
+                                       "--paper table2|table3 reproduces the paper's layout with its numbers and Δ.")
+    add_source_options(table)
+    table.add_argument("--paper", choices=("table2", "table3"), help="the paper's table layout, rows and markers")
+    table.add_argument("--no-paper-values", action="store_true", help="with --paper: leave out the paper and Δ rows")
+    table.add_argument("--format", choices=("markdown", "latex", "csv", "html", "text"), default="markdown")
+    table.add_argument("--out", help="output file (default: reports/<paper table, experiment or 'results'>.<ext>)")
+    table.set_defaults(func=cmd_table)
+
+    plot = sub.add_parser("plot", help="parameters-vs-score, validation curves, rank sweep (PNG and SVG)",
+                          description="Plots from runs, written as PNG and SVG.")
+    add_source_options(plot)
+    plot.add_argument("kind", nargs="?", choices=("all", "params", "curves", "ranks"), default="all",
+                      help="which plot (default: all that the runs allow)")
+    plot.add_argument("--out-dir", default="reports/plots", help="output folder (default: reports/plots)")
+    plot.set_defaults(func=cmd_plot)
+
+    check = sub.add_parser("check", help="regression check against a baseline or against LoRA (exit 1 on regression)",
+                           description="Compare runs with a stored baseline (results/baselines/*.json), or a "
+                                       "candidate method with LoRA on the same tasks; exit status 1 on a regression.")
+    add_source_options(check)
+    check.add_argument("--baseline", help="baseline JSON written by `harness baseline save`")
+    check.add_argument("--candidate", help="method label to compare, e.g. 'peft:IA3'")
+    check.add_argument("--against", help="the reference method label, e.g. lora")
+    check.add_argument("--format", choices=("text", "markdown", "csv", "html", "latex"), default="text")
+    check.set_defaults(func=cmd_check)
+
+    baseline = sub.add_parser("baseline", help="baselines for `harness check`", description="Baselines.")
+    baseline_sub = baseline.add_subparsers(dest="baseline_command", metavar="ACTION", parser_class=Parser)
+    baseline_sub.required = True
+    save = baseline_sub.add_parser("save", help="write a baseline from runs",
+                                   description="Median score per task x model x method over seeds, a tolerance of "
+                                               "k x std (at least a floor), and memory, time, size and versions.")
+    add_source_options(save)
+    save.add_argument("out", help="baseline file, e.g. results/baselines/minilm-sst2.json")
+    save.add_argument("--k-std", type=float, default=2.0, help="tolerance in seed standard deviations (default: 2)")
+    save.add_argument("--floor", type=float, default=0.005, help="smallest tolerance (default: 0.005)")
+    save.set_defaults(func=cmd_baseline_save)
 
     bench = sub.add_parser("bench", help="benchmarks", description="Benchmarks.")
     bench_sub = bench.add_subparsers(dest="bench", metavar="BENCH", parser_class=Parser)

@@ -96,3 +96,68 @@ _T13_NOTES = {
 
 PARAM_CELLS: list[ParamCell] = (_table2() + _nlg("3", _T3) + _nlg("13", _T13, _T13_NOTES)
                                  + _nlg("14", _T13, _T13_NOTES))
+
+
+@dataclass(frozen=True)
+class PaperRow:
+    """One row of a results table of the paper, and which runs of the harness reproduce it."""
+
+    table: str
+    model: str
+    label: str  # as printed, e.g. 'RoBbase (LoRA)'
+    marker: str  # '*', '†' or ''
+    params: str  # printed '# Trainable'
+    values: dict[str, str]  # column -> printed value, e.g. 'glue/mnli' -> '87.5±.3'
+    method: str | None = None  # the harness method that reproduces it (None: quoted, not reproduced here)
+    options: dict = field(default_factory=dict)
+    experiment: str | None = None  # the experiment file (name) whose runs fill the row
+
+
+GLUE_COLUMNS = ["glue/mnli", "glue/sst2", "glue/mrpc", "glue/cola", "glue/qnli", "glue/qqp", "glue/rte", "glue/stsb"]
+E2E_COLUMNS = ["bleu", "nist", "meteor", "rouge_l", "cider"]
+
+
+def _glue(values: str) -> dict[str, str]:
+    cells = values.split()
+    return dict(zip(GLUE_COLUMNS + ["avg"], cells))
+
+
+def _e2e(values: str) -> dict[str, str]:
+    return dict(zip(E2E_COLUMNS, values.split()))
+
+
+# Table 2 (GLUE dev; MNLI overall accuracy, CoLA Matthews, STS-B Pearson, others accuracy), paper v2.
+PAPER_TABLE2 = [
+    PaperRow("2", "roberta-base", "RoBbase (FT)", "*", "125.0M", _glue("87.6 94.8 90.2 63.6 92.8 91.9 78.7 91.2 86.4"), "full"),
+    PaperRow("2", "roberta-base", "RoBbase (BitFit)", "*", "0.1M", _glue("84.7 93.7 92.7 62.0 91.8 84.0 81.5 90.8 85.2"), "bitfit"),
+    PaperRow("2", "roberta-base", "RoBbase (AdptD)", "*", "0.3M", _glue("87.1±.0 94.2±.1 88.5±1.1 60.8±.4 93.1±.1 90.2±.0 71.5±2.7 89.7±.3 84.4"), "adapter_d", {"r": 16, "skip_lowest": 0}),
+    PaperRow("2", "roberta-base", "RoBbase (AdptD)", "*", "0.9M", _glue("87.3±.1 94.7±.3 88.4±.1 62.6±.9 93.0±.2 90.6±.0 75.9±2.2 90.3±.1 85.4"), "adapter_d", {"r": 48, "skip_lowest": 0}),
+    PaperRow("2", "roberta-base", "RoBbase (LoRA)", "", "0.3M", _glue("87.5±.3 95.1±.2 89.7±.7 63.4±1.2 93.3±.3 90.8±.1 86.6±.7 91.5±.2 87.2"), "lora", {"r": 8}, "table2-roberta-base"),
+    PaperRow("2", "roberta-large", "RoBlarge (FT)", "*", "355.0M", _glue("90.2 96.4 90.9 68.0 94.7 92.2 86.6 92.4 88.9"), "full"),
+    PaperRow("2", "roberta-large", "RoBlarge (LoRA)", "", "0.8M", _glue("90.6±.2 96.2±.5 90.9±1.2 68.2±1.9 94.9±.3 91.6±.1 87.4±2.5 92.6±.2 89.0"), "lora", {"r": 8}, "table2-roberta-large-lora"),
+    PaperRow("2", "roberta-large", "RoBlarge (AdptP)", "†", "3.0M", _glue("90.2±.3 96.1±.3 90.2±.7 68.3±1.0 94.8±.2 91.9±.1 83.8±2.9 92.1±.7 88.4"), "adapter_p", {"r": 64}, "table2-roberta-large-adapter-p-3m"),
+    PaperRow("2", "roberta-large", "RoBlarge (AdptP)", "†", "0.8M", _glue("90.5±.3 96.6±.2 89.7±1.2 67.8±2.5 94.8±.3 91.7±.2 80.1±2.9 91.9±.4 87.9"), "adapter_p", {"r": 16}, "table2-roberta-large-adapter-p-0_8m"),
+    PaperRow("2", "roberta-large", "RoBlarge (AdptH)", "†", "6.0M", _glue("89.9±.5 96.2±.3 88.7±2.9 66.5±4.4 94.7±.2 92.1±.1 83.4±1.1 91.0±1.7 87.8"), "adapter_h", {"r": 64}, "table2-roberta-large-adapter-h-6m"),
+    PaperRow("2", "roberta-large", "RoBlarge (AdptH)", "†", "0.8M", _glue("90.3±.3 96.3±.5 87.7±1.7 66.3±2.0 94.7±.2 91.5±.1 72.9±2.9 91.5±.5 86.4"), "adapter_h", {"r": 8}, "table2-roberta-large-adapter-h-0_8m"),
+    PaperRow("2", "roberta-large", "RoBlarge (LoRA)", "†", "0.8M", _glue("90.6±.2 96.2±.5 90.2±1.0 68.2±1.9 94.8±.3 91.6±.2 85.2±1.1 92.3±.5 88.6"), "lora", {"r": 8}, "table2-roberta-large-lora-dagger"),
+    PaperRow("2", "deberta-v2-xxlarge", "DeBXXL (FT)", "*", "1500.0M", _glue("91.8 97.2 92.0 72.0 96.0 92.7 93.9 92.9 91.1"), "full"),
+    PaperRow("2", "deberta-v2-xxlarge", "DeBXXL (LoRA)", "", "4.7M", _glue("91.9±.2 96.9±.2 92.6±.6 72.4±1.1 96.0±.1 92.9±.1 94.9±.4 93.0±.2 91.3"), "lora", {"r": 16}, "table2-deberta-xxl"),
+]
+
+# Table 3 (E2E test; BLEU, METEOR and ROUGE-L x100), paper v2. Mean of 3 seeds.
+PAPER_TABLE3 = [
+    PaperRow("3", "gpt2-medium", "GPT-2 M (FT)", "*", "354.92M", _e2e("68.2 8.62 46.2 71.0 2.47"), "full"),
+    PaperRow("3", "gpt2-medium", "GPT-2 M (AdapterL)", "*", "0.37M", _e2e("66.3 8.41 45.0 69.8 2.40"), "adapter_l", {"r": 6}),
+    PaperRow("3", "gpt2-medium", "GPT-2 M (AdapterL)", "*", "11.09M", _e2e("68.9 8.71 46.1 71.3 2.47"), "adapter_l", {"r": 224}),
+    PaperRow("3", "gpt2-medium", "GPT-2 M (AdapterH)", "", "11.09M", _e2e("67.3±.6 8.50±.07 46.0±.2 70.7±.2 2.44±.01"), "adapter_h", {"r": 112}),
+    PaperRow("3", "gpt2-medium", "GPT-2 M (FTTop2)", "*", "25.19M", _e2e("68.1 8.59 46.0 70.8 2.41"), "fttop2"),
+    PaperRow("3", "gpt2-medium", "GPT-2 M (PreLayer)", "*", "0.35M", _e2e("69.7 8.81 46.1 71.4 2.49"), "prefix_layer"),
+    PaperRow("3", "gpt2-medium", "GPT-2 M (LoRA)", "", "0.35M", _e2e("70.4±.1 8.85±.02 46.8±.2 71.8±.1 2.53±.02"), "lora", {"r": 4}),
+    PaperRow("3", "gpt2-large", "GPT-2 L (FT)", "*", "774.03M", _e2e("68.5 8.78 46.0 69.9 2.45"), "full"),
+    PaperRow("3", "gpt2-large", "GPT-2 L (AdapterL)", "", "0.88M", _e2e("69.1±.1 8.68±.03 46.3±.0 71.4±.2 2.49±.0"), "adapter_l", {"r": 8}),
+    PaperRow("3", "gpt2-large", "GPT-2 L (AdapterL)", "", "23.00M", _e2e("68.9±.3 8.70±.04 46.1±.1 71.3±.2 2.45±.02"), "adapter_l", {"r": 248}),
+    PaperRow("3", "gpt2-large", "GPT-2 L (PreLayer)", "*", "0.77M", _e2e("70.3 8.85 46.2 71.7 2.47"), "prefix_layer"),
+    PaperRow("3", "gpt2-large", "GPT-2 L (LoRA)", "", "0.77M", _e2e("70.4±.1 8.89±.02 46.8±.2 72.0±.2 2.47±.02"), "lora", {"r": 4}),
+]
+
+PAPER_TABLES = {"table2": (PAPER_TABLE2, GLUE_COLUMNS), "table3": (PAPER_TABLE3, E2E_COLUMNS)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-FORMATS = ("text", "markdown", "latex", "csv")
+FORMATS = ("text", "markdown", "latex", "csv", "html")
 
 
 def _latex_escape(value: str) -> str:
@@ -28,6 +28,12 @@ def render(rows: list[dict], columns: list[str], fmt: str = "text") -> str:
         lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         lines += ["| " + " | ".join(escape(c) for c in row) + " |" for row in cells]
         return "\n".join(lines) + "\n"
+    if fmt == "html":
+        from html import escape as html_escape
+
+        head = "".join(f"<th>{html_escape(c)}</th>" for c in columns)
+        body = "\n".join("<tr>" + "".join(f"<td>{html_escape(c)}</td>" for c in row) + "</tr>" for row in cells)
+        return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>\n"
     if fmt == "latex":
         lines = [r"\begin{tabular}{" + "l" * len(columns) + "}", r"\toprule",
                  " & ".join(_latex_escape(c) for c in columns) + r" \\", r"\midrule"]

@@ -11,6 +11,7 @@ import math
 import os
 import platform
 import random
+import re
 import resource
 import sys
 import time
@@ -98,7 +99,9 @@ def default_run_name(config: RunConfig) -> str:
     else:
         task = config.task.replace("/", "-")
     model = Path(config.model).name  # a hub id or a folder: its last part
-    return f"{task}-{config.method}-{model}-s{config.seed}-{datetime.now():%Y%m%d-%H%M%S}"
+    method = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(config.method).stem if config.method.endswith(".json")
+                    else config.method)  # 'peft:IA3' -> 'peft-IA3': safe in paths and MLflow
+    return f"{task}-{method}-{model}-s{config.seed}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 def run(config: RunConfig, progress: bool = True) -> dict[str, Any]:
@@ -161,6 +164,7 @@ def run(config: RunConfig, progress: bool = True) -> dict[str, Any]:
         write_json(run_dir / "config.json", full_config)
         tracker.log_params(full_config)
         tracker.set_tags({"task": task.name, "model": config.model, "method": config.method,
+                          "main_metric": task.main_metric,
                           "run_dir": str(run_dir.resolve())})
         tracker.log_metrics({"params_trainable": counts.trainable, "params_head": counts.head,
                              "params_total": counts.total})

@@ -41,6 +41,14 @@ def prepared(method, options, model_type="bert", seed=0):
     return spec.apply(model, spec.resolve_options(options), head_module_names(model))
 
 
+def train_steps(model, steps=3, lr=1e-2):
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    for _ in range(steps):
+        model(**batch()).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+
 def batch(seed=1):
     generator = torch.Generator().manual_seed(seed)
     ids = torch.randint(3, VOCAB, (8, 12), generator=generator)
@@ -123,11 +131,7 @@ def test_prefix_counts_follow_the_paper_formula():
 @pytest.mark.parametrize("method,options", METHODS, ids=[m for m, _ in METHODS])
 def test_saved_weights_reload_to_identical_predictions(tmp_path, method, options):
     model = prepared(method, options).train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    for _ in range(3):
-        model(**batch()).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
+    train_steps(model)
     model.eval()
     data = {k: v for k, v in batch(seed=5).items() if k != "labels"}
     with torch.no_grad():
@@ -140,11 +144,7 @@ def test_saved_weights_reload_to_identical_predictions(tmp_path, method, options
 
 def test_merged_lora_gives_the_same_logits():
     model = prepared("lora", {"r": 4}).train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    for _ in range(3):
-        model(**batch()).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
+    train_steps(model)
     model.eval()
     data = {k: v for k, v in batch(seed=7).items() if k != "labels"}
     with torch.no_grad():
@@ -194,11 +194,7 @@ def test_gpt2_paper_placement_adapts_only_q_and_v_of_the_fused_projection():
     # peft's placement (one A, and one B of 3d outputs, on the whole fused matrix): same count, other update.
     peft_count = count_parameters(prepared("lora", {"r": 4}, "gpt2"), heads).trainable
     assert peft_count == LAYERS * (D * 4 + 4 * 3 * D)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    for _ in range(3):
-        model(**batch()).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
+    train_steps(model)
     model.eval()
     before = [block.attn.c_attn.base.weight.detach().clone() for block in model.transformer.h]
     data = {k: v for k, v in batch(seed=3).items() if k != "labels"}

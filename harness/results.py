@@ -1,0 +1,141 @@
+"""Reading finished runs back: from run folders, an experiment's cells, or an MLflow query.
+
+Every source gives the same RunRecord, so tables, plots and checks never care where runs live.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+
+CELL_NAME = re.compile(r"^(?P<experiment>.+)-(?P<cell>[0-9a-f]{12})$")
+
+
+@dataclass
+class RunRecord:
+    name: str
+    task: str
+    model: str
+    method: str
+    method_options: dict[str, Any]
+    seed: int | None
+    status: str  # finished | failed | running | missing
+    main_metric: str | None = None
+    best: dict[str, float] = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+    params: dict[str, int] = field(default_factory=dict)
+    throughput: dict[str, float] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    weights_bytes: int | None = None
+    experiment: str | None = None
+    run_dir: str | None = None
+
+    @property
+    def score(self) -> float | None:
+        if self.status != "finished" or not self.main_metric:
+            return None
+        return self.best.get(self.main_metric)
+
+    @property
+    def method_label(self) -> str:
+        return method_label(self.method, self.method_options)
+
+
+def method_label(method: str, options: dict[str, Any]) -> str:
+    """'adapter_h (r=64)': the method and the options that differ from its defaults."""
+    from harness.methods import get_method
+
+    try:
+        spec = get_method(method)
+        defaults = {k: o.default for k, o in spec.options.items()}
+    except HarnessError:
+        defaults = {}
+    changed = {k: v for k, v in sorted(options.items()) if k not in defaults or defaults[k] != v}
+    if "target_modules" in changed and defaults.get("target_modules") is None:
+        changed.pop("target_modules")  # naming the per-architecture default explicitly changes nothing
+    return method + (f" ({', '.join(f'{k}={v}' for k, v in changed.items())})" if changed else "")
+
+
+def _folder_size(path: Path) -> int | None:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else None
+
+
+def record_from_dir(run_dir: Path) -> RunRecord | None:
+    config_path, metrics_path = run_dir / "config.json", run_dir / "metrics.json"
+    if not config_path.is_file() and not metrics_path.is_file():
+        return None
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {"status": "running"}
+    match = CELL_NAME.match(run_dir.name)
+    return RunRecord(
+        name=run_dir.name, task=metrics.get("task", config.get("task", "?")), model=config.get("model", "?"),
+        method=config.get("method", "?"), method_options=config.get("method_options") or {},
+        seed=config.get("seed"), status=metrics.get("status", "running"), main_metric=metrics.get("main_metric"),
+        best=metrics.get("best") or {}, history=metrics.get("history") or [], params=metrics.get("params") or {},
+        throughput=metrics.get("throughput") or {}, versions=metrics.get("versions") or {},
+        weights_bytes=_folder_size(run_dir / "weights"), experiment=match["experiment"] if match else None,
+        run_dir=str(run_dir),
+    )
+
+
+def records_from_runs_dir(runs_dir: str | Path) -> list[RunRecord]:
+    root = Path(runs_dir)
+    if not root.is_dir():
+        raise HarnessError(f"runs folder '{root}' does not exist; point --runs at <output-dir>/runs.")
+    records = [record_from_dir(d) for d in sorted(root.iterdir()) if d.is_dir() and ".attempt-" not in d.name]
+    return [r for r in records if r is not None]
+
+
+def records_from_experiment(path: str, runs_dir: str | Path, variant: str | None = None) -> list[RunRecord]:
+    """One record per cell of the experiment; cells that never ran are 'missing'."""
+    from harness.experiments import load_experiment
+
+    experiment = load_experiment(path, variant)
+    records = []
+    for cell in experiment.cells:
+        run_dir = Path(runs_dir) / f"{experiment.name}-{cell.id}"
+        record = record_from_dir(run_dir)
+        if record is None:
+            c = cell.config
+            record = RunRecord(run_dir.name, c.task, c.model, c.method, c.method_options, c.seed, "missing",
+                               experiment=experiment.name)
+        records.append(record)
+    return records
+
+
+def records_from_mlflow(uri: str, experiment: str, query: str = "") -> list[RunRecord]:
+    """Runs of an MLflow experiment (optionally filtered, e.g. "params.task = 'glue/sst2'")."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise HarnessError(f"MLflow at {uri} has no experiment '{experiment}'.")
+    records = []
+    for run in client.search_runs([found.experiment_id], filter_string=query, max_results=50000):
+        params, metrics = run.data.params, run.data.metrics
+        options = {}
+        for key, value in params.items():
+            if key.startswith("method_options."):
+                try:
+                    options[key.removeprefix("method_options.")] = json.loads(value)
+                except json.JSONDecodeError:
+                    options[key.removeprefix("method_options.")] = None if value == "None" else value
+        status = {"FINISHED": "finished", "FAILED": "failed"}.get(run.info.status, "running")
+        best = {k.removeprefix("best_"): v for k, v in metrics.items() if k.startswith("best_") and k != "best_epoch"}
+        main = run.data.tags.get("main_metric") or (next(iter(best)) if best else None)
+        cell = CELL_NAME.match(run.info.run_name or "")
+        records.append(RunRecord(
+            name=run.info.run_name, task=params.get("task", "?"), model=params.get("model", "?"),
+            method=params.get("method", "?"), method_options=options,
+            seed=int(params["seed"]) if "seed" in params else None, status=status, main_metric=main, best=best,
+            params={k.removeprefix("params_"): int(v) for k, v in metrics.items() if k.startswith("params_")},
+            throughput={k: v for k, v in metrics.items() if k in ("train_samples_per_s", "peak_memory_mb")},
+            experiment=cell["experiment"] if cell else None,
+        ))
+    return records

@@ -1,0 +1,160 @@
+"""Paper-style tables from runs: seeds aggregated as the paper does (GLUE: median of the seeds'
+best-epoch scores, ± their std; NLG: mean), missing and failed runs shown as such, never as 0."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+
+from harness.reference import GLUE_COLUMNS, PAPER_TABLES, PaperRow
+from harness.results import RunRecord
+
+COLUMN_NAMES = {
+    "glue/mnli": "MNLI", "glue/sst2": "SST-2", "glue/mrpc": "MRPC", "glue/cola": "CoLA", "glue/qnli": "QNLI",
+    "glue/qqp": "QQP", "glue/rte": "RTE", "glue/stsb": "STS-B", "avg": "Avg",
+    "bleu": "BLEU", "nist": "NIST", "meteor": "MET", "rouge_l": "ROUGE-L", "cider": "CIDEr",
+}
+MNLI_DEV_SIZES = (9815, 9832)  # matched, mismatched: the paper's MNLI number is accuracy over both
+
+
+def run_score(record: RunRecord) -> float | None:
+    """The number a run contributes to a table: its best epoch's main metric; for MNLI the
+    accuracy over both dev sets."""
+    if record.status != "finished":
+        return None
+    if record.task == "glue/mnli" and {"accuracy_m", "accuracy_mm"} <= set(record.best):
+        m, mm = MNLI_DEV_SIZES
+        return (record.best["accuracy_m"] * m + record.best["accuracy_mm"] * mm) / (m + mm)
+    return record.score
+
+
+NLG_TASKS = ("e2e", "webnlg", "dart")
+
+
+def aggregate(values: list[float], task: str) -> tuple[float, float | None]:
+    """(center, std): the mean over seeds for generation tasks (the paper's NLG convention), the
+    median for GLUE and every other classification or regression task."""
+    center = statistics.mean(values) if task.startswith(NLG_TASKS) else statistics.median(values)
+    return center, (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def paper_style(value: float, std: float | None, scale: float = 100.0, decimals: int = 1) -> str:
+    """87.5±.3 (the paper's way of printing a score and its seed spread)."""
+    text = f"{value * scale:.{decimals}f}"
+    if std is not None:
+        text += "±" + f"{std * scale:.{decimals}f}".removeprefix("0")
+    return text
+
+
+SCALES = {"nist": (1.0, 2), "cider": (1.0, 2)}  # printed as is; every other score x100 with 1 decimal
+
+
+def value_of(record: RunRecord, column: str) -> float | None:
+    """A run's number for a column: a task (its main score) or a metric name (NLG tables)."""
+    if column.startswith("glue/") or column == record.task:
+        return run_score(record)
+    return record.best.get(column) if record.status == "finished" else None
+
+
+def cell(records: list[RunRecord], column: str) -> tuple[str, float | None]:
+    """(text, value) of one table cell from the runs of one row and one column."""
+    scores = [s for s in (value_of(r, column) for r in records) if s is not None]
+    failed = sum(r.status == "failed" for r in records)
+    if not scores:
+        if failed:
+            return f"failed ({failed})", None
+        if any(r.status == "running" for r in records):
+            return "running", None
+        return "missing", None
+    value, std = aggregate(scores, records[0].task)
+    scale, decimals = SCALES.get(column, (100.0, 1))
+    text = paper_style(value, std, scale, decimals)
+    if failed or len(scores) < len(records):
+        text += f" ({len(scores)}/{len(records)} runs)"
+    return text, value
+
+
+def _millions(count: int | None) -> str:
+    if count is None:
+        return "?"
+    return f"{count / 1e6:.2f}M" if count >= 10_000 else f"{count / 1e3:.1f}K"
+
+
+def _ordered_tasks(records: list[RunRecord]) -> list[str]:
+    tasks = {r.task for r in records}
+    return [t for t in GLUE_COLUMNS if t in tasks] + sorted(tasks - set(GLUE_COLUMNS))
+
+
+def results_table(records: list[RunRecord]) -> tuple[list[dict], list[str]]:
+    """Rows = model x method (with its settings), columns = tasks (+ Avg when every task has a value)."""
+    tasks = _ordered_tasks(records)
+    groups: dict[tuple[str, str], list[RunRecord]] = defaultdict(list)
+    for record in records:
+        groups[(record.model, record.method_label)].append(record)
+    rows = []
+    for (model, label), group in sorted(groups.items()):
+        trainable = next((r.params.get("trainable") for r in group if r.params), None)
+        row = {"model": model, "method": label, "# trainable": _millions(trainable)}
+        values = []
+        for task in tasks:
+            text, value = cell([r for r in group if r.task == task], task)
+            row[COLUMN_NAMES.get(task, task)] = text
+            values.append(value)
+        seeds = sorted({r.seed for r in group if r.seed is not None})
+        row["Avg"] = f"{100 * statistics.mean(values):.1f}" if values and None not in values else "n/a"
+        row["seeds"] = ",".join(map(str, seeds))
+        rows.append(row)
+    columns = ["model", "method", "# trainable", *[COLUMN_NAMES.get(t, t) for t in tasks], "Avg", "seeds"]
+    return rows, columns
+
+
+def _matches(row: PaperRow, record: RunRecord) -> bool:
+    if row.method is None or record.model != row.model or record.method != row.method:
+        return False
+    if any(record.method_options.get(k) != v for k, v in row.options.items()):
+        return False
+    # A run of an experiment file counts only for the row that experiment reproduces.
+    return record.experiment is None or record.experiment == row.experiment
+
+
+def _printed_value(text: str) -> float | None:
+    try:
+        return float(text.split("±")[0])
+    except (ValueError, AttributeError):
+        return None
+
+
+def paper_table(name: str, records: list[RunRecord], with_paper: bool = True) -> tuple[list[dict], list[str]]:
+    """The paper's table `name` ('table2', 'table3') in its own row and column order, markers
+    kept, our values from ``records``, then (optionally) the paper's row and ours - paper."""
+    paper_rows, paper_columns = PAPER_TABLES[name]
+    columns = [*paper_columns, "avg"] if name == "table2" else list(paper_columns)
+    names = [COLUMN_NAMES[c] for c in columns]
+    rows = []
+    for row in paper_rows:
+        matched = [r for r in records if _matches(row, r)]
+        ours = {"row": f"{row.label}{row.marker}", "": "ours", "# Trainable": row.params}
+        values = {}
+        for column in columns:
+            if column == "avg":
+                ok = all(values.get(c) is not None for c in paper_columns)
+                ours["Avg"] = f"{100 * statistics.mean(values[c] for c in paper_columns):.1f}" if ok else "n/a"
+                values["avg"] = statistics.mean(values[c] for c in paper_columns) if ok else None
+                continue
+            task_records = [r for r in matched if r.task == column] if column.startswith("glue/") else \
+                [r for r in matched if r.task == "e2e"]
+            text, value = cell(task_records, column)
+            ours[COLUMN_NAMES[column]] = text
+            values[column] = value
+        rows.append(ours)
+        if with_paper:
+            rows.append({"row": "", "": "paper", "# Trainable": "",
+                         **{COLUMN_NAMES[c]: row.values.get(c, "") for c in columns}})
+            delta = {"row": "", "": "Δ (ours − paper)", "# Trainable": ""}
+            for column in columns:
+                printed, value = _printed_value(row.values.get(column)), values.get(column)
+                scale, decimals = SCALES.get(column, (100.0, 1))
+                delta[COLUMN_NAMES[column]] = (f"{value * scale - printed:+.{decimals}f}"
+                                               if value is not None and printed is not None else "")
+            rows.append(delta)
+    return rows, ["row", "", "# Trainable", *names]

@@ -1,0 +1,186 @@
+"""Tables, plots and regression checks from tracked runs (made here with a tiny model)."""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+import pytest
+
+from harness.config import RunConfig
+from harness.reference import PAPER_TABLE2, PAPER_TABLE3
+from harness.results import records_from_experiment, records_from_runs_dir
+from harness.tables import paper_table, results_table
+from harness.train import run
+
+from conftest import ROOT
+
+SEEDS = (0, 1, 2)
+
+
+@pytest.fixture(scope="module")
+def tracked_runs(tmp_path_factory):
+    """full and LoRA x 3 seeds on a small CSV task, tracked in run folders."""
+    from conftest import sentiment_rows, write_csv
+
+    root = tmp_path_factory.mktemp("tables")
+    train = write_csv(root / "train.csv", sentiment_rows(256, 0))
+    dev = write_csv(root / "dev.csv", sentiment_rows(48, 1))
+    records = {}
+    for method in ("full", "lora"):
+        for seed in SEEDS:
+            records[(method, seed)] = run(RunConfig(
+                task="csv", train_file=str(train), eval_file=str(dev), model="tiny-bert", method=method, seed=seed,
+                epochs=2, tracking_uri="none", output_dir=str(root / "results"), run_name=f"{method}-s{seed}"),
+                progress=False)
+    return root / "results" / "runs", records
+
+
+def test_table_cells_are_the_median_and_std_over_seeds(tracked_runs):
+    runs_dir, records = tracked_runs
+    rows, columns = results_table(records_from_runs_dir(runs_dir))
+    assert columns == ["model", "method", "# trainable", "csv", "Avg", "seeds"]
+    for method in ("full", "lora"):
+        scores = [100 * records[(method, s)]["best"]["accuracy"] for s in SEEDS]
+        median, std = statistics.median(scores), statistics.stdev(scores)
+        expected = f"{median:.1f}±" + f"{std:.1f}".removeprefix("0")
+        row = next(r for r in rows if r["method"] == method)
+        assert row["csv"] == expected and row["seeds"] == "0,1,2"
+        trainable = records[(method, 0)]["params"]["trainable"]
+        assert row["# trainable"] == ("2.0K" if method == "lora" else f"{trainable / 1e6:.2f}M")
+        assert method == "full" or trainable == 2048  # tiny-bert LoRA: 2 layers x (q, v) x (A, B) x 32 x 8
+
+
+def test_missing_and_failed_runs_are_never_zero(tracked_runs, tmp_path):
+    runs_dir, _ = tracked_runs
+    bad = runs_dir.parent.parent / "bad"
+    bad.mkdir(exist_ok=True)
+    failed = runs_dir / "broken-run"
+    failed.mkdir(exist_ok=True)
+    (failed / "config.json").write_text(json.dumps({"task": "csv", "model": "tiny-bert", "method": "bitfit",
+                                                    "method_options": {}, "seed": 0}))
+    (failed / "metrics.json").write_text(json.dumps({"status": "failed", "task": "csv"}))
+    rows, _ = results_table(records_from_runs_dir(runs_dir))
+    assert next(r for r in rows if r["method"] == "bitfit")["csv"] == "failed (1)"
+    experiment = tmp_path / "never.yaml"
+    experiment.write_text("name: never\nbase: {task: glue/rte, model: tiny-bert}\naxes: {seed: [0, 1]}\n")
+    rows, _ = results_table(records_from_experiment(str(experiment), runs_dir))
+    assert rows[0]["RTE"] == "missing" and rows[0]["Avg"] == "n/a"
+    failed.joinpath("metrics.json").unlink()
+    failed.joinpath("config.json").unlink()
+    failed.rmdir()
+
+
+def _fake_run(runs_dir, name, task, model, method, options, seed, best, main):
+    folder = runs_dir / name
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"task": task, "model": model, "method": method,
+                                                    "method_options": options, "seed": seed}))
+    (folder / "metrics.json").write_text(json.dumps({"status": "finished", "task": task, "main_metric": main,
+                                                     "best": best, "params": {"trainable": 294912}}))
+
+
+def test_paper_table2_layout_rows_markers_and_delta(tmp_path):
+    rows, columns = paper_table("table2", [])
+    assert columns == ["row", "", "# Trainable", "MNLI", "SST-2", "MRPC", "CoLA", "QNLI", "QQP", "RTE", "STS-B", "Avg"]
+    ours = [r for r in rows if r[""] == "ours"]
+    assert [r["row"] for r in ours] == [f"{p.label}{p.marker}" for p in PAPER_TABLE2]
+    assert ours[7]["row"] == "RoBlarge (AdptP)†" and ours[0]["row"] == "RoBbase (FT)*"
+    assert all(r["SST-2"] == "missing" for r in ours)  # nothing ran: shown as missing, never 0
+    # Runs of the RoBERTa-base LoRA experiment fill that row: median over seeds, then paper and Δ.
+    runs = tmp_path / "runs"
+    for seed, accuracy in enumerate([0.95, 0.94, 0.96, 0.93, 0.955]):
+        _fake_run(runs, f"table2-roberta-base-{seed:012x}", "glue/sst2", "roberta-base", "lora",
+                  {"r": 8, "alpha": 8}, seed, {"accuracy": accuracy}, "accuracy")
+    rows, _ = paper_table("table2", records_from_runs_dir(runs))
+    index = next(i for i, r in enumerate(rows) if r["row"] == "RoBbase (LoRA)")
+    assert rows[index]["SST-2"].startswith("95.0±")  # median of 95, 94, 96, 93, 95.5
+    assert rows[index + 1]["SST-2"] == "95.1±.2" and rows[index + 2]["SST-2"] == "-0.1"
+    other = next(r for r in rows if r["row"] == "RoBlarge (LoRA)†")
+    assert other["SST-2"] == "missing"  # another experiment's row is not filled by these runs
+
+
+def test_paper_table3_layout():
+    rows, columns = paper_table("table3", [], with_paper=False)
+    assert columns == ["row", "", "# Trainable", "BLEU", "NIST", "MET", "ROUGE-L", "CIDEr"]
+    assert [r["row"] for r in rows] == [f"{p.label}{p.marker}" for p in PAPER_TABLE3]
+    assert rows[3]["row"] == "GPT-2 M (AdapterH)" and rows[3]["# Trainable"] == "11.09M"
+
+
+def harness(*args):
+    return subprocess.run([sys.executable, "-m", "harness", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=120)
+
+
+def test_table_command_writes_every_format(tracked_runs, tmp_path):
+    runs_dir, _ = tracked_runs
+    for fmt, marker in [("markdown", "| model |"), ("latex", r"\begin{tabular}"), ("csv", "model,method"),
+                        ("html", "<table>")]:
+        out = tmp_path / f"t.{fmt}"
+        result = harness("table", "--runs", runs_dir, "--format", fmt, "--out", out)
+        assert result.returncode == 0, result.stderr
+        assert marker in out.read_text()
+
+
+def test_check_exits_1_on_a_regression_and_0_otherwise(tracked_runs, tmp_path):
+    runs_dir, records = tracked_runs
+    baseline = tmp_path / "baseline.json"
+    assert harness("baseline", "save", baseline, "--runs", runs_dir).returncode == 0
+    saved = json.loads(baseline.read_text())
+    entry = saved["entries"]["csv|tiny-bert|lora"]
+    assert entry["n"] == 3 and entry["tolerance"] >= 0.005 and entry["trainable"] > 0 and entry["versions"]
+
+    ok = harness("check", "--baseline", baseline, "--runs", runs_dir)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "0 regressed" in ok.stdout
+
+    # Make LoRA worse than the tolerance allows in every seed: the check must fail.
+    for seed in SEEDS:
+        path = runs_dir / f"lora-s{seed}" / "metrics.json"
+        metrics = json.loads(path.read_text())
+        metrics["best"]["accuracy"] -= entry["tolerance"] + 0.05
+        path.write_text(json.dumps(metrics))
+    bad = harness("check", "--baseline", baseline, "--runs", runs_dir)
+    assert bad.returncode == 1 and "regressed" in bad.stdout
+    for seed in SEEDS:  # restore for the other tests
+        path = runs_dir / f"lora-s{seed}" / "metrics.json"
+        metrics = json.loads(path.read_text())
+        metrics["best"]["accuracy"] = records[("lora", seed)]["best"]["accuracy"]
+        path.write_text(json.dumps(metrics))
+
+
+def test_candidate_against_lora(tracked_runs):
+    from harness.check import compare_methods
+
+    runs_dir, records = tracked_runs
+    rows = compare_methods(records_from_runs_dir(runs_dir), "full", "lora")
+    full = statistics.median(records[("full", s)]["best"]["accuracy"] for s in SEEDS)
+    lora = statistics.median(records[("lora", s)]["best"]["accuracy"] for s in SEEDS)
+    assert rows[0]["Δ"] == f"{full - lora:+.4f}"
+    assert rows[0]["status"] in ("pass", "improved", "regressed")
+
+
+def test_plots_are_written_as_png_and_svg(tracked_runs, tmp_path):
+    runs_dir, _ = tracked_runs
+    result = harness("plot", "--runs", runs_dir, "--out-dir", tmp_path)
+    assert result.returncode == 0, result.stderr
+    for name in ("params_vs_score", "validation_curves", "rank_sweep"):
+        for ext in ("png", "svg"):
+            assert (tmp_path / f"{name}.{ext}").stat().st_size > 1000
+
+
+def test_runs_read_from_mlflow_give_the_same_table(tmp_path):
+    from conftest import sentiment_rows, write_csv
+    from harness.results import records_from_mlflow
+
+    train = write_csv(tmp_path / "train.csv", sentiment_rows(64, 0))
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    for seed in (0, 1):
+        run(RunConfig(task="csv", train_file=str(train), eval_file=str(train), model="tiny-bert", method="bitfit",
+                      seed=seed, epochs=1, tracking_uri=uri, experiment="tables", output_dir=str(tmp_path / "out"),
+                      save_weights=False), progress=False)
+    from_mlflow, _ = results_table(records_from_mlflow(uri, "tables"))
+    from_dirs, _ = results_table(records_from_runs_dir(tmp_path / "out" / "runs"))
+    assert from_mlflow[0]["csv"] == from_dirs[0]["csv"] and from_mlflow[0]["method"] == "bitfit"
+    assert from_mlflow[0]["# trainable"] == from_dirs[0]["# trainable"]
