@@ -59,6 +59,9 @@ class RunConfig:
     run_name: str | None = _f(None, "run name (default: task-method-model-seed-time)")
     tracking_uri: str | None = _f(None, "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlflow.db); 'none' disables MLflow")
     experiment: str = _f("harness", "MLflow experiment name")
+    checkpoint_every: int | None = _f(None, "also checkpoint every this many optimizer steps (a checkpoint is always "
+                                            "written at the end of each epoch)", positive=True)
+    resume: bool = _f(False, "continue the run named by --run-name from its last checkpoint (starts afresh if it has none)")
     save_weights: bool = _f(True, "save the trained weights (the adapter, or the full model) of the best epoch")
     log_every: int = _f(10, "log the training loss every this many optimizer steps", positive=True)
 

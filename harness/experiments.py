@@ -38,7 +38,8 @@ from harness.errors import HarnessError, closest
 FILE_KEYS = {"name", "description", "base", "axes", "variants", "launch"}
 LAUNCH_KEYS = {"num_processes"}
 # Where a cell writes and logs does not change what it computes: left out of its id.
-NOT_IN_ID = {"output_dir", "run_name", "tracking_uri", "experiment", "save_weights", "log_every"}
+NOT_IN_ID = {"output_dir", "run_name", "tracking_uri", "experiment", "save_weights", "log_every",
+             "checkpoint_every", "resume"}
 
 
 @dataclass

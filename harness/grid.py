@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from harness.errors import HarnessError
+from harness.checkpoint import has_checkpoint
 from harness.experiments import Cell, Experiment
 from harness.tracking import write_json
 
@@ -48,7 +49,8 @@ def cell_file(experiment: Experiment, cell: Cell, output_dir: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{cell.id}.yaml"
     values = cell.config.to_dict()
-    values.update(output_dir=str(output_dir), run_name=f"{experiment.name}-{cell.id}")
+    # resume: an interrupted cell continues from its checkpoint (a cell without one starts afresh).
+    values.update(output_dir=str(output_dir), run_name=f"{experiment.name}-{cell.id}", resume=True)
     if cell.depends_on:
         values["init_from"] = str(Path(output_dir) / "runs" / f"{experiment.name}-{cell.depends_on}")
     path.write_text(yaml.safe_dump(values, sort_keys=False), encoding="utf-8")
@@ -153,8 +155,8 @@ def execute_cell(config_path: str, run_dir: str, num_processes: int = 1, env: di
     try:
         if status_of(run_dir) == "finished":  # finished between our first look and the claim
             return "finished"
-        if run_dir.exists():
-            set_aside(run_dir)
+        if run_dir.exists() and (status_of(run_dir) == "failed" or not has_checkpoint(run_dir)):
+            set_aside(run_dir)  # failed, or killed before its first checkpoint: keep it, start afresh
         log = run_dir.parent / ".logs" / f"{run_dir.name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "w") as handle:

@@ -51,10 +51,11 @@ def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, str]:
 class MlflowTracker:
     """A thin guard around one MLflow run. Inactive when ``uri`` is None or on non-main processes."""
 
-    def __init__(self, uri: str | None, experiment: str, run_name: str, active: bool = True):
+    def __init__(self, uri: str | None, experiment: str, run_name: str, active: bool = True,
+                 run_id: str | None = None):
         self.uri = uri
         self.active = bool(uri) and active
-        self.run_id: str | None = None
+        self.run_id: str | None = run_id
         self.problems: list[str] = []
         if not self.active:
             return
@@ -68,7 +69,8 @@ class MlflowTracker:
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # no 'creating tables' chatter per run
         mlflow.set_tracking_uri(self.uri)
         mlflow.set_experiment(experiment)
-        self.run_id = mlflow.start_run(run_name=run_name).info.run_id
+        # A resumed run continues its MLflow run rather than starting a second one.
+        self.run_id = mlflow.start_run(run_id=self.run_id, run_name=None if self.run_id else run_name).info.run_id
 
     def _call(self, what: str, fn, *args, **kwargs) -> None:
         if not self.active:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import os
 import platform
 import random
@@ -20,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from harness.checkpoint import CHECKPOINT, has_checkpoint, load_checkpoint, rng_states, save_checkpoint
 from harness.config import RunConfig, resolved_tracking_uri
 from harness.errors import HarnessError
 from harness.methods import get_method, init_from_run, save_weights
@@ -133,10 +135,17 @@ def run(config: RunConfig, progress: bool = True) -> dict[str, Any]:
     evals = {suffix: subsample(task.load(split, config.data_dir), config.max_eval_samples, config.data_seed)
              for suffix, split in task.eval_splits.items()}
 
+    if config.resume and not config.run_name:
+        raise HarnessError("--resume needs --run-name: the name of the run to continue.")
     run_name = [config.run_name or default_run_name(config)]
     if accelerator.num_processes > 1:
         broadcast_object_list(run_name)  # every process must agree on the name main chose
-    run_dir = make_run_dir(config.output_dir, run_name[0]) if main else None
+    existing = Path(config.output_dir) / "runs" / run_name[0]
+    resuming = config.resume and has_checkpoint(existing)
+    if resuming:
+        run_dir = existing
+    else:
+        run_dir = make_run_dir(config.output_dir, run_name[0]) if main else existing
 
     set_seed(config.seed)
     spec = get_model_spec(config.model)
@@ -159,8 +168,15 @@ def run(config: RunConfig, progress: bool = True) -> dict[str, Any]:
     }
     full_config = {**config.to_dict(), "learning_rate": resolved.learning_rate,
                    "method_options": resolved.method_options, "label_names": task.label_names}
-    tracker = MlflowTracker(resolved_tracking_uri(config), config.experiment, record["run_name"], active=main)
-    if main:
+    previous_run_id = None
+    if resuming and (run_dir / "config.json").is_file():
+        previous_run_id = json.loads((run_dir / "config.json").read_text()).get("mlflow_run_id")
+    tracker = MlflowTracker(resolved_tracking_uri(config), config.experiment, record["run_name"], active=main,
+                            run_id=previous_run_id)
+    full_config["mlflow_run_id"] = tracker.run_id
+    if main and resuming:
+        print(f"resuming {run_dir} from its checkpoint", flush=True)
+    elif main:
         write_json(run_dir / "config.json", full_config)
         tracker.log_params(full_config)
         tracker.set_tags({"task": task.name, "model": config.model, "method": config.method,
@@ -172,6 +188,8 @@ def run(config: RunConfig, progress: bool = True) -> dict[str, Any]:
     try:
         _train(accelerator, config, resolved, model, tokenizer, train, evals, record, run_dir, tracker, progress)
         record["status"] = "finished"
+        if main:
+            shutil.rmtree(run_dir / CHECKPOINT, ignore_errors=True)  # the weights are saved; the state is not needed
     except BaseException as err:
         record["status"] = "failed"
         record["error"] = f"{type(err).__name__}: {err}"
@@ -227,15 +245,38 @@ def _train(accelerator, config, resolved, model, tokenizer, train, evals, record
     trainable = [p for p in model.parameters() if p.requires_grad]
 
     main = accelerator.is_main_process
-    history, best, best_epoch = [], None, None
-    step, samples, tokens, train_time = 0, 0, 0, 0.0
-    for epoch in range(1, config.epochs + 1):
+    position = {"epoch": 1, "batches_done": 0, "step": 0, "samples": 0, "tokens": 0, "train_time": 0.0,
+                "epoch_loss": 0.0, "epoch_batches": 0, "history": [], "best": None, "best_epoch": None}
+    epoch_start_order = generator.get_state()
+    if config.resume and has_checkpoint(Path(config.output_dir) / "runs" / record["run_name"]):
+        position = load_checkpoint(Path(config.output_dir) / "runs" / record["run_name"],
+                                   accelerator.unwrap_model(model), optimizer, scheduler, generator)
+        epoch_start_order = generator.get_state()
+
+    def checkpoint(next_epoch: int, batches_done: int, epoch_loss: float, epoch_batches: int) -> None:
+        if not main:
+            return
+        position.update(epoch=next_epoch, batches_done=batches_done, step=step, samples=samples, tokens=tokens,
+                        train_time=train_time, epoch_loss=epoch_loss, epoch_batches=epoch_batches, history=history,
+                        best=best, best_epoch=best_epoch)
+        save_checkpoint(run_dir, accelerator.unwrap_model(model), optimizer, scheduler,
+                        rng_states(generator, epoch_start_order), position)
+
+    history, best, best_epoch = position["history"], position["best"], position["best_epoch"]
+    step, samples, tokens, train_time = position["step"], position["samples"], position["tokens"], position["train_time"]
+    for epoch in range(position["epoch"], config.epochs + 1):
         model.train()
-        epoch_loss, epoch_batches = 0.0, 0
-        bar = tqdm(total=len(train_loader), desc=f"epoch {epoch}/{config.epochs}", disable=not (main and progress),
-                   unit="batch", dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30)
+        skip = position["batches_done"] if epoch == position["epoch"] else 0
+        epoch_loss, epoch_batches = (position["epoch_loss"], position["epoch_batches"]) if skip else (0.0, 0)
+        if not skip:
+            epoch_start_order = generator.get_state()  # this epoch's shuffle is drawn from here
+        loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
+        bar = tqdm(total=len(train_loader), initial=skip, desc=f"epoch {epoch}/{config.epochs}",
+                   disable=not (main and progress), unit="batch", dynamic_ncols=True,
+                   mininterval=0.5 if sys.stderr.isatty() else 30)
         tic = time.perf_counter()
-        for batch in train_loader:
+        batches_done = skip
+        for batch in loader:
             with accelerator.accumulate(model):
                 loss = model(**batch).loss
                 accelerator.backward(loss)
@@ -251,6 +292,7 @@ def _train(accelerator, config, resolved, model, tokenizer, train, evals, record
             samples += batch["labels"].shape[0]
             tokens += int(batch["attention_mask"].sum())
             epoch_loss, epoch_batches = epoch_loss + value, epoch_batches + 1
+            batches_done += 1
             bar.update(1)
             if accelerator.sync_gradients:
                 step += 1
@@ -259,6 +301,10 @@ def _train(accelerator, config, resolved, model, tokenizer, train, evals, record
                     bar.set_postfix(loss=f"{value:.4f}", lr=f"{lr:.2e}", refresh=False)
                     if main:
                         tracker.log_metrics({"train_loss": value, "learning_rate": lr}, step=step)
+                if config.checkpoint_every and step % config.checkpoint_every == 0 and batches_done < len(train_loader):
+                    train_time += time.perf_counter() - tic
+                    tic = time.perf_counter()
+                    checkpoint(epoch, batches_done, epoch_loss, epoch_batches)
         train_time += time.perf_counter() - tic
         bar.close()
 
@@ -280,6 +326,8 @@ def _train(accelerator, config, resolved, model, tokenizer, train, evals, record
                 save_weights(accelerator.unwrap_model(model), config.method, resolved.method_options,
                              run_dir / "weights")
                 tokenizer.save_pretrained(run_dir / "weights")
+        if epoch < config.epochs:
+            checkpoint(epoch + 1, 0, 0.0, 0)
 
     totals = accelerator.reduce(torch.tensor([samples, tokens], dtype=torch.float64), "sum").tolist()
     record.update({
