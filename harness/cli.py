@@ -235,7 +235,7 @@ def cmd_grid(args) -> int:
     slurm = {"partition": args.partition, "gpus": args.gpus, "time": args.time, "cpus": args.cpus}
     results = run_grid(experiment, args.output_dir, args.jobs, args.launcher,
                        {k: v for k, v in slurm.items() if v is not None})
-    failed = [cell for cell, status in results.items() if status != "finished"]
+    failed = [cell for cell, status in results.items() if status not in ("finished", "claimed by another worker")]
     print(f"{experiment.name}: {len(results) - len(failed)} of {len(results)} cells finished"
           + (f"; not finished: {', '.join(f'{c} ({results[c]})' for c in failed)}" if failed else ""))
     return 1 if failed else 0
@@ -324,6 +324,22 @@ def cmd_baseline_save(args) -> int:
 
     baseline = save_baseline(records_from_args(args), args.out, args.k_std, args.floor)
     print(f"wrote {args.out}: {len(baseline['entries'])} task/model/method entries")
+    return 0
+
+
+def cmd_sync(args) -> int:
+    from harness.config import RunConfig, resolved_tracking_uri
+    from harness.sync import sync_runs
+
+    uri = resolved_tracking_uri(RunConfig(tracking_uri=args.tracking_uri))
+    if uri is None:
+        raise HarnessError("harness sync needs a tracking URI (--tracking-uri or $MLFLOW_TRACKING_URI).")
+    actions = sync_runs(args.runs, uri, args.experiment)
+    for name, action in actions:
+        if action != "in MLflow" or args.verbose:
+            print(f"{name}: {action}")
+    counts = {a: sum(1 for _, b in actions if b == a) for a in ("uploaded", "completed", "in MLflow")}
+    print(", ".join(f"{n} {a}" for a, n in counts.items()))
     return 0
 
 
@@ -422,6 +438,16 @@ def build_parser() -> Parser:
     save.add_argument("--k-std", type=float, default=2.0, help="tolerance in seed standard deviations (default: 2)")
     save.add_argument("--floor", type=float, default=0.005, help="smallest tolerance (default: 0.005)")
     save.set_defaults(func=cmd_baseline_save)
+
+    sync = sub.add_parser("sync", help="upload runs that MLflow missed (server down), without duplicates",
+                          description="Log to MLflow every finished or failed run folder that MLflow lacks or "
+                                      "holds only in part (a run whose server went away); runs already there are "
+                                      "left alone, so syncing twice changes nothing.")
+    sync.add_argument("--runs", default="results/runs", help="folder of run folders (default: results/runs)")
+    sync.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)")
+    sync.add_argument("--experiment", default="harness", help="MLflow experiment (default: harness)")
+    sync.add_argument("--verbose", action="store_true", help="also list runs that were already in MLflow")
+    sync.set_defaults(func=cmd_sync)
 
     bench = sub.add_parser("bench", help="benchmarks", description="Benchmarks.")
     bench_sub = bench.add_subparsers(dest="bench", metavar="BENCH", parser_class=Parser)

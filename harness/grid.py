@@ -148,13 +148,13 @@ def execute_cell(config_path: str, run_dir: str, num_processes: int = 1, env: di
     what a Slurm job runs."""
     run_dir = Path(run_dir)
     if status_of(run_dir) == "finished":
-        return "finished"
+        return "already finished"
     claim = Claim(run_dir)
     if not claim.acquire():
-        return "claimed"
+        return "claimed by another worker"
     try:
         if status_of(run_dir) == "finished":  # finished between our first look and the claim
-            return "finished"
+            return "already finished"
         if run_dir.exists() and (status_of(run_dir) == "failed" or not has_checkpoint(run_dir)):
             set_aside(run_dir)  # failed, or killed before its first checkpoint: keep it, start afresh
         log = run_dir.parent / ".logs" / f"{run_dir.name}.log"
@@ -209,7 +209,7 @@ def run_grid(experiment: Experiment, output_dir: str = "results", jobs: int = 1,
         env = _slot_env(slot % jobs, jobs)
         status = execute_cell(str(path), str(run_dir), num_processes, env)
         progress(f"  {cell.id} {_describe(cell)}: {status}")
-        return cell.id, status
+        return cell.id, "finished" if status == "already finished" else status  # finished by another worker
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         for wave in waves:
@@ -255,7 +255,8 @@ def _run_submitit(todo, num_processes, launcher, slurm, output_dir, experiment, 
     results = {}
     for (cell, _, _), job in zip(todo, submitted):
         try:
-            results[cell.id] = job.result()
+            status = job.result()
+            results[cell.id] = "finished" if status == "already finished" else status
         except Exception as err:  # the job died: the cell counts as failed, the others go on
             results[cell.id] = "failed"
             print(f"  {cell.id}: job {job.job_id} failed: {str(err).strip().splitlines()[-1][:200]}")

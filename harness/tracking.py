@@ -64,6 +64,10 @@ class MlflowTracker:
     def _start(self, experiment: str, run_name: str) -> None:
         import logging
 
+        # A tracking server that blinks must cost seconds, not MLflow's default minutes of retries.
+        for key, value in [("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"), ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1"),
+                           ("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")]:
+            os.environ.setdefault(key, value)
         import mlflow
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # no 'creating tables' chatter per run

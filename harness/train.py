@@ -150,7 +150,8 @@ def run(config: RunConfig, progress: bool = True) -> dict[str, Any]:
     set_seed(config.seed)
     spec = get_model_spec(config.model)
     problem = "regression" if task.kind == "regression" else "single_label_classification"
-    model, tokenizer = load_for_classification(spec, task.num_labels, problem, config.data_dir, config.quantize)
+    model, tokenizer = load_for_classification(spec, task.num_labels, problem, config.data_dir, config.quantize,
+                                               config.trust_remote_code)
     heads = head_module_names(model)
     model = get_method(config.method).apply(model, resolved.method_options, heads)
     if config.init_from:
@@ -180,7 +181,7 @@ def run(config: RunConfig, progress: bool = True) -> dict[str, Any]:
         write_json(run_dir / "config.json", full_config)
         tracker.log_params(full_config)
         tracker.set_tags({"task": task.name, "model": config.model, "method": config.method,
-                          "main_metric": task.main_metric,
+                          "main_metric": task.main_metric, "harness_run": record["run_name"],
                           "run_dir": str(run_dir.resolve())})
         tracker.log_metrics({"params_trainable": counts.trainable, "params_head": counts.head,
                              "params_total": counts.total})
@@ -203,6 +204,8 @@ def run(config: RunConfig, progress: bool = True) -> dict[str, Any]:
             tracker.log_artifacts(run_dir)
             tracker.end("FINISHED" if record["status"] == "finished" else "FAILED")
             record["tracking_problems"] = tracker.problems
+            if tracker.problems:  # say in the run folder what MLflow is missing: `harness sync` fills it in
+                write_json(run_dir / "metrics.json", record)
             record["run_dir"] = str(run_dir)
     return record
 

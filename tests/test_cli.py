@@ -101,3 +101,40 @@ def test_config_file_with_an_unknown_key(tmp_path):
     config.write_text("task: glue/sst2\nlearning_rat: 1e-4\n")
     assert_one_line_error(harness("run", "--config", config, "--output-dir", tmp_path),
                           "run.yaml: unknown key 'learning_rat'", "Did you mean 'learning_rate'")
+
+
+def test_empty_split(tmp_path):
+    (tmp_path / "train.csv").write_text("text,label\n")
+    (tmp_path / "dev.csv").write_text("text,label\ngood,pos\n")
+    assert_one_line_error(harness("run", "csv", "--train-file", tmp_path / "train.csv", "--eval-file",
+                                  tmp_path / "dev.csv", "--output-dir", tmp_path), "train.csv: no examples")
+
+
+def test_wrong_column_count_in_a_csv_row(tmp_path):
+    (tmp_path / "train.csv").write_text("text,label\ngood film,pos\nbad,neg,extra\n")
+    assert_one_line_error(harness("run", "csv", "--train-file", tmp_path / "train.csv", "--eval-file",
+                                  tmp_path / "train.csv", "--output-dir", tmp_path), "train.csv:3: malformed row")
+
+
+def test_unknown_metric_in_a_task_file(tmp_path):
+    (tmp_path / "t.yaml").write_text("task: t\ndataset: a/b\nmetrics: [acuracy]\n")
+    assert_one_line_error(harness("run", tmp_path / "t.yaml", "--output-dir", tmp_path),
+                          "unknown metric 'acuracy'", "Did you mean 'accuracy'")
+
+
+def test_output_directory_that_is_not_writable(tmp_path, sentiment_files):
+    train, dev = sentiment_files
+    blocker = tmp_path / "file-not-dir"
+    blocker.write_text("")
+    assert_one_line_error(harness("run", "csv", "--train-file", train, "--eval-file", dev, "--model", "tiny-bert",
+                                  "--output-dir", blocker / "out", "--tracking-uri", "none"),
+                          "cannot create the run directory", "choose another --output-dir")
+
+
+def test_quantize_on_cpu(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU can quantize")
+    assert_one_line_error(harness("run", "glue/sst2", "--quantize", "4bit", "--output-dir", tmp_path),
+                          "--quantize 4bit needs a CUDA GPU")

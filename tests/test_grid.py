@@ -155,3 +155,21 @@ def test_submitit_local_executor_runs_a_two_cell_grid(tmp_path, two_tasks):
     results = run_grid(experiment, str(tmp_path / "results"), launcher="submitit-local", progress=lambda *_: None)
     assert list(results.values()) == ["finished", "finished"]
     assert list((tmp_path / "results" / "submitit" / "mini").iterdir())  # submitit's job folders
+
+
+def test_two_workers_on_one_results_folder_never_run_a_cell_twice(tmp_path, two_tasks):
+    path = tiny_grid(tmp_path, {"a": two_tasks["a"]}, methods=("full", "bitfit"), seeds=(0, 1, 2))
+    out = tmp_path / "shared-results"
+    command = [sys.executable, "-m", "harness", "grid", str(path), "--output-dir", str(out)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    workers = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for _ in range(2)]
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    assert all(w.returncode == 0 for w in workers), outputs
+    experiment = load_experiment(path)
+    for cell in experiment.cells:
+        ran = sum(line.strip().startswith(cell.id) and line.rstrip().endswith(": finished")
+                  for output in outputs for line in output.splitlines())
+        assert ran == 1, (cell.id, outputs)  # exactly one worker ran it; the other skipped or saw the claim
+        assert status_of(run_dir_of(experiment, cell, str(out))) == "finished"
+    assert not list((out / "runs").glob("*.attempt-*"))

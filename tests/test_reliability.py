@@ -75,3 +75,43 @@ def test_nan_loss_fails_the_run_and_records_it(tmp_path, sentiment_files):
 
     runs = MlflowClient(f"sqlite:///{tmp_path}/m.db").search_runs(["1"])
     assert runs and runs[0].info.status == "FAILED"
+
+
+def test_remote_code_is_off_unless_asked(monkeypatch):
+    import transformers
+
+    from harness.models import get_model_spec, load_for_classification
+
+    seen = {}
+
+    def fake_from_pretrained(source, **kwargs):
+        seen.update(kwargs)
+        raise OSError("stop here")
+
+    monkeypatch.setattr(transformers.AutoModelForSequenceClassification, "from_pretrained", fake_from_pretrained)
+    with pytest.raises(HarnessError, match="stop here"):
+        load_for_classification(get_model_spec("minilm-l6"), 2, "single_label_classification")
+    assert seen["trust_remote_code"] is False
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_checkpoint_state_is_loaded_weights_only(tmp_path):
+    """A tampered checkpoint cannot run code: state.pt is read with torch.load(weights_only=True)."""
+    import torch
+
+    from harness.checkpoint import load_checkpoint
+
+    folder = tmp_path / "checkpoint"
+    folder.mkdir()
+    from safetensors.torch import save_file
+
+    save_file({}, folder / "trainable.safetensors")
+    torch.save({"optimizer": _Payload()}, folder / "state.pt")
+    (folder / "position.json").write_text("{}")
+    model = torch.nn.Linear(2, 2)
+    with pytest.raises(Exception, match="Weights only load failed|Unsupported global"):
+        load_checkpoint(tmp_path, model, None, None, torch.Generator())

@@ -140,7 +140,7 @@ def build_config(spec: ModelSpec, **overrides):
         raise HarnessError(f"cannot load the config of model '{spec.name}': {str(err).splitlines()[0]}") from None
 
 
-def load_tokenizer(spec: ModelSpec, data_dir=None):
+def load_tokenizer(spec: ModelSpec, data_dir=None, trust_remote_code: bool = False):
     from transformers import AutoTokenizer, GPT2TokenizerFast
 
     if spec.tokenizer == "minilm-package":
@@ -155,7 +155,7 @@ def load_tokenizer(spec: ModelSpec, data_dir=None):
             )
         return GPT2TokenizerFast(vocab_file=str(folder / "vocab.json"), merges_file=str(folder / "vocab.bpe"))
     check_available(spec)
-    return AutoTokenizer.from_pretrained(model_source(spec))
+    return AutoTokenizer.from_pretrained(model_source(spec), trust_remote_code=trust_remote_code)
 
 
 def quantization_config(quantize: str | None):
@@ -192,7 +192,8 @@ def check_quantization(quantize: str | None, method: str) -> None:
         raise HarnessError(f"--quantize {quantize} needs bitsandbytes: pip install bitsandbytes.")
 
 
-def load_for_classification(spec: ModelSpec, num_labels: int, problem_type: str, data_dir=None, quantize=None):
+def load_for_classification(spec: ModelSpec, num_labels: int, problem_type: str, data_dir=None, quantize=None,
+                            trust_remote_code: bool = False):
     """(model, tokenizer) with a fresh classification/regression head of ``num_labels`` outputs;
     the backbone in 8 or 4 bits when ``quantize`` is set (checked by check_quantization first)."""
     from transformers import AutoModelForSequenceClassification
@@ -200,7 +201,7 @@ def load_for_classification(spec: ModelSpec, num_labels: int, problem_type: str,
 
     hf_logging.set_verbosity_error()  # the 'newly initialized head' report is expected here
     hf_logging.disable_progress_bar()
-    tokenizer = load_tokenizer(spec, data_dir)
+    tokenizer = load_tokenizer(spec, data_dir, trust_remote_code)
     head = dict(num_labels=num_labels, problem_type=problem_type)
     if spec.random_init:
         model = AutoModelForSequenceClassification.from_config(build_config(spec, **head))
@@ -208,7 +209,8 @@ def load_for_classification(spec: ModelSpec, num_labels: int, problem_type: str,
         check_available(spec)
         try:
             model = AutoModelForSequenceClassification.from_pretrained(
-                model_source(spec), quantization_config=quantization_config(quantize), **head)
+                model_source(spec), quantization_config=quantization_config(quantize),
+                trust_remote_code=trust_remote_code, **head)
         except OSError as err:
             raise HarnessError(f"cannot load model '{spec.name}': {str(err).splitlines()[0]}") from None
         if quantize:
