@@ -23,10 +23,12 @@ def _pyplot():
 
 
 def _save(fig, out_dir: Path, name: str) -> list[Path]:
+    """Write the figure as PNG and SVG, and free it."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.svg"]
     for path in paths:
         fig.savefig(path, dpi=150, bbox_inches="tight")
+    _pyplot().close(fig)
     return paths
 
 
@@ -94,9 +96,7 @@ def params_vs_score(records: list[RunRecord], out_dir: Path, paper: bool = True)
     for ax in list(axes.flat)[len(tasks):]:
         ax.axis("off")
     fig.suptitle("Trainable parameters vs. score")
-    paths = _save(fig, out_dir, "params_vs_score")
-    plt.close(fig)
-    return paths
+    return _save(fig, out_dir, "params_vs_score")
 
 
 def validation_curves(records: list[RunRecord], out_dir: Path) -> list[Path]:
@@ -120,9 +120,7 @@ def validation_curves(records: list[RunRecord], out_dir: Path) -> list[Path]:
         ax.set_title(f"{COLUMN_NAMES.get(task, task)}: validation curves")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
-    paths = _save(fig, out_dir, "validation_curves")
-    plt.close(fig)
-    return paths
+    return _save(fig, out_dir, "validation_curves")
 
 
 def rank_sweep(records: list[RunRecord], out_dir: Path) -> list[Path]:
@@ -144,9 +142,7 @@ def rank_sweep(records: list[RunRecord], out_dir: Path) -> list[Path]:
     ax.set_title("LoRA rank sweep")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    paths = _save(fig, out_dir, "rank_sweep")
-    plt.close(fig)
-    return paths
+    return _save(fig, out_dir, "rank_sweep")
 
 
 PLOTS = {"params": params_vs_score, "curves": validation_curves, "ranks": rank_sweep}

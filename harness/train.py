@@ -113,6 +113,8 @@ def run(config: RunConfig, progress: bool = True) -> dict[str, Any]:
     from accelerate.state import AcceleratorState, GradientState
     from accelerate.utils import broadcast_object_list, set_seed
 
+    if config.resume and not config.run_name:
+        raise HarnessError("--resume needs --run-name: the name of the run to continue.")
     resolved = resolve(config)
     task = resolved.task
     check_quantization(config.quantize, config.method)
@@ -135,8 +137,6 @@ def run(config: RunConfig, progress: bool = True) -> dict[str, Any]:
     evals = {suffix: subsample(task.load(split, config.data_dir), config.max_eval_samples, config.data_seed)
              for suffix, split in task.eval_splits.items()}
 
-    if config.resume and not config.run_name:
-        raise HarnessError("--resume needs --run-name: the name of the run to continue.")
     run_name = [config.run_name or default_run_name(config)]
     if accelerator.num_processes > 1:
         broadcast_object_list(run_name)  # every process must agree on the name main chose
@@ -159,7 +159,7 @@ def run(config: RunConfig, progress: bool = True) -> dict[str, Any]:
     counts = count_parameters(model, heads)
 
     record: dict[str, Any] = {
-        "status": "running", "run_name": run_dir.name if run_dir else run_name[0], "task": task.name,
+        "status": "running", "run_name": run_dir.name, "task": task.name,
         "model": config.model, "method": config.method, "main_metric": task.main_metric,
         "params": counts.as_dict(), "world_size": accelerator.num_processes,
         "global_batch_size": config.batch_size * accelerator.num_processes * config.grad_accum,
@@ -251,9 +251,8 @@ def _train(accelerator, config, resolved, model, tokenizer, train, evals, record
     position = {"epoch": 1, "batches_done": 0, "step": 0, "samples": 0, "tokens": 0, "train_time": 0.0,
                 "epoch_loss": 0.0, "epoch_batches": 0, "history": [], "best": None, "best_epoch": None}
     epoch_start_order = generator.get_state()
-    if config.resume and has_checkpoint(Path(config.output_dir) / "runs" / record["run_name"]):
-        position = load_checkpoint(Path(config.output_dir) / "runs" / record["run_name"],
-                                   accelerator.unwrap_model(model), optimizer, scheduler, generator)
+    if config.resume and has_checkpoint(run_dir):
+        position = load_checkpoint(run_dir, accelerator.unwrap_model(model), optimizer, scheduler, generator)
         epoch_start_order = generator.get_state()
 
     def checkpoint(next_epoch: int, batches_done: int, epoch_loss: float, epoch_batches: int) -> None:

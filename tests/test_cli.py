@@ -138,3 +138,9 @@ def test_quantize_on_cpu(tmp_path):
         pytest.skip("a GPU can quantize")
     assert_one_line_error(harness("run", "glue/sst2", "--quantize", "4bit", "--output-dir", tmp_path),
                           "--quantize 4bit needs a CUDA GPU")
+
+
+def test_malformed_jsonl_line(tmp_path):
+    (tmp_path / "train.jsonl").write_text('{"text": "good", "label": "pos"}\n{"text": "bad", "label": \n')
+    assert_one_line_error(harness("run", "csv", "--train-file", tmp_path / "train.jsonl", "--eval-file",
+                                  tmp_path / "train.jsonl", "--output-dir", tmp_path), "train.jsonl:2: invalid JSON line")
