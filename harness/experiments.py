@@ -37,9 +37,10 @@ from harness.errors import HarnessError, closest
 
 FILE_KEYS = {"name", "description", "base", "axes", "variants", "launch"}
 LAUNCH_KEYS = {"num_processes"}
-# Where a cell writes and logs does not change what it computes: left out of its id.
+# Where a cell reads and writes, and how it logs, do not change what it computes: left out of its id,
+# so the same grid resumes from another data path or results folder.
 NOT_IN_ID = {"output_dir", "run_name", "tracking_uri", "experiment", "save_weights", "log_every",
-             "checkpoint_every", "resume"}
+             "checkpoint_every", "resume", "data_dir", "include_tasks"}
 
 
 @dataclass
