@@ -10,6 +10,7 @@ from pathlib import Path
 
 from harness.config import RunConfig
 from harness.errors import HarnessError
+from harness.report import FORMATS
 
 
 class Parser(argparse.ArgumentParser):
@@ -365,7 +366,7 @@ def build_parser() -> Parser:
                                         "Tables 2, 3, 13 and 14, exact and as printed. With them: one model+method. "
                                         "Models are built from their configs on the meta device (no download); "
                                         "the task head is excluded and shown apart, as in the paper.")
-    params.add_argument("--format", choices=("text", "markdown", "latex", "csv"), default="text",
+    params.add_argument("--format", choices=FORMATS, default="text",
                         help="table format (default: text)")
     params.add_argument("--out", help="also write the table to this file")
     params.add_argument("--model", default=argparse.SUPPRESS, help="model preset, hub id or folder (default: minilm-l6)")
@@ -390,7 +391,7 @@ def build_parser() -> Parser:
     grid.add_argument("--launcher", choices=("local", "slurm", "submitit-local"), default="local",
                       help="local subprocesses (default), Slurm jobs through submitit, or submitit's local executor")
     grid.add_argument("--output-dir", default="results", help="results folder (default: results)")
-    grid.add_argument("--format", choices=("text", "markdown", "latex", "csv"), default="text",
+    grid.add_argument("--format", choices=FORMATS, default="text",
                       help="--dry-run table format")
     grid.add_argument("--partition", help="Slurm partition")
     grid.add_argument("--gpus", type=int, help="Slurm GPUs per job (default: the file's num_processes)")
@@ -405,7 +406,7 @@ def build_parser() -> Parser:
     add_source_options(table)
     table.add_argument("--paper", choices=("table2", "table3"), help="the paper's table layout, rows and markers")
     table.add_argument("--no-paper-values", action="store_true", help="with --paper: leave out the paper and Δ rows")
-    table.add_argument("--format", choices=("markdown", "latex", "csv", "html", "text"), default="markdown")
+    table.add_argument("--format", choices=FORMATS, default="markdown")
     table.add_argument("--out", help="output file (default: reports/<paper table, experiment or 'results'>.<ext>)")
     table.set_defaults(func=cmd_table)
 
@@ -424,7 +425,7 @@ def build_parser() -> Parser:
     check.add_argument("--baseline", help="baseline JSON written by `harness baseline save`")
     check.add_argument("--candidate", help="method label to compare, e.g. 'peft:IA3'")
     check.add_argument("--against", help="the reference method label, e.g. lora")
-    check.add_argument("--format", choices=("text", "markdown", "csv", "html", "latex"), default="text")
+    check.add_argument("--format", choices=FORMATS, default="text")
     check.set_defaults(func=cmd_check)
 
     baseline = sub.add_parser("baseline", help="baselines for `harness check`", description="Baselines.")

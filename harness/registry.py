@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Generic, TypeVar
 
 from harness.errors import HarnessError, unknown_choice
@@ -21,12 +21,6 @@ class Registry(Generic[T]):
             raise HarnessError(f"{self.kind} '{name}' is registered twice; rename one of them.")
         self._items[name] = item
         return item
-
-    def register(self, name: str) -> Callable[[T], T]:
-        def decorator(item: T) -> T:
-            return self.add(name, item)
-
-        return decorator
 
     def get(self, name: str) -> T:
         try:

@@ -1,4 +1,4 @@
-"""Rendering rows of results as text, Markdown, LaTeX or CSV (one writer for every table)."""
+"""Rendering rows of results as text, Markdown, LaTeX, CSV or HTML (one writer for every table)."""
 
 from __future__ import annotations
 

@@ -46,6 +46,3 @@ def blocks(model) -> list:
         module = getattr(module, name)
     return list(module)
 
-
-def backbone_prefix(model) -> str:
-    return f"{model.base_model_prefix}."
