@@ -149,11 +149,7 @@ def cmd_params(args) -> int:
     from harness.report import render
 
     if getattr(args, "model", None) is None and getattr(args, "method", None) is None:
-        text = render(paper_param_table(), PAPER_TABLE_COLUMNS, args.format)
-        if args.out:
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.out).write_text(text, encoding="utf-8")
-        print(text, end="")
+        _write(render(paper_param_table(), PAPER_TABLE_COLUMNS, args.format), args.out)
         return 0
     config = config_from_args(args, ("num_labels", "json", "format", "out"))
     counts = count_without_weights(config.model, config.method, config.method_options, args.num_labels)
