@@ -106,10 +106,27 @@ def cmd_run(args) -> int:
         return 0  # a non-main process of a distributed run: the main process reports
     best = ", ".join(f"{k}={v:.4f}" for k, v in (record.get("best") or {}).items())
     print(f"best epoch {record['best_epoch']}: {best}")
+    speed = record["throughput"]["train_samples_per_s"]
     print(f"trainable params {record['params']['trainable']:,} (head {record['params']['head']:,} excluded); "
-          f"{record['throughput']['train_samples_per_s']:.1f} samples/s; run dir {record['run_dir']}")
+          f"{f'{speed:.1f} samples/s' if speed else 'not trained'}; run dir {record['run_dir']}")
     for problem in record.get("tracking_problems", []):
         print(f"warning: {problem}", file=sys.stderr)
+    return 0
+
+
+def cmd_score(args) -> int:
+    from harness.generation import score_file
+    from harness.tasks import get_task
+
+    task = get_task(args.task)
+    scores = score_file(task, args.outputs, args.data_dir, args.split, args.first, args.metrics)
+    for name, value in scores.items():
+        print(f"{name:12} {value:.4f}")
+    if args.out:
+        from harness.tracking import write_json
+
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        write_json(Path(args.out), {"task": task.name, "outputs": args.outputs, "scores": scores})
     return 0
 
 
@@ -350,6 +367,18 @@ def build_parser() -> Parser:
     add_run_options(run)
     run.set_defaults(func=cmd_run)
 
+    score = sub.add_parser("score", help="score an outputs file against a generation task's references",
+                           description="Score generated text (one output per line, or a harness generations*.jsonl) "
+                                       "against the references of e2e, webnlg or dart, with the same metrics as "
+                                       "`harness run` (the official scorers' definitions).")
+    score.add_argument("task", help="generation task: e2e, webnlg or dart")
+    score.add_argument("outputs", help="outputs file: .txt (one per line, in the task's input order) or .jsonl")
+    score.add_argument("--data-dir", help="data folder (default: $HARNESS_DATA_DIR, else the hub)")
+    score.add_argument("--split", help="split whose references to use (default: the task's test split)")
+    score.add_argument("--first", type=int, help="the outputs are for the first N inputs only")
+    score.add_argument("--metrics", nargs="+", help="compute only these metrics")
+    score.add_argument("--out", help="also write the scores as JSON here")
+    score.set_defaults(func=cmd_score)
     tasks = sub.add_parser("tasks", help="list the tasks", description="List registered tasks with their metrics.")
     tasks.add_argument("--include-tasks", nargs="+", help="extra folders of task YAML files")
     tasks.set_defaults(func=cmd_tasks)

@@ -42,7 +42,8 @@ class RunConfig:
     max_seq_length: int = _f(128, "truncate inputs to this many tokens (batches are padded dynamically)", positive=True)
     # Optimisation
     seed: int = _f(42, "random seed for initialisation, dropout and data order")
-    epochs: int = _f(3, "training epochs; each ends with an evaluation, the best epoch is reported", positive=True)
+    epochs: int = _f(3, "training epochs; each ends with an evaluation, the best epoch is reported (0: evaluate the "
+                        "untrained model only)", nonnegative=True)
     batch_size: int = _f(16, "training batch size per device (global = this x processes x grad accumulation)", positive=True)
     eval_batch_size: int = _f(64, "evaluation batch size per device", positive=True)
     learning_rate: float | None = _f(None, "peak learning rate (default: the model's or the method's default)", positive=True)
@@ -55,6 +56,16 @@ class RunConfig:
     trust_remote_code: bool = _f(False, "allow a hub model's own Python code to run (off: only transformers' code runs)")
     quantize: str | None = _f(None, "load the frozen backbone in 8bit or 4bit (NF4) with bitsandbytes, QLoRA-style; "
                                     "needs a CUDA GPU and a peft method", choices=("8bit", "4bit"))
+    label_smoothing: float = _f(0.0, "generation: label smoothing of the target-token loss (the paper's 0.1 for E2E/WebNLG)", nonnegative=True)
+    # Decoding (generation tasks): after the last epoch the model decodes the test inputs, which are scored
+    num_beams: int = _f(10, "generation: beam size (the paper's 10; 1 is greedy, for quick CPU runs)", positive=True)
+    length_penalty: float | None = _f(None, "generation: beam score = log p / length ** this (default: the task's, "
+                                            "the paper's 0.9 for E2E, 0.8 for WebNLG/DART)")
+    no_repeat_ngram_size: int = _f(4, "generation: never repeat an n-gram of this size within the output (0: off)", nonnegative=True)
+    max_new_tokens: int = _f(64, "generation: at most this many generated tokens per input", positive=True)
+    decode_batch_size: int = _f(16, "generation: inputs decoded together (each takes --num-beams rows)", positive=True)
+    max_decode_samples: int | None = _f(None, "generation: decode and score only the first N test inputs", positive=True)
+    metrics: list[str] = _f(None, "generation: compute only these metrics (e.g. bleu nist rouge_l cider without Java)", nargs="+")
     # Output and tracking
     output_dir: str = _f("results", "results folder; each run writes <output-dir>/runs/<run-name>/")
     run_name: str | None = _f(None, "run name (default: task-method-model-seed-time)")
@@ -82,6 +93,8 @@ class RunConfig:
                 raise HarnessError(f"{flag} must be zero or a positive number, got {value!r}.")
             if "choices" in item.metadata and value not in item.metadata["choices"]:
                 raise HarnessError(f"{flag} must be one of {', '.join(item.metadata['choices'])}, got {value!r}.")
+        if self.label_smoothing >= 1:
+            raise HarnessError(f"--label-smoothing must be below 1, got {self.label_smoothing}.")
         if self.warmup_ratio >= 1:
             raise HarnessError(f"--warmup-ratio must be below 1, got {self.warmup_ratio}.")
 

@@ -23,6 +23,7 @@ Each cell has a stable id: a hash of its resolved config, so a rerun recognises 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -41,6 +42,8 @@ LAUNCH_KEYS = {"num_processes"}
 # so the same grid resumes from another data path or results folder.
 NOT_IN_ID = {"output_dir", "run_name", "tracking_uri", "experiment", "save_weights", "log_every",
              "checkpoint_every", "resume", "data_dir", "include_tasks"}
+ADDED_LATER = {"label_smoothing", "num_beams", "length_penalty", "no_repeat_ngram_size", "max_new_tokens",
+               "decode_batch_size", "max_decode_samples", "metrics"}
 
 
 @dataclass
@@ -81,7 +84,10 @@ def merge(base: dict, override: dict) -> dict:
 
 
 def cell_id(config: RunConfig) -> str:
-    values = {k: v for k, v in config.to_dict().items() if k not in NOT_IN_ID}
+    # Options added after a grid started must not change the ids of its cells: left out at their default.
+    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+    values = {k: v for k, v in config.to_dict().items()
+              if k not in NOT_IN_ID and not (k in ADDED_LATER and v == defaults[k])}
     return hashlib.sha1(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

@@ -24,8 +24,10 @@ from typing import Any
 from harness.checkpoint import CHECKPOINT, has_checkpoint, load_checkpoint, rng_states, save_checkpoint
 from harness.config import RunConfig, resolved_tracking_uri
 from harness.errors import HarnessError
+from harness.generation import DecodeSettings, PairCollator, decode, encode_pairs, lm_loss, one_pair_each, write_generations
 from harness.methods import get_method, init_from_run, save_weights
-from harness.models import check_quantization, get_model_spec, head_module_names, load_for_classification
+from harness.models import (check_quantization, get_model_spec, head_module_names, load_for_causal_lm,
+                            load_for_classification)
 from harness.params import count_parameters
 from harness.tasks import Split, Task, file_task, get_task
 from harness.tracking import MlflowTracker, make_run_dir, write_json
@@ -53,6 +55,10 @@ def resolve(config: RunConfig) -> Resolved:
     learning_rate = (config.learning_rate or spec.defaults.get(method.name, {}).get("learning_rate")
                      or method.defaults["learning_rate"])
     return Resolved(config, task, learning_rate, options)
+
+
+def first(split: Split, limit: int | None) -> Split:
+    return split if limit is None else Split(split.examples[:limit], split.origin)
 
 
 def subsample(split: Split, limit: int | None, seed: int) -> Split:
@@ -133,9 +139,23 @@ def run(config: RunConfig, progress: bool = True) -> dict[str, Any]:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // accelerator.state.num_processes))
 
     # Data first: a bad file should fail before a model is loaded.
-    train = subsample(task.load(task.train_split, config.data_dir), config.max_train_samples, config.data_seed)
-    evals = {suffix: subsample(task.load(split, config.data_dir), config.max_eval_samples, config.data_seed)
-             for suffix, split in task.eval_splits.items()}
+    generation = task.kind == "generation"
+    if config.metrics and not generation:
+        raise HarnessError("--metrics selects generation metrics; a classification task reports all of its metrics.")
+    task.check_metrics(config.metrics)
+    train = Split([], "none (--epochs 0)")
+    if config.epochs:
+        train = task.load(task.train_split, config.data_dir)
+        train = subsample(one_pair_each(train) if generation else train, config.max_train_samples, config.data_seed)
+    if generation:
+        # The dev loss after each epoch, and the test inputs decoded (the first N) after the last one.
+        dev = subsample(one_pair_each(task.load(task.loss_split, config.data_dir)), config.max_eval_samples,
+                        config.data_seed)
+        evals = {"loss": dev, **{suffix: first(task.load(split, config.data_dir), config.max_decode_samples)
+                                 for suffix, split in task.eval_splits.items()}}
+    else:
+        evals = {suffix: subsample(task.load(split, config.data_dir), config.max_eval_samples, config.data_seed)
+                 for suffix, split in task.eval_splits.items()}
 
     run_name = [config.run_name or default_run_name(config)]
     if accelerator.num_processes > 1:
@@ -149,10 +169,14 @@ def run(config: RunConfig, progress: bool = True) -> dict[str, Any]:
 
     set_seed(config.seed)
     spec = get_model_spec(config.model)
-    problem = "regression" if task.kind == "regression" else "single_label_classification"
-    model, tokenizer = load_for_classification(spec, task.num_labels, problem, config.data_dir, config.quantize,
-                                               config.trust_remote_code)
-    heads = head_module_names(model)
+    if generation:
+        model, tokenizer = load_for_causal_lm(spec, config.data_dir, config.quantize, config.trust_remote_code)
+        heads = []  # the LM head is pretrained: no method trains it, tied to the embeddings or not
+    else:
+        problem = "regression" if task.kind == "regression" else "single_label_classification"
+        model, tokenizer = load_for_classification(spec, task.num_labels, problem, config.data_dir, config.quantize,
+                                                   config.trust_remote_code)
+        heads = head_module_names(model)
     model = get_method(config.method).apply(model, resolved.method_options, heads)
     if config.init_from:
         init_from_run(model, config.init_from, heads)
@@ -164,6 +188,7 @@ def run(config: RunConfig, progress: bool = True) -> dict[str, Any]:
         "params": counts.as_dict(), "world_size": accelerator.num_processes,
         "global_batch_size": config.batch_size * accelerator.num_processes * config.grad_accum,
         "train_examples": len(train.examples), "eval_examples": {s: len(e.examples) for s, e in evals.items()},
+        **({"decode": decode_settings(config, task).__dict__} if generation else {}),
         "data": {"train": train.origin, **{f"eval{('_' + s) if s else ''}": e.origin for s, e in evals.items()}},
         "versions": versions(), "command": " ".join(sys.argv),
     }
@@ -229,13 +254,22 @@ def _train(accelerator, config, resolved, model, tokenizer, train, evals, record
     from transformers import DataCollatorWithPadding, get_linear_schedule_with_warmup
 
     task = resolved.task
-    regression = task.kind == "regression"
-    collate = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if config.mixed_precision != "no" else None)
+    regression, generation = task.kind == "regression", task.kind == "generation"
+    multiple_of = 8 if config.mixed_precision != "no" else None
+    if generation:
+        collate = PairCollator(tokenizer.pad_token_id, multiple_of)
+        encode = lambda split: encode_pairs(split, tokenizer, config.max_seq_length)  # noqa: E731
+        decode_splits = {suffix: split for suffix, split in evals.items() if suffix != "loss"}
+        evals = {"loss": evals["loss"]}
+    else:
+        collate = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple_of)
+        encode = lambda split: tokenize(split, tokenizer, config.max_seq_length, regression)  # noqa: E731
     generator = torch.Generator().manual_seed(config.seed)
-    train_loader = DataLoader(tokenize(train, tokenizer, config.max_seq_length, regression), config.batch_size,
-                              shuffle=True, collate_fn=collate, generator=generator)
-    eval_loaders = {suffix: DataLoader(tokenize(split, tokenizer, config.max_seq_length, regression),
-                                       config.eval_batch_size, collate_fn=collate) for suffix, split in evals.items()}
+    train_rows = encode(train) if train.examples else []
+    train_loader = DataLoader(train_rows, config.batch_size, shuffle=bool(train_rows), collate_fn=collate,
+                              generator=generator)
+    eval_loaders = {suffix: DataLoader(encode(split), config.eval_batch_size, collate_fn=collate)
+                    for suffix, split in evals.items()}
     # Steps counted on the unsharded loader: accelerate steps the scheduler once per process.
     steps_per_epoch = math.ceil(len(train_loader) / config.grad_accum)
     total_steps = steps_per_epoch * config.epochs
@@ -265,6 +299,47 @@ def _train(accelerator, config, resolved, model, tokenizer, train, evals, record
                         rng_states(generator, epoch_start_order), position)
 
     history, best, best_epoch = position["history"], position["best"], position["best_epoch"]
+
+    def finish_epoch(epoch: int, epoch_loss: float, epoch_batches: int) -> None:
+        """Evaluate, log, and keep the best epoch's predictions and weights."""
+        nonlocal best, best_epoch
+        if generation:
+            metrics = {"dev_loss": evaluate_loss(accelerator, model, eval_loaders["loss"])}
+            # Only the last epoch is decoded and scored, as microsoft/LoRA decodes its last checkpoint:
+            # beam search over the test set costs more than an epoch of training.
+            improved = epoch == config.epochs
+            if improved:
+                save_best_weights()  # first: a failure while decoding or scoring must not lose the training
+                predictions = decode_splits_sharded(accelerator, model, tokenizer, task, decode_splits, config, progress)
+                if main:
+                    for suffix, split in decode_splits.items():
+                        write_generations(run_dir / f"generations{'_' + suffix if suffix else ''}.jsonl",
+                                          split.examples, predictions[suffix])
+                metrics.update(score_on_main(accelerator, task, decode_splits, predictions, config.metrics,
+                                             run_dir))
+        else:
+            metrics, predictions = evaluate(accelerator, model, eval_loaders, task, regression)
+            improved = best is None or metrics[task.main_metric] > best[task.main_metric]
+            if improved:
+                save_best_weights()
+        mean_loss = accelerator.reduce(torch.tensor(epoch_loss / max(epoch_batches, 1)), "mean").item()
+        history.append({"epoch": epoch, "train_loss": mean_loss, **metrics})
+        if improved:
+            best, best_epoch = metrics, epoch
+        if main:
+            tracker.log_metrics({**{f"eval_{k}": v for k, v in metrics.items()}, "epoch_train_loss": mean_loss}, step=epoch)
+            shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+            print(f"epoch {epoch}: train_loss={mean_loss:.4f} {shown}{' (best)' if improved else ''}", flush=True)
+            if improved and not generation:
+                _save_predictions(run_dir, task, evals, predictions)
+
+    def save_best_weights() -> None:
+        if not config.save_weights:
+            return
+        accelerator.wait_for_everyone()
+        if main:
+            save_weights(accelerator.unwrap_model(model), config.method, resolved.method_options, run_dir / "weights")
+            tokenizer.save_pretrained(run_dir / "weights")
     step, samples, tokens, train_time = position["step"], position["samples"], position["tokens"], position["train_time"]
     for epoch in range(position["epoch"], config.epochs + 1):
         model.train()
@@ -280,7 +355,7 @@ def _train(accelerator, config, resolved, model, tokenizer, train, evals, record
         batches_done = skip
         for batch in loader:
             with accelerator.accumulate(model):
-                loss = model(**batch).loss
+                loss = lm_loss(model, batch, config.label_smoothing) if generation else model(**batch).loss
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and config.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
@@ -310,39 +385,84 @@ def _train(accelerator, config, resolved, model, tokenizer, train, evals, record
         train_time += time.perf_counter() - tic
         bar.close()
 
-        metrics, predictions = evaluate(accelerator, model, eval_loaders, task, regression)
-        mean_loss = accelerator.reduce(torch.tensor(epoch_loss / max(epoch_batches, 1)), "mean").item()
-        history.append({"epoch": epoch, "train_loss": mean_loss, **metrics})
-        improved = best is None or metrics[task.main_metric] > best[task.main_metric]
-        if improved:
-            best, best_epoch = metrics, epoch
-        if main:
-            tracker.log_metrics({**{f"eval_{k}": v for k, v in metrics.items()}, "epoch_train_loss": mean_loss}, step=epoch)
-            shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
-            print(f"epoch {epoch}: train_loss={mean_loss:.4f} {shown}{' (best)' if improved else ''}", flush=True)
-            if improved:
-                _save_predictions(run_dir, task, evals, predictions)
-        if improved and config.save_weights:
-            accelerator.wait_for_everyone()
-            if main:
-                save_weights(accelerator.unwrap_model(model), config.method, resolved.method_options,
-                             run_dir / "weights")
-                tokenizer.save_pretrained(run_dir / "weights")
+        finish_epoch(epoch, epoch_loss, epoch_batches)
         if epoch < config.epochs:
             checkpoint(epoch + 1, 0, 0.0, 0)
+    if config.epochs == 0:
+        finish_epoch(0, 0.0, 0)  # evaluate the untrained model
 
     totals = accelerator.reduce(torch.tensor([samples, tokens], dtype=torch.float64), "sum").tolist()
     record.update({
         "best_epoch": best_epoch, "best": best, "history": history, "optimizer_steps": step,
         "learning_rate": resolved.learning_rate,
-        "throughput": {"train_time_s": round(train_time, 3), "train_samples_per_s": totals[0] / train_time,
-                       "train_tokens_per_s": totals[1] / train_time, "peak_memory_mb": peak_memory_mb()},
+        "throughput": {"train_time_s": round(train_time, 3),
+                       "train_samples_per_s": totals[0] / train_time if train_time else None,
+                       "train_tokens_per_s": totals[1] / train_time if train_time else None,
+                       "peak_memory_mb": peak_memory_mb()},
     })
     if main:
         tracker.log_metrics({**{f"best_{k}": v for k, v in best.items()}, "best_epoch": best_epoch,
-                             "train_samples_per_s": record["throughput"]["train_samples_per_s"],
-                             "train_tokens_per_s": record["throughput"]["train_tokens_per_s"],
-                             "peak_memory_mb": record["throughput"]["peak_memory_mb"]})
+                             **{k: v for k, v in record["throughput"].items() if v is not None and k != "train_time_s"}})
+
+
+def evaluate_loss(accelerator, model, loader) -> float:
+    """Mean target-token loss (no label smoothing) over a loader of encode_pair rows."""
+    import torch
+
+    model.eval()
+    total, count = torch.zeros(2, dtype=torch.float64, device=accelerator.device), 0
+    with torch.no_grad():
+        for batch in loader:
+            targets = int((batch["labels"][:, 1:] != -100).sum())
+            total += torch.tensor([lm_loss(model, batch).item() * targets, targets], dtype=torch.float64,
+                                  device=accelerator.device)
+            count += 1
+    total = accelerator.reduce(total, "sum")
+    return (total[0] / total[1].clamp(min=1)).item()
+
+
+def decode_settings(config: RunConfig, task: Task) -> DecodeSettings:
+    penalty = config.length_penalty if config.length_penalty is not None else task.decode_defaults.get(
+        "length_penalty", 1.0)
+    return DecodeSettings(num_beams=config.num_beams, length_penalty=penalty,
+                          no_repeat_ngram_size=config.no_repeat_ngram_size, max_new_tokens=config.max_new_tokens,
+                          batch_size=config.decode_batch_size)
+
+
+def decode_splits_sharded(accelerator, model, tokenizer, task: Task, splits: dict[str, Split], config: RunConfig,
+                          progress: bool) -> dict[str, list[str]]:
+    """The decoded text of every split's inputs; each process decodes every world_size-th input."""
+    from accelerate.utils import gather_object
+
+    settings = decode_settings(config, task)
+    network = accelerator.unwrap_model(model)
+    rank, world = accelerator.process_index, accelerator.num_processes
+    outputs = {}
+    for suffix, split in splits.items():
+        mine = list(range(rank, len(split.examples), world))
+        texts = decode(network, tokenizer, [split.examples[i].source for i in mine], settings,
+                       progress=progress and accelerator.is_main_process, desc=f"decoding {task.name}")
+        pieces = gather_object(list(zip(mine, texts))) if world > 1 else list(zip(mine, texts))
+        outputs[suffix] = [text for _, text in sorted(pieces)]
+    return outputs
+
+
+def score_on_main(accelerator, task: Task, splits: dict[str, Split], outputs: dict[str, list[str]], metrics,
+                  run_dir: Path) -> dict[str, float]:
+    """Score on the main process (the jar-based metrics start Java once) and share the result."""
+    from accelerate.utils import broadcast_object_list
+
+    result: list[Any] = [None]
+    if accelerator.is_main_process:
+        try:
+            result[0] = {(f"{k}_{suffix}" if suffix else k): v for suffix, split in splits.items()
+                         for k, v in task.score(outputs[suffix], split.examples, metrics).items()}
+        except HarnessError as err:
+            raise HarnessError(f"{err} The outputs are saved in {run_dir}/generations*.jsonl and the weights in "
+                               f"{run_dir}/weights; score them later with `harness score`.") from None
+    if accelerator.num_processes > 1:
+        broadcast_object_list(result)
+    return result[0]
 
 
 def evaluate(accelerator, model, loaders, task: Task, regression: bool):

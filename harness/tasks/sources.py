@@ -14,19 +14,24 @@ if TYPE_CHECKING:
     from harness.tasks.base import Task
 
 
-def load_hub_split(task: Task, dataset: str, config: str | None, split: str, columns: ColumnSpec) -> Split:
-    """Load one split of a hub dataset through `datasets`; offline failures become one-line errors."""
+def load_hub_dataset(dataset: str, config: str | None, split: str):
+    """(rows, origin) of one split of a hub dataset; offline failures become one-line errors."""
     origin = f"hub:{dataset}{'/' + config if config else ''}[{split}]"
     try:
         import datasets
 
-        data = datasets.load_dataset(dataset, config, split=split)
+        return datasets.load_dataset(dataset, config, split=split), origin
     except Exception as err:  # datasets raises many types for 'not cached and unreachable'
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise HarnessError(
             f"could not load {origin} from the Hugging Face hub ({first_line[:200]}); "
             f"for offline use pass --data-dir (or ${DATA_DIR_ENV}) pointing at local files."
         ) from None
+
+
+def load_hub_split(task: Task, dataset: str, config: str | None, split: str, columns: ColumnSpec) -> Split:
+    """Load one split of a hub dataset through `datasets`; offline failures become one-line errors."""
+    data, origin = load_hub_dataset(dataset, config, split)
     label_feature = data.features.get(columns.label) if isinstance(columns.label, str) else None
     if task.kind == "classification" and task.label_names is None:
         names = getattr(label_feature, "names", None)

@@ -1,0 +1,245 @@
+"""Generation tasks: data loading, the target-only loss, batched beam search, runs and `harness score`."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from harness.errors import HarnessError
+from harness.generation import (DecodeSettings, PairCollator, _banned, beam_search, decode, encode_pair, lm_loss,
+                                prompt_of, stop_token_ids)
+from harness.methods import get_method
+from harness.models import get_model_spec, load_for_causal_lm, load_tokenizer
+from harness.tasks import get_task
+
+
+def harness_cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "harness", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data: the published counts, LoRA's linearisation, multi-reference grouping.
+
+
+def test_e2e_counts_and_grouping(data_dir):
+    task = get_task("e2e")
+    counts = {}
+    for split in ("train", "dev", "test"):
+        examples = task.load(split, data_dir).examples
+        counts[split] = (len(examples), sum(len(e.references) for e in examples))
+    # Official release: 42,061 / 4,672 / 4,693 references over 4,862 / 547 / 630 distinct MRs.
+    assert counts == {"train": (4862, 42061), "dev": (547, 4672), "test": (630, 4693)}
+    first = task.load("test", data_dir).examples[0]
+    assert first.source == "name[Blue Spice], eatType[coffee shop], area[city centre]"
+    assert len(first.references) >= 2
+
+
+def test_webnlg_good_lexicalisations_and_seen_unseen(data_dir):
+    task = get_task("webnlg")
+    train = task.load("train", data_dir).examples
+    test = task.load("test", data_dir).examples
+    assert sum(len(e.references) for e in train) == 18025  # comment="good" only, as LoRA's converter
+    assert sum(len(e.references) for e in task.load("dev", data_dir).examples) == 2258
+    assert len(test) == 1862 and sum(len(e.references) for e in test) == 4928
+    seen = [e for e in test if e.subset == "seen"]
+    unseen = [e for e in test if e.subset == "unseen"]
+    assert (len(seen), len(unseen)) == (971, 891)
+    assert (sum(len(e.references) for e in seen), sum(len(e.references) for e in unseen)) == (2495, 2433)
+    assert test[0].source == "Abilene_Regional_Airport : cityServed : Abilene,_Texas"
+    assert task.metric_names()[:3] == ["bleu_all", "meteor_all", "ter_all"] and "ter_unseen" in task.metric_names()
+
+
+def test_dart_dev_and_test_and_missing_train(data_dir):
+    task = get_task("dart")
+    dev = task.load("dev", data_dir).examples
+    test = task.load("test", data_dir).examples
+    assert sum(len(e.references) for e in dev) == 6980
+    assert sum(len(e.references) for e in test) == 12552
+    assert " : joined : " in dev[0].source  # DART lower-cases the property, as LoRA's converter
+    with pytest.raises(HarnessError, match=r"missing train split of dart: looked for .*dart-v1.1.1-full-train.json"):
+        task.load("train", data_dir)
+
+
+def test_gpt2_tokenizer_from_data_dir(data_dir):
+    tokenizer = load_tokenizer(get_model_spec("tiny-gpt2"), data_dir)
+    assert len(tokenizer) == 50257 and tokenizer.eos_token_id == 50256
+    assert tokenizer("hello world")["input_ids"] == [31373, 995]
+
+
+# ---------------------------------------------------------------------------------------------
+# Training sequences and the loss.
+
+
+@pytest.fixture(scope="module")
+def tiny_lm():
+    from tests.conftest import DATA_DIR
+
+    if not (DATA_DIR / "tokenizers" / "gpt2").is_dir():
+        pytest.skip("GPT-2 tokenizer files not found")
+    torch.manual_seed(0)
+    model, tokenizer = load_for_causal_lm(get_model_spec("tiny-gpt2"), DATA_DIR)
+    return model.eval(), tokenizer
+
+
+def test_encode_pair_masks_the_prompt(tiny_lm):
+    _, tokenizer = tiny_lm
+    row = encode_pair(tokenizer, "name[Aromi]", "Aromi is a pub.", max_length=128)
+    prompt = tokenizer(prompt_of("name[Aromi]"), add_special_tokens=False)["input_ids"]
+    assert row["labels"][:len(prompt)] == [-100] * len(prompt)
+    assert row["labels"][len(prompt):] == row["input_ids"][len(prompt):]
+    assert row["input_ids"][-1] == tokenizer.eos_token_id
+    assert tokenizer.decode(row["input_ids"][len(prompt):-1]) == " Aromi is a pub."
+    assert len(encode_pair(tokenizer, "name[Aromi]", "Aromi is a pub.", max_length=5)["input_ids"]) == 5
+
+
+def test_lm_loss_is_label_smoothed_cross_entropy_on_targets_only(tiny_lm):
+    model, tokenizer = tiny_lm
+    rows = [encode_pair(tokenizer, "a : b : c", "the a of b is c", 64), encode_pair(tokenizer, "x", "y z", 64)]
+    batch = PairCollator(tokenizer.eos_token_id)(rows)
+    eps = 0.1
+    with torch.no_grad():
+        got = lm_loss(model, batch, label_smoothing=eps).item()
+        logprobs = torch.log_softmax(model(input_ids=batch["input_ids"],
+                                           attention_mask=batch["attention_mask"]).logits.float(), -1)
+    terms = []
+    for b, row in enumerate(rows):
+        for t in range(1, len(row["labels"])):
+            if row["labels"][t] != -100:  # position t-1 predicts token t
+                lp = logprobs[b, t - 1]
+                terms.append((1 - eps) * -lp[row["labels"][t]].item() + eps * -lp.mean().item())
+    assert got == pytest.approx(sum(terms) / len(terms), rel=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding.
+
+
+def test_no_repeat_ngram_bans_only_repeats_of_generated_ngrams():
+    history = torch.tensor([[1, 2, 3, 1, 2], [1, 2, 3, 4, 5]])
+    rows, tokens = _banned(history, 3)
+    assert list(zip(rows.tolist(), tokens.tolist())) == [(0, 3)]  # "1 2" was followed by 3 before
+    assert _banned(history[:, :2], 3) is None  # no complete 3-gram yet
+
+
+def _reference_greedy(model, tokenizer, source, max_new, stops):
+    """Greedy decoding the slow way: the whole sequence through the model at every step, no cache,
+    no padding."""
+    ids = tokenizer(prompt_of(source), add_special_tokens=False)["input_ids"]
+    out = []
+    with torch.no_grad():
+        for step in range(max_new):
+            logits = model(input_ids=torch.tensor([ids + out])).logits[0, -1].clone()
+            if step == 0:
+                logits[stops] = -math.inf
+            token = int(logits.argmax())
+            if token in stops:
+                break
+            out.append(token)
+    return out
+
+
+SOURCES = ["name[Aromi], eatType[coffee shop], area[city centre], familyFriendly[no]", "name[Zizzi]",
+           "name[The Eagle], food[French], priceRange[£20-25], near[Burger King]"]
+
+
+@pytest.mark.parametrize("method", ["none", "lora", "adapter_h", "prefix_layer", "prefix_embed"])
+def test_batched_cached_greedy_equals_uncached_one_by_one(tiny_lm, method):
+    base, tokenizer = tiny_lm
+    model = base
+    if method != "none":
+        import copy
+
+        model = get_method(method).apply(copy.deepcopy(base), get_method(method).resolve_options({}), [])
+        with torch.no_grad():  # move the method's zero-initialised parameters so it changes the outputs
+            for name, parameter in model.named_parameters():
+                if parameter.requires_grad:
+                    parameter.add_(torch.randn_like(parameter) * 0.5)
+        model.eval()
+    stops = stop_token_ids(tokenizer)
+    settings = DecodeSettings(num_beams=1, no_repeat_ngram_size=0, max_new_tokens=12, batch_size=3)
+    prompts = [tokenizer(prompt_of(s), add_special_tokens=False)["input_ids"] for s in SOURCES]
+    got = beam_search(model, prompts, settings, torch.tensor(stops), tokenizer.eos_token_id)
+    assert got == [_reference_greedy(model, tokenizer, s, 12, stops) for s in SOURCES]
+
+
+@pytest.mark.parametrize("beams", [1, 3])
+def test_batched_beam_search_equals_one_input_at_a_time(tiny_lm, beams):
+    model, tokenizer = tiny_lm
+    together = decode(model, tokenizer, SOURCES, DecodeSettings(num_beams=beams, max_new_tokens=16, batch_size=3),
+                      progress=False)
+    alone = [decode(model, tokenizer, [s], DecodeSettings(num_beams=beams, max_new_tokens=16, batch_size=1),
+                    progress=False)[0] for s in SOURCES]
+    assert together == alone
+    assert all(together)  # never empty: the first token is never a stop token
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs and scoring.
+
+
+@pytest.fixture(scope="module")
+def e2e_run(tmp_path_factory):
+    from tests.conftest import DATA_DIR
+
+    if not (DATA_DIR / "e2e").is_dir():
+        pytest.skip("E2E data not found")
+    out = tmp_path_factory.mktemp("e2e")
+    result = harness_cli("run", "e2e", "--model", "tiny-gpt2", "--method", "lora", "--data-dir", DATA_DIR,
+                         "--max-train-samples", 48, "--max-eval-samples", 16, "--max-decode-samples", 6,
+                         "--num-beams", 2, "--max-new-tokens", 8, "--epochs", 2, "--batch-size", 8,
+                         "--label-smoothing", 0.1, "--metrics", "bleu", "nist", "--tracking-uri", "none",
+                         "--output-dir", out)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return next((out / "runs").iterdir())
+
+
+def test_generation_run_writes_outputs_scores_and_weights(e2e_run):
+    record = json.loads((e2e_run / "metrics.json").read_text())
+    assert record["status"] == "finished" and record["best_epoch"] == 2
+    assert set(record["best"]) == {"dev_loss", "bleu", "nist"}
+    assert [h["epoch"] for h in record["history"]] == [1, 2] and "bleu" not in record["history"][0]
+    assert record["decode"]["num_beams"] == 2 and record["decode"]["length_penalty"] == 0.9  # E2E's default
+    rows = [json.loads(line) for line in (e2e_run / "generations.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and all(row["hypothesis"] and row["references"] for row in rows)
+    assert (e2e_run / "weights" / "adapter_model.safetensors").is_file()
+
+
+def test_score_command_matches_the_run_and_rejects_bad_files(e2e_run, tmp_path):
+    from tests.conftest import DATA_DIR
+
+    record = json.loads((e2e_run / "metrics.json").read_text())
+    generations = e2e_run / "generations.jsonl"
+    result = harness_cli("score", "e2e", generations, "--data-dir", DATA_DIR, "--first", 6, "--metrics", "bleu",
+                         "nist", "--out", tmp_path / "scores.json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "scores.json").read_text())["scores"] == pytest.approx(
+        {k: record["best"][k] for k in ("bleu", "nist")})
+
+    hypotheses = [json.loads(line)["hypothesis"] for line in generations.read_text().splitlines()]
+    short = tmp_path / "short.txt"
+    short.write_text("\n".join(hypotheses[:5]) + "\n")
+    result = harness_cli("score", "e2e", short, "--data-dir", DATA_DIR, "--first", 6)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and "5 outputs, but the test split of e2e has 6 inputs" in result.stderr
+
+    swapped = tmp_path / "swapped.jsonl"
+    lines = generations.read_text().splitlines()
+    swapped.write_text("\n".join([lines[1], lines[0], *lines[2:]]) + "\n")
+    result = harness_cli("score", "e2e", swapped, "--data-dir", DATA_DIR, "--first", 6)
+    assert result.returncode == 2 and "the order differs" in result.stderr
+
+
+def test_untrained_evaluation_and_metric_choice(tmp_path, data_dir):
+    result = harness_cli("run", "dart", "--model", "tiny-gpt2", "--epochs", 0, "--data-dir", data_dir,
+                         "--max-eval-samples", 8, "--max-decode-samples", 3, "--num-beams", 1, "--max-new-tokens", 4,
+                         "--metrics", "bleu", "ter", "--tracking-uri", "none", "--output-dir", tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]  # DART has no train split here: --epochs 0 needs none
+    record = json.loads(next((tmp_path / "runs").iterdir()).joinpath("metrics.json").read_text())
+    assert record["best_epoch"] == 0 and set(record["best"]) == {"dev_loss", "bleu", "ter"}
+    result = harness_cli("run", "e2e", "--model", "tiny-gpt2", "--metrics", "rouge", "--data-dir", data_dir,
+                         "--tracking-uri", "none", "--output-dir", tmp_path)
+    assert result.returncode == 2 and "task 'e2e' has no metric 'rouge'" in result.stderr
