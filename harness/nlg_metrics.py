@@ -1,0 +1,400 @@
+"""E2E, WebNLG and DART metrics, computed the way the LoRA paper's pipeline computes them.
+
+microsoft/LoRA scores E2E with tuetschek/e2e-metrics (``measure_scores.py ref pred -p``) and WebNLG/DART
+with WebNLG/GenerationEval's ``eval.py -nr 6 -m bleu,meteor,ter``. This module reproduces both; the
+tests compare it with those scripts' outputs on fixtures (tests/fixtures/nlg/expected.json).
+
+Scales (the paper's: Table 3 for E2E, the WebNLG and DART tables):
+
+* ``score_e2e``: ``bleu``, ``meteor`` and ``rouge_l`` x100 (e.g. 70.4, 46.8, 71.8); ``nist`` and
+  ``cider`` raw (8.85, 2.53). measure_scores.py prints all five raw (0.7040, 8.8500, ...).
+* ``score_webnlg`` (WebNLG and DART): ``bleu`` x100 (as multi-bleu-detok.perl prints it, e.g. 55.3),
+  ``meteor`` and ``ter`` as fractions (0.41, 0.39). Lower TER is better.
+
+How each number is made:
+
+* E2E BLEU / NIST: e2e-metrics' Python port of mteval-v13a (``-p``): mteval-13a tokenization,
+  case-insensitive, corpus level, all references of an MR at once; BLEU 4-gram, NIST 5-gram with
+  information weights from all references of the evaluated set.
+* E2E METEOR / ROUGE-L / CIDEr: the MS-COCO caption code that e2e-metrics bundles. pycocoevalcap 1.2
+  ships byte-identical jars and the same Python code: the Stanford PTBTokenizer (Java, lower-cased,
+  punctuation dropped) first, then Meteor 1.5 (``-l en -norm``, one corpus score from the summed
+  statistics), ROUGE-L (beta=1.2, max precision and max recall over references) and CIDEr-D (IDF from
+  the evaluated reference set, so never score a subset on its own and average).
+* WebNLG / DART: both sides first go through ``webnlg_normalize`` (LoRA's decoder, ``--tokenize
+  --lower``); at most ``num_refs`` (6) references per input, padded with the first one, as the
+  decoder writes them. BLEU = multi-bleu-detok.perl; METEOR = Meteor 1.5 ``-l en -norm -r 6`` on
+  nltk.word_tokenize'd text; TER = pyter per sentence, min over references, mean over sentences.
+
+METEOR, and for E2E also ROUGE-L and CIDEr (through the PTB tokenizer), need Java and pycocoevalcap;
+TER needs pyter3. BLEU and NIST are pure Python.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import re
+import shutil
+import subprocess
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.errors import HarnessError, unknown_choice
+
+E2E_METRICS = ("bleu", "nist", "meteor", "rouge_l", "cider")
+WEBNLG_METRICS = ("bleu", "meteor", "ter")
+WEBNLG_NUM_REFS = 6  # gpt2_decode.py --ref_num 6 / eval.py -nr 6
+
+_E2E_JAVA = ("meteor", "rouge_l", "cider")  # all three read the Java PTB tokenizer's output
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API
+
+
+def score_e2e(hypotheses: list[str], references: list[list[str]], metrics=E2E_METRICS) -> dict[str, float]:
+    """E2E scores as ``measure_scores.py -p`` computes them, on the paper's scale (see module doc).
+
+    ``references[i]`` are all references of hypothesis i's MR. Strings are stripped like the
+    script's line reader does.
+    """
+    metrics = _check_metrics(metrics, E2E_METRICS, "E2E")
+    hyps = [h.strip() for h in hypotheses]
+    refs = [[r.strip() for r in rs] for rs in _check_refs(hyps, references)]
+    scores: dict[str, float] = {}
+    if "bleu" in metrics or "nist" in metrics:
+        hyp_toks = [_lower(_mteval_tokens(h, empty=[""])) for h in hyps]
+        ref_toks = [[_lower(_mteval_tokens(r, empty=[""])) for r in rs] for rs in refs]
+        if "bleu" in metrics:
+            scores["bleu"] = 100 * _pymteval_bleu(hyp_toks, ref_toks)
+        if "nist" in metrics:
+            scores["nist"] = _pymteval_nist(hyp_toks, ref_toks)
+    if any(m in metrics for m in _E2E_JAVA):
+        _need_java("E2E METEOR, ROUGE-L and CIDEr need Java 8+ (they first run the Stanford PTBTokenizer jar; "
+                   "METEOR is the Meteor 1.5 jar)", "bleu nist")
+        jars = _jars()
+        # Two tokenizer runs, references then outputs, as COCOEvalCap.evaluate does.
+        flat = _ptb_tokenize([r for rs in refs for r in rs], jars["ptb"])
+        gts, start = [], 0
+        for rs in refs:
+            gts.append(flat[start:start + len(rs)])
+            start += len(rs)
+        res = _ptb_tokenize(hyps, jars["ptb"])
+        if "meteor" in metrics:
+            scores["meteor"] = 100 * _meteor_stdio(res, gts, jars["meteor"])
+        if "rouge_l" in metrics or "cider" in metrics:
+            from pycocoevalcap.cider.cider import Cider
+            from pycocoevalcap.rouge.rouge import Rouge
+
+            gts_d = {i: g for i, g in enumerate(gts)}
+            res_d = {i: [r] for i, r in enumerate(res)}
+            if "rouge_l" in metrics:
+                scores["rouge_l"] = 100 * float(Rouge().compute_score(gts_d, res_d)[0])
+            if "cider" in metrics:
+                scores["cider"] = float(Cider().compute_score(gts_d, res_d)[0])
+    return {m: scores[m] for m in metrics}
+
+
+def score_webnlg(hypotheses: list[str], references: list[list[str]], metrics=WEBNLG_METRICS,
+                 num_refs: int = WEBNLG_NUM_REFS) -> dict[str, float]:
+    """WebNLG/DART scores as GenerationEval's ``eval.py -nr 6 -m bleu,meteor,ter`` computes them.
+
+    Raw or already-normalized text both work: ``webnlg_normalize`` is applied (it is idempotent).
+    Only the first ``num_refs`` references of an input count, as LoRA's decoder writes only those.
+    """
+    metrics = _check_metrics(metrics, WEBNLG_METRICS, "WebNLG/DART")
+    hyps = [webnlg_normalize(h) for h in hypotheses]
+    refs = []
+    for rs in _check_refs(hyps, references):
+        rs = [webnlg_normalize(r) for r in rs[:num_refs]]
+        refs.append(rs + [rs[0]] * (num_refs - len(rs)))  # the decoder pads with the first reference
+    scores: dict[str, float] = {}
+    if "bleu" in metrics:
+        scores["bleu"] = _multi_bleu_detok(hyps, refs)
+    if "meteor" in metrics or "ter" in metrics:
+        hyp_tok = [_nltk_word_tokenize(h) for h in hyps]
+        ref_tok = [[_nltk_word_tokenize(r) for r in rs] for rs in refs]
+        if "meteor" in metrics:
+            _need_java("METEOR needs Java 8+ (the Meteor 1.5 jar)", "bleu ter")
+            scores["meteor"] = _meteor_files(hyp_tok, ref_tok, _jars()["meteor"])
+        if "ter" in metrics:
+            scores["ter"] = _sentence_ter(hyp_tok, ref_tok)
+    return {m: scores[m] for m in metrics}
+
+
+def webnlg_normalize(text: str) -> str:
+    """LoRA's ``gpt2_decode.py --tokenize --lower``: lowercase, split on \\W, drop whitespace.
+
+    Every run of word characters and every other non-space character becomes a token, so
+    punctuation stays: "Alan Bean's (1932)" -> "alan bean ' s ( 1932 )".
+    """
+    return " ".join(re.findall(r"\w+|[^\w\s]", text.lower()))
+
+
+# ---------------------------------------------------------------------------------------------
+# Input checks and external tools
+
+
+def _check_metrics(metrics, valid: tuple[str, ...], dataset: str) -> tuple[str, ...]:
+    if metrics is None:
+        return valid
+    names = tuple(dict.fromkeys(m.lower() for m in ([metrics] if isinstance(metrics, str) else metrics)))
+    for name in names:
+        if name not in valid:
+            raise unknown_choice(f"{dataset} metric", name, valid)
+    return names
+
+
+def _check_refs(hyps: list[str], references: Sequence[Sequence[str]]) -> list[list[str]]:
+    if not hyps:
+        raise HarnessError("no hypotheses to score.")
+    if len(hyps) != len(references):
+        raise HarnessError(f"{len(hyps)} hypotheses but {len(references)} reference lists; "
+                           f"give one list of references per hypothesis.")
+    refs = [[references[i]] if isinstance(references[i], str) else list(references[i]) for i in range(len(hyps))]
+    missing = [i for i, rs in enumerate(refs) if not rs]
+    if missing:
+        raise HarnessError(f"hypothesis {missing[0]} has no reference; every hypothesis needs at least one.")
+    return refs
+
+
+def _need_java(what: str, without: str) -> None:
+    if shutil.which("java") is None:
+        raise HarnessError(f"{what}, but no `java` is on PATH; install a JRE (e.g. `apt install default-jre`) "
+                           f"or leave these metrics out (e.g. --metrics {without}).")
+
+
+def _jars() -> dict[str, Path]:
+    # pycocoevalcap 1.2's jars are byte-identical to the ones e2e-metrics bundles (same git blobs),
+    # and its Meteor jar scores files with the same code as the CMU release GenerationEval downloads.
+    spec = importlib.util.find_spec("pycocoevalcap")
+    if spec is None or not spec.submodule_search_locations:
+        raise HarnessError("METEOR (and E2E ROUGE-L/CIDEr) need the pycocoevalcap package, which ships the Meteor 1.5 "
+                           "and Stanford PTBTokenizer jars: pip install pycocoevalcap")
+    base = Path(list(spec.submodule_search_locations)[0])
+    jars = {"meteor": base / "meteor" / "meteor-1.5.jar", "ptb": base / "tokenizer" / "stanford-corenlp-3.4.1.jar"}
+    for path in jars.values():
+        if not path.is_file():
+            raise HarnessError(f"{path} is missing; reinstall it: pip install --force-reinstall pycocoevalcap")
+    return jars
+
+
+def _java_failed(what: str, detail: str) -> HarnessError:
+    lines = [line.strip() for line in detail.splitlines() if line.strip()] or ["no output"]
+    errors = [line for line in lines if "Error" in line or "Exception" in line]  # not the stack trace
+    return HarnessError(f"{what} failed: {(errors or lines[-1:])[0]}")
+
+
+# ---------------------------------------------------------------------------------------------
+# mteval-v13a tokenization, shared by e2e-metrics' pymteval and Moses' multi-bleu-detok.perl
+
+_MTEVAL_RULES = [
+    (re.compile(r"([\{-\~\[-\` -\&\(-\+\:-\@\/])"), r" \1 "),  # ASCII punctuation except ' - . ,
+    (re.compile(r"([^0-9])([\.,])"), r"\1 \2 "),  # period/comma, unless after a digit
+    (re.compile(r"([\.,])([^0-9])"), r" \1 \2"),  # ... unless before a digit
+    (re.compile(r"([0-9])(-)"), r"\1 \2 "),  # dash after a digit: "£20-25" -> "£20 - 25"
+]
+
+
+def _mteval_tokens(text: str, empty: list[str]) -> list[str]:
+    """mteval-v13a's "international=off" tokenization; ``empty`` is what an empty text gives.
+
+    pymteval splits "" into [""] (one empty token: an empty E2E output has length 1); the Perl
+    script's split gives no token. str.split() and Python's \\s treat the same characters as space.
+    """
+    text = text.replace("<skipped>", "").replace("-\n", "").replace("\n", " ")
+    text = text.replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
+    text = f" {text} "
+    for pattern, replacement in _MTEVAL_RULES:
+        text = pattern.sub(replacement, text)
+    return text.split() or list(empty)
+
+
+def _lower(tokens: list[str]) -> list[str]:
+    return [t.lower() for t in tokens]  # pymteval lowercases token by token (case_sensitive=False)
+
+
+def _ngrams(tokens: list[str], n: int) -> Counter:
+    return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+
+
+def _max_ref_counts(refs: list[list[str]], n: int) -> Counter:
+    merged = Counter()
+    for ref in refs:
+        merged |= _ngrams(ref, n)  # per n-gram: its largest count in any one reference
+    return merged
+
+
+# ---------------------------------------------------------------------------------------------
+# E2E BLEU and NIST (e2e-metrics -p)
+
+
+def _pymteval_bleu(hyps: list[list[str]], refs: list[list[list[str]]], max_n: int = 4) -> float:
+    hits, totals, ref_len = [0] * max_n, [0] * max_n, 0
+    for hyp, rs in zip(hyps, refs):
+        for n in range(1, max_n + 1):
+            ref_counts = _max_ref_counts(rs, n)
+            hits[n - 1] += sum(min(c, ref_counts[g]) for g, c in _ngrams(hyp, n).items())
+            totals[n - 1] += len(hyp) - n + 1  # as pymteval: negative for outputs shorter than n-1
+        # the reference closest in length; on a tie the shorter one
+        ref_len += min((abs(len(r) - len(hyp)), len(r)) for r in rs)[1]
+    bp = 1.0 if totals[0] > ref_len else math.exp(1.0 - ref_len / (totals[0] or 1e-5))
+    # zero counts are floored (1e-15 hits, 1e-9 n-grams) so that BLEU stays defined
+    log_precision = sum(math.log(max(h, 1e-15) / max(t, 1e-9)) for h, t in zip(hits, totals))
+    return bp * math.exp(log_precision / max_n)
+
+
+def _pymteval_nist(hyps: list[list[str]], refs: list[list[list[str]]], max_n: int = 5) -> float:
+    ref_counts: Counter = Counter()  # every n-gram of every reference; () counts reference words
+    seg_hits = []  # per output, per n: clipped hit counts
+    totals, avg_ref_len = [0] * max_n, 0.0
+    for hyp, rs in zip(hyps, refs):
+        per_n = []
+        for n in range(1, max_n + 1):
+            merged = _max_ref_counts(rs, n)
+            per_n.append({g: min(c, merged[g]) for g, c in _ngrams(hyp, n).items() if merged[g]})
+            totals[n - 1] += len(hyp) - n + 1
+            for r in rs:
+                ref_counts.update(_ngrams(r, n))
+        seg_hits.append(per_n)
+        ref_counts[()] += sum(len(r) for r in rs)
+        # pymteval's variable-reference-count NIST: average reference length per segment
+        avg_ref_len += sum(len(r) for r in rs) / len(rs)
+
+    def info(gram: tuple) -> float:  # NIST information weight, from the whole reference set
+        return math.log(ref_counts[gram[:-1]] / ref_counts[gram], 2)
+
+    score = 0.0
+    for n in range(max_n):
+        gained = sum(sum(info(g) * c for g, c in per_n[n].items()) for per_n in seg_hits)
+        score += gained / totals[n] if totals[n] else 0.0
+    ratio = totals[0] / avg_ref_len
+    beta = -math.log(0.5) / math.log(1.5) ** 2  # penalty 0.5 at 2/3 of the reference length
+    penalty = 1.0 if ratio >= 1 else 0.0 if ratio <= 0 else math.exp(-beta * math.log(ratio) ** 2)
+    return penalty * score
+
+
+# ---------------------------------------------------------------------------------------------
+# E2E: Stanford PTB tokenizer and Meteor, as the COCO caption code calls them
+
+# Tokens the COCO code drops after PTB tokenization (its -lowerCase output keeps "-lrb-" etc.).
+_COCO_PUNCTUATION = {"''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":", "-", "--",
+                     "...", ";"}
+# The COCO code replaces only "\n"; the tokenizer also breaks lines at these, which would shift every
+# later caption onto the wrong output, so they become spaces too.
+_LINE_BREAKS = re.compile(r"[\n\r\v\f\u2028\u2029]")
+
+
+def _ptb_tokenize(texts: list[str], jar: Path) -> list[str]:
+    if not texts:
+        return []
+    with tempfile.TemporaryDirectory(prefix="harness-ptb-") as tmp:
+        path = Path(tmp) / "captions.txt"
+        path.write_text("\n".join(_LINE_BREAKS.sub(" ", t) for t in texts), encoding="utf-8")
+        cmd = ["java", "-cp", str(jar), "edu.stanford.nlp.process.PTBTokenizer", "-preserveLines", "-lowerCase",
+               str(path)]
+        proc = subprocess.run(cmd, capture_output=True, cwd=jar.parent)
+    if proc.returncode:
+        raise _java_failed("the Stanford PTBTokenizer (java)", proc.stderr.decode("utf-8", "replace"))
+    lines = proc.stdout.decode("utf-8").split("\n")
+    if len(lines) > len(texts) and any(line.strip() for line in lines[len(texts):]):
+        raise HarnessError(f"the PTB tokenizer returned {len(lines)} lines for {len(texts)} texts.")
+    lines += [""] * (len(texts) - len(lines))  # it drops a trailing empty line
+    return [" ".join(w for w in line.rstrip().split(" ") if w not in _COCO_PUNCTUATION) for line in lines[:len(texts)]]
+
+
+def _meteor_stdio(hyps: list[str], refs: list[list[str]], jar: Path) -> float:
+    """Corpus METEOR from Meteor's -stdio mode: SCORE each segment, then EVAL the summed statistics."""
+    cmd = ["java", "-jar", "-Xmx2G", str(jar), "-", "-", "-stdio", "-l", "en", "-norm"]
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, cwd=jar.parent, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
+        try:
+            def ask(line: str) -> str:
+                proc.stdin.write((line + "\n").encode("utf-8"))
+                proc.stdin.flush()
+                return proc.stdout.readline().decode("utf-8").strip()
+
+            stats = []
+            for hyp, rs in zip(hyps, refs):
+                hyp = hyp.replace("|||", "").replace("  ", " ")  # the COCO wrapper's clean-up, hypothesis only
+                stats.append(ask(" ||| ".join(("SCORE", " ||| ".join(rs), hyp))))
+            ask(" ||| ".join(["EVAL", *stats]))  # the first answer is segment 1's score
+            answers = [proc.stdout.readline().decode("utf-8").strip() for _ in range(len(stats))]
+            return float(answers[-1])  # after the segment scores: the corpus score
+        except (OSError, ValueError, IndexError):  # Meteor died or answered with an error
+            err.seek(0)
+            raise _java_failed("Meteor 1.5 (java)", err.read().decode("utf-8", "replace")) from None
+        finally:
+            try:
+                proc.stdin.close()  # Meteor exits at the end of its input
+                proc.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                proc.kill()
+                proc.wait()
+
+
+# ---------------------------------------------------------------------------------------------
+# WebNLG / DART (GenerationEval eval.py)
+
+# nltk.word_tokenize on webnlg_normalize'd text, where every token is a \w run or one symbol: its
+# only changes there are '"' -> '``' (a quote after a space opens) and these contractions.
+_NLTK_SPLITS = {"cannot": "can not", "gimme": "gim me", "gonna": "gon na", "gotta": "got ta", "lemme": "lem me",
+                "wanna": "wan na"}
+
+
+def _nltk_word_tokenize(normalized: str) -> str:
+    return " ".join("``" if t == '"' else _NLTK_SPLITS.get(t, t) for t in normalized.split())
+
+
+def _multi_bleu_detok(hyps: list[str], refs: list[list[str]]) -> float:
+    """Moses multi-bleu-detok.perl, x100, unrounded (the script prints it with 2 decimals)."""
+    correct, total = [0] * 4, [0] * 4
+    hyp_len = ref_len = 0
+    for hyp, rs in zip(hyps, refs):
+        words = _mteval_tokens(hyp, empty=[])
+        ref_words = [_mteval_tokens(r, empty=[]) for r in rs]
+        hyp_len += len(words)
+        ref_len += min((abs(len(r) - len(words)), len(r)) for r in ref_words)[1]  # closest; tie: shorter
+        for n in range(1, 5):
+            ref_counts = _max_ref_counts(ref_words, n)
+            for gram, count in _ngrams(words, n).items():
+                total[n - 1] += count
+                correct[n - 1] += min(count, ref_counts[gram])
+    if not ref_len or not hyp_len or 0 in correct:
+        return 0.0  # the script prints 0 (or dies) here; any zero precision gives BLEU 0
+    bp = math.exp(1 - ref_len / hyp_len) if hyp_len < ref_len else 1.0
+    return 100 * bp * math.exp(sum(math.log(c / t) for c, t in zip(correct, total)) / 4)
+
+
+def _meteor_files(hyps: list[str], refs: list[list[str]], jar: Path) -> float:
+    """Meteor 1.5 on a hypothesis file and a file of len(refs[0]) references per hypothesis."""
+    with tempfile.TemporaryDirectory(prefix="harness-meteor-") as tmp:
+        hyp_file, ref_file = Path(tmp) / "hypothesis", Path(tmp) / "reference"
+        # eval.py joins lines with "\n"; ending every line with it also keeps an empty last line
+        # (on which eval.py's Meteor run stops with "test and reference not same length")
+        hyp_file.write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
+        ref_file.write_text("".join(r + "\n" for rs in refs for r in rs), encoding="utf-8")
+        cmd = ["java", "-Xmx2G", "-jar", str(jar), str(hyp_file), str(ref_file), "-l", "en", "-norm",
+               "-r", str(len(refs[0]))]
+        proc = subprocess.run(cmd, capture_output=True, cwd=jar.parent)
+    out = proc.stdout.decode("utf-8", "replace")
+    found = re.search(r"^Final score:\s*(\S+)", out, re.M)
+    if proc.returncode or not found:
+        raise _java_failed("Meteor 1.5 (java)", out + proc.stderr.decode("utf-8", "replace"))
+    return float(found.group(1))
+
+
+def _sentence_ter(hyps: list[str], refs: list[list[str]]) -> float:
+    """TER per sentence (pyter), the best reference's, averaged over sentences: not corpus TER."""
+    try:
+        import pyter
+    except ImportError:
+        raise HarnessError("TER needs the pyter3 package (module pyter): pip install pyter3") from None
+    best = []
+    for hyp, rs in zip(hyps, refs):
+        # eval.py scores an empty reference (or a pyter failure) as 1
+        best.append(min(pyter.ter(hyp.split(), r.split()) if r.split() else 1.0 for r in rs))
+    return sum(best) / len(best) if best else 0.0
