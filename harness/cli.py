@@ -534,6 +534,8 @@ def quiet_libraries() -> None:
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*fan_in_fan_out.*")
+    # peft looks for a config.json beside a GGUF checkpoint (smollm2-135m) to check the vocabulary size.
+    warnings.filterwarnings("ignore", message="Could not find a config file in")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 

@@ -34,6 +34,7 @@ class RunRecord:
     weights_bytes: int | None = None
     experiment: str | None = None
     run_dir: str | None = None
+    epochs: int | None = None  # 0: the untrained model, evaluated only
 
     @property
     def score(self) -> float | None:
@@ -43,6 +44,8 @@ class RunRecord:
 
     @property
     def method_label(self) -> str:
+        if self.epochs == 0:
+            return "untrained (--epochs 0)"
         return method_label(self.method, self.method_options)
 
 
@@ -79,7 +82,7 @@ def record_from_dir(run_dir: Path) -> RunRecord | None:
         best=metrics.get("best") or {}, history=metrics.get("history") or [], params=metrics.get("params") or {},
         throughput=metrics.get("throughput") or {}, versions=metrics.get("versions") or {},
         weights_bytes=_folder_size(run_dir / "weights"), experiment=match["experiment"] if match else None,
-        run_dir=str(run_dir),
+        run_dir=str(run_dir), epochs=config.get("epochs"),
     )
 
 

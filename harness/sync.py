@@ -21,7 +21,7 @@ def _final_metrics(record: dict) -> dict[str, float]:
     metrics.update({f"params_{k}": v for k, v in (record.get("params") or {}).items()})
     throughput = record.get("throughput") or {}
     for key in ("train_samples_per_s", "train_tokens_per_s", "peak_memory_mb"):
-        if key in throughput:
+        if throughput.get(key) is not None:
             metrics[key] = throughput[key]
     if "wall_time_s" in record:
         metrics["wall_time_s"] = record["wall_time_s"]
@@ -74,7 +74,7 @@ def sync_runs(runs_dir: str | Path, uri: str, experiment: str = "harness") -> li
         for entry in record.get("history") or []:
             metrics += [Metric(f"eval_{k}", float(v), stamp, entry["epoch"]) for k, v in entry.items()
                         if k not in ("epoch", "train_loss")]
-            if "train_loss" in entry:
+            if entry.get("train_loss") is not None:
                 metrics.append(Metric("epoch_train_loss", float(entry["train_loss"]), stamp, entry["epoch"]))
         for start in range(0, len(metrics), 500):
             client.log_batch(run_id, metrics=metrics[start:start + 500], tags=[RunTag("synced", "true")])

@@ -46,7 +46,18 @@ def paper_style(value: float, std: float | None, scale: float = 100.0, decimals:
     return text
 
 
-SCALES = {"nist": (1.0, 2), "cider": (1.0, 2)}  # printed as is; every other score x100 with 1 decimal
+def scale_of(column: str, task: str = "") -> tuple[float, int]:
+    """(scale, decimals) of a column. GLUE metrics are fractions, printed x100 with 1 decimal; the
+    generation metrics are stored on the paper's scale already (harness.nlg_metrics) and printed as
+    the paper prints them: BLEU, E2E METEOR and ROUGE-L with 1 decimal, NIST and CIDEr with 2,
+    WebNLG/DART METEOR and TER as fractions with 2."""
+    if column in NLG_TASKS:
+        return 1.0, 1  # a task column shows its main metric, BLEU
+    metric = column.removesuffix("_all").removesuffix("_seen").removesuffix("_unseen")
+    if metric in ("meteor", "ter") and task in ("webnlg", "dart"):
+        return 1.0, 2
+    return {"bleu": (1.0, 1), "meteor": (1.0, 1), "rouge_l": (1.0, 1), "nist": (1.0, 2), "cider": (1.0, 2),
+            "dev_loss": (1.0, 3)}.get(metric, (100.0, 1))
 
 
 def value_of(record: RunRecord, column: str) -> float | None:
@@ -67,7 +78,7 @@ def cell(records: list[RunRecord], column: str) -> tuple[str, float | None]:
             return "running", None
         return "missing", None
     value, std = aggregate(scores, records[0].task)
-    scale, decimals = SCALES.get(column, (100.0, 1))
+    scale, decimals = scale_of(column, records[0].task)
     text = paper_style(value, std, scale, decimals)
     if failed or len(scores) < len(records):
         text += f" ({len(scores)}/{len(records)} runs)"
@@ -86,8 +97,11 @@ def _ordered_tasks(records: list[RunRecord]) -> list[str]:
 
 
 def results_table(records: list[RunRecord]) -> tuple[list[dict], list[str]]:
-    """Rows = model x method (with its settings), columns = tasks (+ Avg when every task has a value)."""
+    """Rows = model x method (with its settings), columns = tasks (+ Avg when every task has a value);
+    for runs of one generation task, its metrics (the layout of the paper's Tables 3, 13, 14)."""
     tasks = _ordered_tasks(records)
+    if len(tasks) == 1 and tasks[0].startswith(NLG_TASKS):
+        return _metric_table(records, tasks[0])
     groups: dict[tuple[str, str], list[RunRecord]] = defaultdict(list)
     for record in records:
         groups[(record.model, record.method_label)].append(record)
@@ -101,11 +115,29 @@ def results_table(records: list[RunRecord]) -> tuple[list[dict], list[str]]:
             row[COLUMN_NAMES.get(task, task)] = text
             values.append(value)
         seeds = sorted({r.seed for r in group if r.seed is not None})
-        row["Avg"] = f"{100 * statistics.mean(values):.1f}" if values and None not in values else "n/a"
+        averageable = values and None not in values and not any(t.startswith(NLG_TASKS) for t in tasks)
+        row["Avg"] = f"{100 * statistics.mean(values):.1f}" if averageable else "n/a"
         row["seeds"] = ",".join(map(str, seeds))
         rows.append(row)
     columns = ["model", "method", "# trainable", *[COLUMN_NAMES.get(t, t) for t in tasks], "Avg", "seeds"]
     return rows, columns
+
+
+def _metric_table(records: list[RunRecord], task: str) -> tuple[list[dict], list[str]]:
+    metrics = list(dict.fromkeys(k for r in records if r.status == "finished" for k in (r.best or {})))
+    metrics = [m for m in metrics if m != "dev_loss"] + ["dev_loss"] * ("dev_loss" in metrics)
+    groups: dict[tuple[str, str], list[RunRecord]] = defaultdict(list)
+    for record in records:
+        groups[(record.model, record.method_label)].append(record)
+    rows = []
+    for (model, label), group in sorted(groups.items()):
+        trainable = next((r.params.get("trainable") for r in group if r.params), None)
+        row = {"model": model, "method": label, "# trainable": "0" if group[0].epochs == 0 else _millions(trainable)}
+        for metric in metrics:
+            row[COLUMN_NAMES.get(metric, metric)] = cell(group, metric)[0]
+        row["seeds"] = ",".join(map(str, sorted({r.seed for r in group if r.seed is not None})))
+        rows.append(row)
+    return rows, ["model", "method", "# trainable", *[COLUMN_NAMES.get(m, m) for m in metrics], "seeds"]
 
 
 def _matches(row: PaperRow, record: RunRecord) -> bool:
@@ -153,7 +185,7 @@ def paper_table(name: str, records: list[RunRecord], with_paper: bool = True) ->
             delta = {"row": "", "": "Δ (ours − paper)", "# Trainable": ""}
             for column in columns:
                 printed, value = _printed_value(row.values.get(column)), values.get(column)
-                scale, decimals = SCALES.get(column, (100.0, 1))
+                scale, decimals = scale_of(column, "e2e")
                 delta[COLUMN_NAMES[column]] = (f"{value * scale - printed:+.{decimals}f}"
                                                if value is not None and printed is not None else "")
             rows.append(delta)

@@ -323,13 +323,16 @@ def _train(accelerator, config, resolved, model, tokenizer, train, evals, record
             if improved:
                 save_best_weights()
         mean_loss = accelerator.reduce(torch.tensor(epoch_loss / max(epoch_batches, 1)), "mean").item()
+        mean_loss = mean_loss if epoch else None  # epoch 0: the untrained model, no training loss
         history.append({"epoch": epoch, "train_loss": mean_loss, **metrics})
         if improved:
             best, best_epoch = metrics, epoch
         if main:
-            tracker.log_metrics({**{f"eval_{k}": v for k, v in metrics.items()}, "epoch_train_loss": mean_loss}, step=epoch)
+            tracker.log_metrics({**{f"eval_{k}": v for k, v in metrics.items()},
+                                 **({"epoch_train_loss": mean_loss} if epoch else {})}, step=epoch)
             shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
-            print(f"epoch {epoch}: train_loss={mean_loss:.4f} {shown}{' (best)' if improved else ''}", flush=True)
+            trained = f"train_loss={mean_loss:.4f} " if epoch else "untrained: "
+            print(f"epoch {epoch}: {trained}{shown}{' (best)' if improved else ''}", flush=True)
             if improved and not generation:
                 _save_predictions(run_dir, task, evals, predictions)
 

@@ -184,3 +184,21 @@ def test_runs_read_from_mlflow_give_the_same_table(tmp_path):
     from_dirs, _ = results_table(records_from_runs_dir(tmp_path / "out" / "runs"))
     assert from_mlflow[0]["csv"] == from_dirs[0]["csv"] and from_mlflow[0]["method"] == "bitfit"
     assert from_mlflow[0]["# trainable"] == from_dirs[0]["# trainable"]
+
+
+def test_generation_runs_give_a_metric_table_on_the_paper_scale():
+    from harness.results import RunRecord
+
+    def run(seed, bleu, nist, epochs=1):
+        return RunRecord(name=f"r{seed}{epochs}", task="e2e", model="smollm2-135m", method="lora",
+                         method_options={"r": 4}, seed=seed, status="finished", main_metric="bleu",
+                         best={"dev_loss": 1.5, "bleu": bleu, "nist": nist}, params={"trainable": 230400},
+                         epochs=epochs)
+
+    rows, columns = results_table([run(0, 68.0, 7.5), run(1, 69.0, 7.7), run(0, 4.6, 1.6, epochs=0)])
+    assert columns == ["model", "method", "# trainable", "BLEU", "NIST", "dev_loss", "seeds"]
+    trained = next(r for r in rows if r["method"] == "lora (r=4)")
+    # The mean of the seeds (the paper's NLG convention); stored on the paper's scale, printed as is.
+    assert trained["BLEU"] == "68.5±.7" and trained["NIST"] == "7.60±.14" and trained["# trainable"] == "0.23M"
+    untrained = next(r for r in rows if r["method"] == "untrained (--epochs 0)")
+    assert untrained["BLEU"] == "4.6" and untrained["# trainable"] == "0"
