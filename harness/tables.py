@@ -96,46 +96,50 @@ def _ordered_tasks(records: list[RunRecord]) -> list[str]:
     return [t for t in GLUE_COLUMNS if t in tasks] + sorted(tasks - set(GLUE_COLUMNS))
 
 
+def _row_groups(records: list[RunRecord]):
+    """(row start, the row's runs) per model x method: the row start holds model, method, # trainable."""
+    groups: dict[tuple[str, str], list[RunRecord]] = defaultdict(list)
+    for record in records:
+        groups[(record.model, record.method_label)].append(record)
+    for (model, label), group in sorted(groups.items()):
+        trainable = next((r.params.get("trainable") for r in group if r.params), None)
+        count = "0" if group[0].epochs == 0 else _millions(trainable)  # an untrained run trains nothing
+        yield {"model": model, "method": label, "# trainable": count}, group
+
+
+def _seeds(group: list[RunRecord]) -> str:
+    return ",".join(map(str, sorted({r.seed for r in group if r.seed is not None})))
+
+
 def results_table(records: list[RunRecord]) -> tuple[list[dict], list[str]]:
     """Rows = model x method (with its settings), columns = tasks (+ Avg when every task has a value);
     for runs of one generation task, its metrics (the layout of the paper's Tables 3, 13, 14)."""
     tasks = _ordered_tasks(records)
     if len(tasks) == 1 and tasks[0].startswith(NLG_TASKS):
-        return _metric_table(records, tasks[0])
-    groups: dict[tuple[str, str], list[RunRecord]] = defaultdict(list)
-    for record in records:
-        groups[(record.model, record.method_label)].append(record)
+        return _metric_table(records)
     rows = []
-    for (model, label), group in sorted(groups.items()):
-        trainable = next((r.params.get("trainable") for r in group if r.params), None)
-        row = {"model": model, "method": label, "# trainable": _millions(trainable)}
+    for row, group in _row_groups(records):
         values = []
         for task in tasks:
             text, value = cell([r for r in group if r.task == task], task)
             row[COLUMN_NAMES.get(task, task)] = text
             values.append(value)
-        seeds = sorted({r.seed for r in group if r.seed is not None})
         averageable = values and None not in values and not any(t.startswith(NLG_TASKS) for t in tasks)
         row["Avg"] = f"{100 * statistics.mean(values):.1f}" if averageable else "n/a"
-        row["seeds"] = ",".join(map(str, seeds))
+        row["seeds"] = _seeds(group)
         rows.append(row)
     columns = ["model", "method", "# trainable", *[COLUMN_NAMES.get(t, t) for t in tasks], "Avg", "seeds"]
     return rows, columns
 
 
-def _metric_table(records: list[RunRecord], task: str) -> tuple[list[dict], list[str]]:
+def _metric_table(records: list[RunRecord]) -> tuple[list[dict], list[str]]:
     metrics = list(dict.fromkeys(k for r in records if r.status == "finished" for k in (r.best or {})))
     metrics = [m for m in metrics if m != "dev_loss"] + ["dev_loss"] * ("dev_loss" in metrics)
-    groups: dict[tuple[str, str], list[RunRecord]] = defaultdict(list)
-    for record in records:
-        groups[(record.model, record.method_label)].append(record)
     rows = []
-    for (model, label), group in sorted(groups.items()):
-        trainable = next((r.params.get("trainable") for r in group if r.params), None)
-        row = {"model": model, "method": label, "# trainable": "0" if group[0].epochs == 0 else _millions(trainable)}
+    for row, group in _row_groups(records):
         for metric in metrics:
             row[COLUMN_NAMES.get(metric, metric)] = cell(group, metric)[0]
-        row["seeds"] = ",".join(map(str, sorted({r.seed for r in group if r.seed is not None})))
+        row["seeds"] = _seeds(group)
         rows.append(row)
     return rows, ["model", "method", "# trainable", *[COLUMN_NAMES.get(m, m) for m in metrics], "seeds"]
 

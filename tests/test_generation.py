@@ -270,3 +270,15 @@ def test_webnlg_scores_all_seen_and_unseen_separately(data_dir):
     assert set(scores) == {"bleu_all", "bleu_seen", "bleu_unseen"}
     assert scores["bleu_seen"] > 90 and scores["bleu_unseen"] < 1
     assert scores["bleu_unseen"] < scores["bleu_all"] < scores["bleu_seen"]
+
+
+def test_bench_decode_reports_both_ways_and_identical_outputs(tmp_path, data_dir):
+    out = tmp_path / "decode.json"
+    result = harness_cli("bench", "decode", "--model", "tiny-gpt2", "--data-dir", data_dir, "--inputs", 4,
+                         "--num-beams", 2, "--batch-size", 4, "--max-new-tokens", 6, "--out", out)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["same_outputs"] is True and report["inputs"] == 4
+    assert report["results"]["batched"]["batch_size"] == 4 and report["results"]["one_at_a_time"]["batch_size"] == 1
+    assert report["speedup"] == pytest.approx(report["results"]["one_at_a_time"]["seconds"]
+                                              / report["results"]["batched"]["seconds"])
