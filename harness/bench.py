@@ -1,10 +1,13 @@
-"""Benchmarks. `compare_training_throughput`: samples/s of the harness's training loop against a
-minimal hand-written peft loop on the same model, data, method and batch size."""
+"""Benchmarks: training efficiency (`compare_training_throughput`: LoRA vs full fine-tuning, the
+harness loop vs a hand-written peft loop and the HF Trainer recipe, FLOP/s vs the GEMM peak),
+inference latency (`measure_latency`, the paper's Table 1) and batched decoding (`compare_decoding`)."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import json
+import math
 import os
 import platform
 import time
@@ -15,24 +18,33 @@ from harness.config import RunConfig
 from harness.tracking import write_json
 
 
-def minimal_peft_loop(config: RunConfig, resolved, train_split) -> dict[str, float]:
-    """What a user writes by hand: tokenize each batch, forward, backward, AdamW step. No accelerate,
-    no logging, no evaluation. Uses only torch, transformers and peft."""
+def _reference_model(config: RunConfig, resolved):
+    """The model and tokenizer the reference loops train: loaded as `harness run` loads them, then
+    made a peft LoRA model with peft's own API (no harness method code)."""
     import torch
     from peft import LoraConfig, TaskType, get_peft_model
-    from transformers import AutoModelForSequenceClassification, get_linear_schedule_with_warmup
 
-    from harness.models import get_model_spec, load_tokenizer, model_source
+    from harness.models import get_model_spec, load_for_classification
 
     torch.manual_seed(config.seed)
-    spec = get_model_spec(config.model)
-    tokenizer = load_tokenizer(spec, config.data_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_source(spec), num_labels=resolved.task.num_labels)
+    task = resolved.task
+    problem = "regression" if task.kind == "regression" else "single_label_classification"
+    model, tokenizer = load_for_classification(get_model_spec(config.model), task.num_labels, problem, config.data_dir)
     if config.method == "lora":
         options = resolved.method_options
         model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=options["r"],
                                                  lora_alpha=options["alpha"], lora_dropout=options["dropout"],
                                                  target_modules=options["target_modules"]))
+    return model, tokenizer
+
+
+def minimal_peft_loop(config: RunConfig, resolved, train_split) -> dict[str, float]:
+    """What a user writes by hand: tokenize each batch, forward, backward, AdamW step. No accelerate,
+    no logging, no evaluation. Uses only torch, transformers and peft."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    model, tokenizer = _reference_model(config, resolved)
     examples = train_split.examples
     order = torch.randperm(len(examples)).tolist()
     batches = [order[i:i + config.batch_size] for i in range(0, len(order), config.batch_size)]
@@ -55,35 +67,158 @@ def minimal_peft_loop(config: RunConfig, resolved, train_split) -> dict[str, flo
     return {"train_time_s": seconds, "train_samples_per_s": len(examples) / seconds}
 
 
-def compare_training_throughput(config: RunConfig, repeats: int = 1, out: str | None = None) -> dict[str, Any]:
+def seeds_recipe(config: RunConfig, resolved, train_split) -> dict[str, float]:
+    """The way the tutorials fine-tune: the HF Trainer on a dataset tokenized up front with
+    padding="max_length" (the tokenizer's maximum, 512, whatever the text length)."""
+    import tempfile
+
+    import torch
+    from transformers import Trainer, TrainingArguments
+
+    model, tokenizer = _reference_model(config, resolved)
+    examples = train_split.examples
+    pairs = [e.text_pair for e in examples] if examples[0].text_pair is not None else None
+    max_length = min(getattr(tokenizer, "model_max_length", 512), 512)
+    encoded = tokenizer([e.text for e in examples], pairs, padding="max_length", truncation=True, max_length=max_length)
+    rows = [{**{k: v[i] for k, v in encoded.items()}, "labels": examples[i].label} for i in range(len(examples))]
+    with tempfile.TemporaryDirectory(prefix="harness-trainer-") as tmp:
+        args = TrainingArguments(output_dir=tmp, per_device_train_batch_size=config.batch_size, num_train_epochs=1,
+                                 learning_rate=resolved.learning_rate, report_to=[], save_strategy="no",
+                                 logging_strategy="no", disable_tqdm=True, seed=config.seed, use_cpu=not torch.cuda.is_available())
+        trainer = Trainer(model=model, args=args, train_dataset=rows)
+        tic = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - tic
+    return {"train_time_s": seconds, "train_samples_per_s": len(examples) / seconds, "padded_length": max_length}
+
+
+def gemm_peak_flops(size: int = 2048, repeats: int = 10) -> float:
+    """The machine's fp32 matrix-multiply rate (FLOP/s): the best of ``repeats`` size x size products."""
     import torch
 
-    from harness.train import resolve, run, subsample, versions
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.matmul(a, b)  # warm-up
+    best = math.inf
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        torch.matmul(a, b)
+        best = min(best, time.perf_counter() - tic)
+    return 2 * size ** 3 / best
+
+
+def _isolated_run(config: RunConfig, folder: Path) -> dict[str, Any]:
+    """`harness run` in its own process, so that each run's peak memory is its own."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    path = folder / f"{config.run_name}.yaml"
+    path.write_text(yaml.safe_dump(config.to_dict()))
+    done = subprocess.run([sys.executable, "-m", "harness", "run", "--config", str(path)], capture_output=True,
+                          text=True)
+    run_dir = Path(config.output_dir) / "runs" / config.run_name
+    if done.returncode or not (run_dir / "metrics.json").is_file():
+        from harness.errors import HarnessError
+
+        lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
+        raise HarnessError(f"bench run {config.run_name} failed: {lines[-1] if lines else 'no output'}")
+    record = json.loads((run_dir / "metrics.json").read_text())
+    # The checkpoint is the weight files; the tokenizer files saved beside them are not counted.
+    record["checkpoint_bytes"] = sum(f.stat().st_size for f in (run_dir / "weights").rglob("*")
+                                     if f.suffix in (".safetensors", ".bin"))
+    return record
+
+
+def _nonembedding_params(config: RunConfig) -> int:
+    """Parameters that every token's forward pass multiplies by: the backbone without its embedding
+    tables (built on the meta device, nothing downloaded)."""
+    import torch
+    from transformers import AutoModel
+
+    from harness.models import build_config, get_model_spec
+
+    with torch.device("meta"):
+        model = AutoModel.from_config(build_config(get_model_spec(config.model)))
+    embeddings = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding))
+    return sum(p.numel() for p in model.parameters()) - embeddings
+
+
+def compare_training_throughput(config: RunConfig, repeats: int = 1, out: str | None = None,
+                                recipe_examples: int | None = 256) -> dict[str, Any]:
+    """One report on training efficiency, for ``config`` (LoRA) against full fine-tuning:
+
+    - full FT vs LoRA through `harness run`, each in its own process: samples/s, tokens/s, peak
+      memory, optimizer state (AdamW: two fp32 moments per trained parameter) and checkpoint size;
+    - the harness loop (length-grouped batches) against a minimal hand-written peft loop and against
+      the seeds' recipe (HF Trainer, padding to 512), same model, method, data and batch size;
+    - achieved training FLOP/s (6N per token for FT, 4N for frozen-weight methods: no weight
+      gradients; N = non-embedding parameters) against the measured fp32 GEMM peak.
+    """
+    import tempfile
+
+    import torch
 
     from harness.errors import HarnessError
+    from harness.train import resolve, subsample, versions
 
-    if config.method not in ("lora", "full"):
-        raise HarnessError(f"bench train compares against a hand-written loop for lora and full only, not "
-                           f"'{config.method}'.")
-    config = dataclasses.replace(config, epochs=1, save_weights=False)
+    if config.method != "lora":
+        raise HarnessError(f"bench train compares LoRA with full fine-tuning and the reference loops; use "
+                           f"--method lora (got '{config.method}').")
+    config = dataclasses.replace(config, epochs=1, group_by_length=True, tracking_uri="none")
     resolved = resolve(config)
     task = resolved.task
     train = subsample(task.load(task.train_split, config.data_dir), config.max_train_samples, config.data_seed)
-    harness_runs, minimal_runs = [], []
-    for _ in range(repeats):  # alternate, so drift in machine load hits both sides alike
-        record = run(config, progress=False)
-        harness_runs.append(record["throughput"]["train_samples_per_s"])
-        minimal_runs.append(minimal_peft_loop(config, resolved, train)["train_samples_per_s"])
-    harness_speed, minimal_speed = max(harness_runs), max(minimal_runs)
+    peak = gemm_peak_flops()
+    nonembedding = _nonembedding_params(config)
+    runs: dict[str, list[dict]] = {"lora": [], "full": []}
+    minimal = []
+    with tempfile.TemporaryDirectory(prefix="harness-bench-") as tmp:
+        for repeat in range(repeats):  # alternate, so drift in machine load hits every side alike
+            for method in ("lora", "full"):
+                cell = dataclasses.replace(config, method=method, output_dir=tmp, run_name=f"{method}-{repeat}",
+                                           learning_rate=None if method != config.method else config.learning_rate,
+                                           method_options=config.method_options if method == config.method else {})
+                runs[method].append(_isolated_run(cell, Path(tmp)))
+            minimal.append(minimal_peft_loop(config, resolved, train)["train_samples_per_s"])
+    recipe_split = subsample(train, recipe_examples, config.data_seed)
+    recipe = seeds_recipe(config, resolved, recipe_split)
+
+    def summary(method: str) -> dict[str, Any]:
+        best = max(runs[method], key=lambda r: r["throughput"]["train_samples_per_s"])
+        trained = best["params"]["trainable"] + best["params"]["head"]
+        tokens_per_s = best["throughput"]["train_tokens_per_s"]
+        flops = (6 if method == "full" else 4) * nonembedding * tokens_per_s
+        return {"train_samples_per_s": round(best["throughput"]["train_samples_per_s"], 2),
+                "train_tokens_per_s": round(tokens_per_s, 1),
+                "peak_memory_mb": round(best["throughput"]["peak_memory_mb"], 1),
+                "trainable_params": best["params"]["trainable"], "head_params": best["params"]["head"],
+                "optimizer_state_bytes": 8 * trained, "checkpoint_bytes": best["checkpoint_bytes"],
+                "achieved_flops": flops, "fraction_of_gemm_peak": round(flops / peak, 3)}
+
+    lora, full = summary("lora"), summary("full")
+    minimal_speed = max(minimal)
     report = {
         "summary": {
-            "task": task.name, "model": config.model, "method": config.method, "batch_size": config.batch_size,
-            "train_examples": len(train.examples), "harness_samples_per_s": round(harness_speed, 2),
+            "task": task.name, "model": config.model, "batch_size": config.batch_size,
+            "train_examples": len(train.examples), "lora": lora, "full": full,
+            "lora_vs_full": {
+                "throughput_ratio": round(lora["train_samples_per_s"] / full["train_samples_per_s"], 3),
+                "peak_memory_ratio": round(lora["peak_memory_mb"] / full["peak_memory_mb"], 3),
+                "checkpoint_ratio": round(full["checkpoint_bytes"] / max(lora["checkpoint_bytes"], 1), 1),
+            },
             "minimal_peft_loop_samples_per_s": round(minimal_speed, 2),
-            "ratio_harness_over_minimal": round(harness_speed / minimal_speed, 3),
+            "ratio_harness_over_minimal": round(lora["train_samples_per_s"] / minimal_speed, 3),
+            "seeds_recipe_samples_per_s": round(recipe["train_samples_per_s"], 2),
+            "seeds_recipe_examples": len(recipe_split.examples),
+            "ratio_harness_over_seeds_recipe": round(lora["train_samples_per_s"] / recipe["train_samples_per_s"], 1),
+            "gemm_peak_flops": peak, "nonembedding_params": nonembedding,
         },
-        "all_runs": {"harness": harness_runs, "minimal_peft_loop": minimal_runs},
-        "note": "best of the repeats for each loop; one epoch each, evaluation and model loading excluded",
+        "all_runs": {"harness_lora": [r["throughput"] for r in runs["lora"]],
+                     "harness_full": [r["throughput"] for r in runs["full"]], "minimal_peft_loop": minimal,
+                     "seeds_recipe": recipe},
+        "note": ("best of the repeats for each loop; one epoch each, evaluation and model loading excluded; "
+                 "the harness runs use --group-by-length; the seeds' recipe runs on a subset (it pads to 512)"),
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "platform": platform.platform(), "cuda": torch.cuda.is_available()},
         "versions": versions(),

@@ -181,7 +181,8 @@ def cmd_params(args) -> int:
 def cmd_bench_train(args) -> int:
     from harness.bench import compare_training_throughput
 
-    report = compare_training_throughput(config_from_args(args, ("repeats", "out")), repeats=args.repeats, out=args.out)
+    report = compare_training_throughput(config_from_args(args, ("repeats", "out", "recipe_examples")),
+                                         repeats=args.repeats, out=args.out, recipe_examples=args.recipe_examples)
     print(json.dumps(report["summary"], indent=2))
     return 0
 
@@ -491,11 +492,15 @@ def build_parser() -> Parser:
     bench_sub = bench.add_subparsers(dest="bench", metavar="BENCH", parser_class=Parser)
     bench_sub.required = True
     bench_train = bench_sub.add_parser(
-        "train", help="training throughput: harness run vs a minimal hand-written peft loop",
-        description="Measure training samples/s of the harness loop and of a minimal hand-written peft loop "
-                    "on the same model, data and batch size.")
+        "train", help="training efficiency: LoRA vs full FT, the harness vs a hand-written loop and HF Trainer",
+        description="One report: full fine-tuning vs LoRA through `harness run` (samples/s, tokens/s, peak memory, "
+                    "optimizer state, checkpoint size, FLOP/s against the measured fp32 GEMM peak), and the "
+                    "harness loop against a minimal hand-written peft loop and the HF Trainer recipe with "
+                    "padding='max_length', on the same model, data and batch size.")
     add_run_options(bench_train)
     bench_train.add_argument("--repeats", type=int, default=1, help="alternate the two loops this many times")
+    bench_train.add_argument("--recipe-examples", type=int, default=256,
+                             help="examples for the slow HF Trainer recipe (default: 256)")
     bench_train.add_argument("--out", default="results/bench/train_throughput.json", help="JSON report path")
     bench_train.set_defaults(func=cmd_bench_train)
     latency = bench_sub.add_parser(

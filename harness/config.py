@@ -39,6 +39,7 @@ class RunConfig:
     data_seed: int = _f(0, "seed of the --max-*-samples subsets (kept apart from --seed so seeds share data)")
     init_from: str | None = _f(None, "start from the method weights of a finished run (its folder or weights/); "
                                      "its task head is not taken (the paper's MRPC/RTE/STS-B from MNLI)")
+    group_by_length: bool = _f(False, "batch training examples of similar length together (less padding, faster)")
     max_seq_length: int = _f(128, "truncate inputs to this many tokens (batches are padded dynamically)", positive=True)
     # Optimisation
     seed: int = _f(42, "random seed for initialisation, dropout and data order")

@@ -43,7 +43,7 @@ LAUNCH_KEYS = {"num_processes"}
 NOT_IN_ID = {"output_dir", "run_name", "tracking_uri", "experiment", "save_weights", "log_every",
              "checkpoint_every", "resume", "data_dir", "include_tasks"}
 ADDED_LATER = {"label_smoothing", "num_beams", "length_penalty", "no_repeat_ngram_size", "max_new_tokens",
-               "decode_batch_size", "max_decode_samples", "metrics"}
+               "decode_batch_size", "max_decode_samples", "metrics", "group_by_length"}
 
 
 @dataclass

@@ -81,6 +81,33 @@ def tokenize(split: Split, tokenizer, max_length: int, regression: bool) -> list
     return rows
 
 
+class LengthGroupedBatches:
+    """Batches of similar length, in random order: less padding, the same examples per epoch.
+
+    Each epoch shuffles the examples, cuts the order into windows of ``window`` batches, sorts each
+    window by length and batches it, then shuffles the batches (as the HF Trainer's
+    group_by_length does). The order comes from ``generator`` when iteration starts, so a resumed
+    run redraws the same epoch."""
+
+    def __init__(self, lengths: list[int], batch_size: int, generator, window: int = 50):
+        self.lengths, self.batch_size, self.generator, self.window = lengths, batch_size, generator, window
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / self.batch_size)
+
+    def __iter__(self):
+        import torch
+
+        order = torch.randperm(len(self.lengths), generator=self.generator).tolist()
+        span = self.batch_size * self.window
+        batches = []
+        for start in range(0, len(order), span):
+            chunk = sorted(order[start:start + span], key=lambda i: -self.lengths[i])
+            batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        for index in torch.randperm(len(batches), generator=self.generator).tolist():
+            yield batches[index]
+
+
 def peak_memory_mb() -> float:
     import torch
 
@@ -266,8 +293,12 @@ def _train(accelerator, config, resolved, model, tokenizer, train, evals, record
         encode = lambda split: tokenize(split, tokenizer, config.max_seq_length, regression)  # noqa: E731
     generator = torch.Generator().manual_seed(config.seed)
     train_rows = encode(train) if train.examples else []
-    train_loader = DataLoader(train_rows, config.batch_size, shuffle=bool(train_rows), collate_fn=collate,
-                              generator=generator)
+    if config.group_by_length and train_rows:
+        batches = LengthGroupedBatches([len(r["input_ids"]) for r in train_rows], config.batch_size, generator)
+        train_loader = DataLoader(train_rows, batch_sampler=batches, collate_fn=collate)
+    else:
+        train_loader = DataLoader(train_rows, config.batch_size, shuffle=bool(train_rows), collate_fn=collate,
+                                  generator=generator)
     eval_loaders = {suffix: DataLoader(encode(split), config.eval_batch_size, collate_fn=collate)
                     for suffix, split in evals.items()}
     # Steps counted on the unsharded loader: accelerate steps the scheduler once per process.

@@ -168,3 +168,33 @@ def test_fp16_on_cpu_is_a_clear_error(tmp_path, sentiment_files):
         pytest.skip("fp16 is valid with a GPU")
     with pytest.raises(HarnessError, match="fp16 needs a CUDA GPU"):
         run(tiny_config(tmp_path, *sentiment_files, mixed_precision="fp16"), progress=False)
+
+
+def test_length_grouped_batches_cover_every_example_once_with_little_padding():
+    import random
+
+    import torch
+
+    from harness.train import LengthGroupedBatches
+
+    lengths = [random.Random(i).randint(5, 120) for i in range(1000)]
+    batches = list(LengthGroupedBatches(lengths, 16, torch.Generator().manual_seed(0), window=10))
+    assert sorted(i for b in batches for i in b) == list(range(1000)) and len(batches) == 63
+    again = list(LengthGroupedBatches(lengths, 16, torch.Generator().manual_seed(0), window=10))
+    assert again == batches  # the order is drawn from the generator: a resumed epoch redraws it
+
+    def padding(groups):
+        return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in groups)
+
+    order = torch.randperm(1000, generator=torch.Generator().manual_seed(0)).tolist()
+    shuffled = [order[i:i + 16] for i in range(0, 1000, 16)]
+    assert padding(batches) < padding(shuffled) / 4
+
+
+def test_group_by_length_run_trains(tmp_path, sentiment_files):
+    train, dev = sentiment_files
+    record = run(RunConfig(task="csv", train_file=str(train), eval_file=str(dev), model="tiny-bert", method="full",
+                           epochs=3, group_by_length=True, tracking_uri="none", output_dir=str(tmp_path),
+                           save_weights=False), progress=False)
+    assert record["status"] == "finished" and record["optimizer_steps"] == 3 * 32
+    assert record["history"][-1]["train_loss"] < 0.8 * record["history"][0]["train_loss"]

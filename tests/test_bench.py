@@ -1,0 +1,36 @@
+"""harness bench train: one report comparing LoRA with full fine-tuning and the reference loops."""
+
+import json
+import subprocess
+import sys
+
+
+def test_bench_train_reports_lora_vs_full_and_the_reference_loops(sentiment_files, tmp_path):
+    train, dev = sentiment_files
+    out = tmp_path / "bench.json"
+    result = subprocess.run([sys.executable, "-m", "harness", "bench", "train", "csv", "--train-file", str(train),
+                             "--eval-file", str(dev), "--model", "tiny-bert", "--method", "lora",
+                             "--max-train-samples", "128", "--recipe-examples", "16", "--out", str(out)],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(out.read_text())["summary"]
+    lora, full = summary["lora"], summary["full"]
+    for side in (lora, full):  # AdamW keeps two fp32 moments for every parameter it trains
+        assert side["optimizer_state_bytes"] == 8 * (side["trainable_params"] + side["head_params"])
+        assert side["train_samples_per_s"] > 0 and side["peak_memory_mb"] > 0
+        assert 0 < side["fraction_of_gemm_peak"] < 1.5
+    assert full["trainable_params"] > 100 * lora["trainable_params"]
+    # Full FT saves the whole model; LoRA its adapter (and the small task head).
+    assert full["checkpoint_bytes"] > 10 * lora["checkpoint_bytes"] > 0
+    assert summary["lora_vs_full"]["checkpoint_ratio"] > 10
+    assert summary["train_examples"] == 128 and summary["seeds_recipe_examples"] == 16
+    assert summary["minimal_peft_loop_samples_per_s"] > 0 and summary["seeds_recipe_samples_per_s"] > 0
+    assert summary["gemm_peak_flops"] > 1e8
+
+
+def test_bench_train_needs_lora(sentiment_files):
+    train, dev = sentiment_files
+    result = subprocess.run([sys.executable, "-m", "harness", "bench", "train", "csv", "--train-file", str(train),
+                             "--eval-file", str(dev), "--model", "tiny-bert", "--method", "bitfit"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "use --method lora" in result.stderr
