@@ -245,7 +245,7 @@ def _random_model(model_name: str):
     return AutoModelForSequenceClassification.from_config(config)
 
 
-def latency_variants(model_name: str, lora_r: int, adapter_r: int):
+def latency_variants(model_name: str, lora_r: int, adapter_r: int, adapter_h_r: int | None = None):
     """(name, model) pairs: the base model, LoRA merged and unmerged, AdapterL and AdapterH."""
     from harness.methods import get_method
     from harness.methods.lora import merge_fused_qv
@@ -270,11 +270,12 @@ def latency_variants(model_name: str, lora_r: int, adapter_r: int):
     else:
         yield "lora (merged)", merged.merge_and_unload()
     yield "adapter_l", prepared("adapter_l", {"r": adapter_r})
-    yield "adapter_h", prepared("adapter_h", {"r": adapter_r})
+    yield "adapter_h", prepared("adapter_h", {"r": adapter_h_r or adapter_r})
 
 
 def measure_latency(model_name: str, batch_size: int, seq_len: int, trials: int, warmup: int = 3,
-                    lora_r: int = 4, adapter_r: int = 8, out: str | None = None) -> dict[str, Any]:
+                    lora_r: int = 4, adapter_r: int = 8, out: str | None = None,
+                    adapter_h_r: int | None = None) -> dict[str, Any]:
     """Forward-pass latency (ms, mean and std over ``trials``) of each variant on the same input,
     and each one's overhead over the base model: the paper's Table 1 measurement."""
     import statistics
@@ -283,7 +284,7 @@ def measure_latency(model_name: str, batch_size: int, seq_len: int, trials: int,
 
     from harness.train import versions
 
-    variants = [(name, model.eval()) for name, model in latency_variants(model_name, lora_r, adapter_r)]
+    variants = [(name, model.eval()) for name, model in latency_variants(model_name, lora_r, adapter_r, adapter_h_r)]
     vocab = variants[0][1].config.vocab_size
     ids = torch.randint(0, vocab, (batch_size, seq_len), generator=torch.Generator().manual_seed(0))
     times: dict[str, list[float]] = {name: [] for name, _ in variants}
@@ -304,7 +305,7 @@ def measure_latency(model_name: str, batch_size: int, seq_len: int, trials: int,
     for row in results:
         row["overhead_pct"] = 100 * (row["mean_ms"] - base) / base
     report = {"model": model_name, "batch_size": batch_size, "seq_len": seq_len, "trials": trials,
-              "lora_r": lora_r, "adapter_r": adapter_r, "threads": torch.get_num_threads(),
+              "lora_r": lora_r, "adapter_r": adapter_r, "adapter_h_r": adapter_h_r or adapter_r, "threads": torch.get_num_threads(),
               "results": results, "versions": versions()}
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -344,3 +345,27 @@ def compare_decoding(model_name: str, task_name: str, data_dir, inputs: int, num
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         write_json(Path(out), report)
     return report
+
+
+def paper_latency_table(model_name: str = "gpt2-medium", trials: int = 10, warmup: int = 2, max_tokens: int = 4096,
+                        out: str | None = None) -> dict[str, Any]:
+    """The paper's Table 1 settings (batch, length, adapter size) measured here, beside its numbers.
+    A CPU cannot run batch 32 x 512 tokens of GPT-2 M 100 times in reasonable time, so the batch is
+    lowered until batch x length <= ``max_tokens`` (recorded in each row)."""
+    from harness.reference import PAPER_TABLE1
+
+    rows = []
+    for paper in PAPER_TABLE1:
+        batch = min(paper["batch_size"], max(1, max_tokens // paper["seq_len"]))
+        report = measure_latency(model_name, batch, paper["seq_len"], trials, warmup, lora_r=4,
+                                 adapter_r=paper["adapter_l_r"], adapter_h_r=paper["adapter_h_r"])
+        ours = {r["variant"]: r for r in report["results"]}
+        rows.append({"paper_batch_size": paper["batch_size"], "batch_size": batch, "seq_len": paper["seq_len"],
+                     "adapter_params": paper["adapter_params"], "paper": paper, "results": report["results"],
+                     "overhead_pct": {k: ours[k]["overhead_pct"] for k in ("lora (merged)", "adapter_l", "adapter_h")}})
+    result = {"model": model_name, "trials": trials, "warmup": warmup, "max_tokens": max_tokens, "rows": rows,
+              "threads": report["threads"], "versions": report["versions"]}
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        write_json(Path(out), result)
+    return result

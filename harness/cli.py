@@ -203,6 +203,9 @@ def cmd_bench_latency(args) -> int:
     from harness.bench import measure_latency
     from harness.report import render
 
+    if args.paper:
+        return _paper_latency(args)
+
     out = args.out or f"results/bench/latency_{args.model}_b{args.batch_size}_s{args.seq_len}.json"
     report = measure_latency(args.model, args.batch_size, args.seq_len, args.trials, args.warmup,
                              args.lora_r, args.adapter_r, out)
@@ -211,6 +214,34 @@ def cmd_bench_latency(args) -> int:
             for r in report["results"]]
     print(f"{args.model}, batch {args.batch_size}, sequence {args.seq_len}, {args.trials} trials ({out})")
     print(render(rows, ["variant", "latency (ms)", "overhead", "added params"]), end="")
+    return 0
+
+
+def _paper_latency(args) -> int:
+    from harness.bench import paper_latency_table
+    from harness.report import render
+
+    out = args.out or f"results/bench/latency_table1_{args.model}.json"
+    report = paper_latency_table(args.model, args.trials, args.warmup, args.max_tokens, out)
+    rows = []
+    for row in report["rows"]:
+        ours = {r["variant"]: r for r in row["results"]}
+        setting = f"{row['paper_batch_size']}/{row['seq_len']}/{row['adapter_params']}"
+        if row["batch_size"] != row["paper_batch_size"]:
+            setting += f" (batch {row['batch_size']} here)"
+        for variant, paper_key in (("lora (merged)", "base"), ("adapter_l", "adapter_l"), ("adapter_h", "adapter_h")):
+            r = ours[variant]
+            rows.append({"batch / len / adapter": setting, "variant": variant,
+                         "ours (ms)": f"{r['mean_ms']:.1f}±{r['std_ms']:.1f} ({r['overhead_pct']:+.1f}%)",
+                         "base here (ms)": f"{ours['base']['mean_ms']:.1f}",
+                         "paper (ms)": row["paper"][paper_key]})
+    columns = ["batch / len / adapter", "variant", "ours (ms)", "base here (ms)", "paper (ms)"]
+    print(f"{args.model}: the paper's Table 1 settings, {args.trials} trials each ({out})")
+    text = render(rows, columns, args.format)
+    print(text, end="")
+    if args.table_out:
+        Path(args.table_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.table_out).write_text(text, encoding="utf-8")
     return 0
 
 
@@ -514,6 +545,13 @@ def build_parser() -> Parser:
     latency.add_argument("--warmup", type=int, default=3, help="untimed passes first (default: 3)")
     latency.add_argument("--lora-r", type=int, default=4, help="LoRA rank (default: 4, the paper's GPT-2 setting)")
     latency.add_argument("--adapter-r", type=int, default=8, help="adapter bottleneck (default: 8)")
+    latency.add_argument("--paper", action="store_true",
+                         help="the paper's three Table 1 settings (batch/length/adapter size), beside its numbers")
+    latency.add_argument("--max-tokens", type=int, default=4096,
+                         help="with --paper: lower the batch until batch x length <= this (default: 4096, for CPUs)")
+    latency.add_argument("--format", default="markdown", choices=FORMATS,
+                         help="with --paper: table format (default: markdown)")
+    latency.add_argument("--table-out", help="with --paper: also write the table here")
     latency.add_argument("--out", help="JSON report (default: results/bench/latency_<model>_b<B>_s<S>.json)")
     latency.set_defaults(func=cmd_bench_latency)
     bench_decode = bench_sub.add_parser(

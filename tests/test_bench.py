@@ -34,3 +34,19 @@ def test_bench_train_needs_lora(sentiment_files):
                              "--eval-file", str(dev), "--model", "tiny-bert", "--method", "bitfit"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "use --method lora" in result.stderr
+
+
+def test_bench_latency_paper_settings_scaled_for_the_cpu(tmp_path):
+    out, table = tmp_path / "t1.json", tmp_path / "t1.md"
+    result = subprocess.run([sys.executable, "-m", "harness", "bench", "latency", "--paper", "--model", "tiny-gpt2",
+                             "--trials", "2", "--warmup", "1", "--max-tokens", "512", "--out", str(out),
+                             "--table-out", str(table)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["paper_batch_size"], r["batch_size"], r["seq_len"]) for r in rows] == [(32, 1, 512), (16, 2, 256),
+                                                                                   (1, 1, 128)]
+    # The paper's adapter sizes: AdapterL r=224 / AdapterH r=112 in the 11M rows.
+    added = {r["variant"]: r["added_params"] for r in rows[1]["results"]}
+    assert added["adapter_l"] > added["adapter_h"] > 0
+    text = table.read_text()
+    assert "1449.4±0.8" in text and "(batch 1 here)" in text and "+30.3%" in text
