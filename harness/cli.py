@@ -10,6 +10,7 @@ from pathlib import Path
 
 from harness.config import RunConfig
 from harness.errors import HarnessError
+from harness.reference import PAPER_TABLES
 from harness.report import FORMATS
 
 
@@ -471,9 +472,10 @@ def build_parser() -> Parser:
     table = sub.add_parser("table", help="paper-style results table from runs",
                            description="Rows = model x method (# trainable params), columns = tasks (+ Avg); seeds "
                                        "aggregated as the paper does (GLUE: median ± std of the best epochs; NLG: mean). "
-                                       "--paper table2|table3 reproduces the paper's layout with its numbers and Δ.")
+                                       "--paper table2|table3|table13|table14 reproduces the paper's layout with its numbers and Δ.")
     add_source_options(table)
-    table.add_argument("--paper", choices=("table2", "table3"), help="the paper's table layout, rows and markers")
+    table.add_argument("--paper", choices=tuple(PAPER_TABLES), help="the paper's table layout, rows and markers "
+                       "(table2 GLUE, table3 E2E, table13 WebNLG, table14 DART)")
     table.add_argument("--no-paper-values", action="store_true", help="with --paper: leave out the paper and Δ rows")
     table.add_argument("--format", choices=FORMATS, default="markdown")
     table.add_argument("--out", help="output file (default: reports/<paper table, experiment or 'results'>.<ext>)")

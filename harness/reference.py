@@ -152,15 +152,59 @@ PAPER_TABLE3 = [
     PaperRow("3", "gpt2-medium", "GPT-2 M (AdapterH)", "", "11.09M", _e2e("67.3±.6 8.50±.07 46.0±.2 70.7±.2 2.44±.01"), "adapter_h", {"r": 112}),
     PaperRow("3", "gpt2-medium", "GPT-2 M (FTTop2)", "*", "25.19M", _e2e("68.1 8.59 46.0 70.8 2.41"), "fttop2"),
     PaperRow("3", "gpt2-medium", "GPT-2 M (PreLayer)", "*", "0.35M", _e2e("69.7 8.81 46.1 71.4 2.49"), "prefix_layer"),
-    PaperRow("3", "gpt2-medium", "GPT-2 M (LoRA)", "", "0.35M", _e2e("70.4±.1 8.85±.02 46.8±.2 71.8±.1 2.53±.02"), "lora", {"r": 4}),
+    PaperRow("3", "gpt2-medium", "GPT-2 M (LoRA)", "", "0.35M", _e2e("70.4±.1 8.85±.02 46.8±.2 71.8±.1 2.53±.02"), "lora", {"r": 4}, "table3-gpt2-medium-lora"),
     PaperRow("3", "gpt2-large", "GPT-2 L (FT)", "*", "774.03M", _e2e("68.5 8.78 46.0 69.9 2.45"), "full"),
     PaperRow("3", "gpt2-large", "GPT-2 L (AdapterL)", "", "0.88M", _e2e("69.1±.1 8.68±.03 46.3±.0 71.4±.2 2.49±.0"), "adapter_l", {"r": 8}),
     PaperRow("3", "gpt2-large", "GPT-2 L (AdapterL)", "", "23.00M", _e2e("68.9±.3 8.70±.04 46.1±.1 71.3±.2 2.45±.02"), "adapter_l", {"r": 248}),
     PaperRow("3", "gpt2-large", "GPT-2 L (PreLayer)", "*", "0.77M", _e2e("70.3 8.85 46.2 71.7 2.47"), "prefix_layer"),
-    PaperRow("3", "gpt2-large", "GPT-2 L (LoRA)", "", "0.77M", _e2e("70.4±.1 8.89±.02 46.8±.2 72.0±.2 2.47±.02"), "lora", {"r": 4}),
+    PaperRow("3", "gpt2-large", "GPT-2 L (LoRA)", "", "0.77M", _e2e("70.4±.1 8.89±.02 46.8±.2 72.0±.2 2.47±.02"), "lora", {"r": 4}, "table3-gpt2-large-lora"),
 ]
 
-PAPER_TABLES = {"table2": (PAPER_TABLE2, GLUE_COLUMNS), "table3": (PAPER_TABLE3, E2E_COLUMNS)}
+WEBNLG_COLUMNS = [f"{m}_{s}" for m in ("bleu", "meteor", "ter") for s in ("unseen", "seen", "all")]
+DART_COLUMNS = ["bleu", "meteor", "ter"]
+
+
+def _cells(columns: list[str], values: str) -> dict[str, str]:
+    return dict(zip(columns, values.split()))
+
+
+# Table 13 (WebNLG test: BLEU x100, METEOR and TER as fractions; U/S/A = unseen/seen/all), paper v2.
+PAPER_TABLE13 = [PaperRow("13", model, label, marker, params, _cells(WEBNLG_COLUMNS, values), method, options, experiment)
+                 for model, label, marker, params, values, method, options, experiment in [
+    ("gpt2-medium", "GPT-2 M (FT)", "*", "354M", "27.7 64.2 46.5 .30 .45 .38 .76 .33 .53", "full", {}, None),
+    ("gpt2-medium", "GPT-2 M (AdapterL)", "*", "0.37M", "45.1 54.5 50.2 .36 .39 .38 .46 .40 .43", "adapter_l", {"r": 6}, None),
+    ("gpt2-medium", "GPT-2 M (AdapterL)", "*", "11M", "48.3 60.4 54.9 .38 .43 .41 .45 .35 .39", "adapter_l", {"r": 224}, None),
+    ("gpt2-medium", "GPT-2 M (FTTop2)", "*", "24M", "18.9 53.6 36.0 .23 .38 .31 .99 .49 .72", "fttop2", {}, None),
+    ("gpt2-medium", "GPT-2 M (Prefix)", "*", "0.35M", "45.6 62.9 55.1 .38 .44 .41 .49 .35 .40", "prefix_layer", {}, None),
+    ("gpt2-medium", "GPT-2 M (LoRA)", "", "0.35M", "46.7±.4 62.1±.2 55.3±.2 .38 .44 .41 .46 .33 .39", "lora", {"r": 4},
+     "table3-gpt2-medium-lora"),
+    ("gpt2-large", "GPT-2 L (FT)", "*", "774M", "43.1 65.3 55.5 .38 .46 .42 .53 .33 .42", "full", {}, None),
+    ("gpt2-large", "GPT-2 L (AdapterL)", "", "0.88M", "49.8±.0 61.1±.0 56.0±.0 .38 .43 .41 .44 .35 .39", "adapter_l", {"r": 8}, None),
+    ("gpt2-large", "GPT-2 L (AdapterL)", "", "23M", "49.2±.1 64.7±.2 57.7±.1 .39 .46 .43 .46 .33 .39", "adapter_l", {"r": 248}, None),
+    ("gpt2-large", "GPT-2 L (Prefix)", "*", "0.77M", "47.7 63.4 56.3 .39 .45 .42 .48 .34 .40", "prefix_layer", {}, None),
+    ("gpt2-large", "GPT-2 L (LoRA)", "", "0.77M", "48.4±.3 64.0±.3 57.0±.1 .39 .45 .42 .45 .32 .38", "lora", {"r": 4},
+     "table3-gpt2-large-lora"),
+]]
+
+# Table 14 (DART test: BLEU x100, METEOR and TER as fractions; their variance is below 0.01), paper v2.
+PAPER_TABLE14 = [PaperRow("14", model, label, marker, params, _cells(DART_COLUMNS, values), method, options, experiment)
+                 for model, label, marker, params, values, method, options, experiment in [
+    ("gpt2-medium", "GPT-2 M (FT)", "*", "354M", "46.2 0.39 0.46", "full", {}, None),
+    ("gpt2-medium", "GPT-2 M (AdapterL)", "*", "0.37M", "42.4 0.36 0.48", "adapter_l", {"r": 6}, None),
+    ("gpt2-medium", "GPT-2 M (AdapterL)", "*", "11M", "45.2 0.38 0.46", "adapter_l", {"r": 224}, None),
+    ("gpt2-medium", "GPT-2 M (FTTop2)", "*", "24M", "41.0 0.34 0.56", "fttop2", {}, None),
+    ("gpt2-medium", "GPT-2 M (PrefLayer)", "*", "0.35M", "46.4 0.38 0.46", "prefix_layer", {}, None),
+    ("gpt2-medium", "GPT-2 M (LoRA)", "", "0.35M", "47.1±.2 0.39 0.46", "lora", {"r": 4}, "table3-gpt2-medium-lora"),
+    ("gpt2-large", "GPT-2 L (FT)", "*", "774M", "47.0 0.39 0.46", "full", {}, None),
+    ("gpt2-large", "GPT-2 L (AdapterL)", "", "0.88M", "45.7±.1 0.38 0.46", "adapter_l", {"r": 8}, None),
+    ("gpt2-large", "GPT-2 L (AdapterL)", "", "23M", "47.1±.1 0.39 0.45", "adapter_l", {"r": 248}, None),
+    ("gpt2-large", "GPT-2 L (PrefLayer)", "*", "0.77M", "46.7 0.38 0.45", "prefix_layer", {}, None),
+    ("gpt2-large", "GPT-2 L (LoRA)", "", "0.77M", "47.5±.1 0.39 0.45", "lora", {"r": 4}, "table3-gpt2-large-lora"),
+]]
+
+# name -> (rows, columns, the task every column reads; None: each column is a GLUE task)
+PAPER_TABLES = {"table2": (PAPER_TABLE2, GLUE_COLUMNS, None), "table3": (PAPER_TABLE3, E2E_COLUMNS, "e2e"),
+                "table13": (PAPER_TABLE13, WEBNLG_COLUMNS, "webnlg"), "table14": (PAPER_TABLE14, DART_COLUMNS, "dart")}
 
 # Table 1: one forward pass of GPT-2 medium, ms (mean ± std of 100 trials, Quadro RTX8000).
 # adapter_l_r / adapter_h_r: the bottleneck sizes that give the row's adapter parameter count on

@@ -12,7 +12,9 @@ from harness.results import RunRecord
 COLUMN_NAMES = {
     "glue/mnli": "MNLI", "glue/sst2": "SST-2", "glue/mrpc": "MRPC", "glue/cola": "CoLA", "glue/qnli": "QNLI",
     "glue/qqp": "QQP", "glue/rte": "RTE", "glue/stsb": "STS-B", "avg": "Avg",
-    "bleu": "BLEU", "nist": "NIST", "meteor": "MET", "rouge_l": "ROUGE-L", "cider": "CIDEr",
+    "bleu": "BLEU", "nist": "NIST", "meteor": "MET", "rouge_l": "ROUGE-L", "cider": "CIDEr", "ter": "TER",
+    **{f"{m}_{s}": f"{name} {s[0].upper()}" for m, name in (("bleu", "BLEU"), ("meteor", "MET"), ("ter", "TER"))
+       for s in ("unseen", "seen", "all")},
 }
 MNLI_DEV_SIZES = (9815, 9832)  # matched, mismatched: the paper's MNLI number is accuracy over both
 
@@ -163,7 +165,7 @@ def _printed_value(text: str) -> float | None:
 def paper_table(name: str, records: list[RunRecord], with_paper: bool = True) -> tuple[list[dict], list[str]]:
     """The paper's table `name` ('table2', 'table3') in its own row and column order, markers
     kept, our values from ``records``, then (optionally) the paper's row and ours - paper."""
-    paper_rows, paper_columns = PAPER_TABLES[name]
+    paper_rows, paper_columns, task = PAPER_TABLES[name]
     columns = [*paper_columns, "avg"] if name == "table2" else list(paper_columns)
     names = [COLUMN_NAMES[c] for c in columns]
     rows = []
@@ -177,8 +179,7 @@ def paper_table(name: str, records: list[RunRecord], with_paper: bool = True) ->
                 ours["Avg"] = f"{100 * statistics.mean(values[c] for c in paper_columns):.1f}" if ok else "n/a"
                 values["avg"] = statistics.mean(values[c] for c in paper_columns) if ok else None
                 continue
-            task_records = [r for r in matched if r.task == column] if column.startswith("glue/") else \
-                [r for r in matched if r.task == "e2e"]
+            task_records = [r for r in matched if r.task == (task or column)]
             text, value = cell(task_records, column)
             ours[COLUMN_NAMES[column]] = text
             values[column] = value
@@ -189,7 +190,7 @@ def paper_table(name: str, records: list[RunRecord], with_paper: bool = True) ->
             delta = {"row": "", "": "Δ (ours − paper)", "# Trainable": ""}
             for column in columns:
                 printed, value = _printed_value(row.values.get(column)), values.get(column)
-                scale, decimals = scale_of(column, "e2e")
+                scale, decimals = scale_of(column, task or column)
                 delta[COLUMN_NAMES[column]] = (f"{value * scale - printed:+.{decimals}f}"
                                                if value is not None and printed is not None else "")
             rows.append(delta)

@@ -202,3 +202,26 @@ def test_generation_runs_give_a_metric_table_on_the_paper_scale():
     assert trained["BLEU"] == "68.5±.7" and trained["NIST"] == "7.60±.14" and trained["# trainable"] == "0.23M"
     untrained = next(r for r in rows if r["method"] == "untrained (--epochs 0)")
     assert untrained["BLEU"] == "4.6" and untrained["# trainable"] == "0"
+
+
+def test_paper_tables_13_and_14_read_webnlg_and_dart_runs():
+    from harness.results import RunRecord
+
+    def run(task, seed, best):
+        return RunRecord(name=f"{task}{seed}", task=task, model="gpt2-medium", method="lora",
+                         method_options={"r": 4, "alpha": 32, "fused_qv": True}, seed=seed, status="finished",
+                         main_metric="bleu", best=best, experiment="table3-gpt2-medium-lora", epochs=5)
+
+    webnlg = {"bleu_unseen": 46.0, "bleu_seen": 62.0, "bleu_all": 55.0, "meteor_unseen": 0.38, "meteor_seen": 0.44,
+              "meteor_all": 0.41, "ter_unseen": 0.47, "ter_seen": 0.33, "ter_all": 0.39}
+    rows, columns = paper_table("table13", [run("webnlg", 0, webnlg), run("dart", 0, {"bleu": 47.0})])
+    assert columns[3:6] == ["BLEU U", "BLEU S", "BLEU A"] and columns[-1] == "TER A"
+    index = next(i for i, r in enumerate(rows) if r["row"] == "GPT-2 M (LoRA)")
+    ours, paper, delta = rows[index:index + 3]
+    assert ours["BLEU U"] == "46.0" and ours["MET A"] == "0.41" and ours["TER U"] == "0.47"
+    assert paper["BLEU U"] == "46.7±.4" and delta["BLEU U"] == "-0.7" and delta["TER U"] == "+0.01"
+    rows, columns = paper_table("table14", [run("dart", 0, {"bleu": 47.0, "meteor": 0.39, "ter": 0.47})])
+    assert columns[3:] == ["BLEU", "MET", "TER"]
+    dart = next(r for r in rows if r["row"] == "GPT-2 M (LoRA)")
+    assert dart["BLEU"] == "47.0" and dart["TER"] == "0.47"
+    assert next(r for r in rows if r["row"] == "GPT-2 L (LoRA)")["BLEU"] == "missing"
