@@ -319,26 +319,26 @@ def compare_decoding(model_name: str, task_name: str, data_dir, inputs: int, num
     and one input at a time, same beam size; both must produce the same text."""
     import torch
 
-    from harness.generation import DecodeSettings, decode
+    from harness.generation import decode
     from harness.models import get_model_spec, load_for_causal_lm
     from harness.tasks import get_task
-    from harness.train import versions
+    from harness.train import decode_settings, versions
 
     task = get_task(task_name)
     sources = [e.source for e in task.load(next(iter(task.eval_splits.values())), data_dir).examples[:inputs]]
     torch.manual_seed(0)
     model, tokenizer = load_for_causal_lm(get_model_spec(model_name), data_dir)
-    penalty = task.decode_defaults.get("length_penalty", 1.0)
     results, texts = {}, {}
     for name, size in (("one_at_a_time", 1), ("batched", batch_size)):
-        settings = DecodeSettings(num_beams=num_beams, length_penalty=penalty, max_new_tokens=max_new_tokens,
-                                  batch_size=size)
+        # The settings `harness run` would decode with (the task's length penalty), at this batch size.
+        settings = decode_settings(RunConfig(task=task_name, model=model_name, num_beams=num_beams,
+                                             max_new_tokens=max_new_tokens, decode_batch_size=size), task)
         tic = time.perf_counter()
         texts[name] = decode(model, tokenizer, sources, settings, progress=False)
         seconds = time.perf_counter() - tic
         results[name] = {"batch_size": size, "seconds": round(seconds, 3), "inputs_per_s": len(sources) / seconds}
     report = {"model": model_name, "task": task.name, "inputs": len(sources), "num_beams": num_beams,
-              "max_new_tokens": max_new_tokens, "length_penalty": penalty, "threads": torch.get_num_threads(),
+              "max_new_tokens": max_new_tokens, "length_penalty": settings.length_penalty, "threads": torch.get_num_threads(),
               "results": results, "speedup": results["one_at_a_time"]["seconds"] / results["batched"]["seconds"],
               "same_outputs": texts["batched"] == texts["one_at_a_time"], "versions": versions()}
     if out:

@@ -165,7 +165,7 @@ def beam_search(model, prompts: list[list[int]], settings: DecodeSettings, stops
     beam_scores = torch.full((batch, k), -math.inf, device=device)
     beam_scores[:, 0] = 0.0  # the first step expands one beam only (all k start identical)
     history = torch.empty((batch * k, 0), dtype=torch.long, device=device)
-    best_score = [-math.inf] * batch
+    best_score = torch.full((batch,), -math.inf, device=device)  # per prompt, its best finished hypothesis
     best_tokens: list[list[int]] = [[] for _ in range(batch)]
 
     for step in range(1, max_new + 1):
@@ -190,11 +190,11 @@ def beam_search(model, prompts: list[list[int]], settings: DecodeSettings, stops
             # At the last step every open beam competes as it is (LoRA's final candidate pass).
             candidates = torch.where(finished | (step == max_new), top_scores / step ** lp, -math.inf)
             value, beam = candidates.max(dim=1)
-            for group in (value > torch.tensor([best_score[i] for i in items.tolist()], device=device)).nonzero().view(-1).tolist():
-                item, row = items[group].item(), group * k + beam[group].item()
-                best_score[item] = value[group].item()
-                seq = history[row].tolist()
-                best_tokens[item] = seq[:-1] if seq[-1] in stops else seq
+            better = value > best_score[items]
+            best_score[items[better.cpu()]] = value[better]
+            for group in better.nonzero().view(-1).tolist():
+                seq = history[group * k + beam[group].item()].tolist()
+                best_tokens[items[group].item()] = seq[:-1] if seq[-1] in stops else seq
             beam_scores = beam_scores.masked_fill(finished, -math.inf)
         if step == max_new:
             break
@@ -202,8 +202,7 @@ def beam_search(model, prompts: list[list[int]], settings: DecodeSettings, stops
         # over (step + 1) ** lp (lp < 0); an input whose best finished hypothesis beats that is done.
         top_open = beam_scores.max(dim=1).values
         bound = top_open / (max_new if lp >= 0 else step + 1) ** lp
-        best = torch.tensor([best_score[i] for i in items.tolist()], device=device)
-        keep = ~((best >= bound) | ~torch.isfinite(top_open))
+        keep = ~((best_score[items] >= bound) | ~torch.isfinite(top_open))
         if not keep.any():
             break
         if not keep.all():

@@ -164,13 +164,14 @@ WEBNLG_COLUMNS = [f"{m}_{s}" for m in ("bleu", "meteor", "ter") for s in ("unsee
 DART_COLUMNS = ["bleu", "meteor", "ter"]
 
 
-def _cells(columns: list[str], values: str) -> dict[str, str]:
-    return dict(zip(columns, values.split()))
+def _rows(table: str, columns: list[str], specs: list[tuple]) -> list[PaperRow]:
+    """PaperRows from (model, label, marker, params, 'value value ...', method, options, experiment)."""
+    return [PaperRow(table, model, label, marker, params, dict(zip(columns, values.split())), method, options, experiment)
+            for model, label, marker, params, values, method, options, experiment in specs]
 
 
 # Table 13 (WebNLG test: BLEU x100, METEOR and TER as fractions; U/S/A = unseen/seen/all), paper v2.
-PAPER_TABLE13 = [PaperRow("13", model, label, marker, params, _cells(WEBNLG_COLUMNS, values), method, options, experiment)
-                 for model, label, marker, params, values, method, options, experiment in [
+PAPER_TABLE13 = _rows("13", WEBNLG_COLUMNS, [
     ("gpt2-medium", "GPT-2 M (FT)", "*", "354M", "27.7 64.2 46.5 .30 .45 .38 .76 .33 .53", "full", {}, None),
     ("gpt2-medium", "GPT-2 M (AdapterL)", "*", "0.37M", "45.1 54.5 50.2 .36 .39 .38 .46 .40 .43", "adapter_l", {"r": 6}, None),
     ("gpt2-medium", "GPT-2 M (AdapterL)", "*", "11M", "48.3 60.4 54.9 .38 .43 .41 .45 .35 .39", "adapter_l", {"r": 224}, None),
@@ -184,11 +185,10 @@ PAPER_TABLE13 = [PaperRow("13", model, label, marker, params, _cells(WEBNLG_COLU
     ("gpt2-large", "GPT-2 L (Prefix)", "*", "0.77M", "47.7 63.4 56.3 .39 .45 .42 .48 .34 .40", "prefix_layer", {}, None),
     ("gpt2-large", "GPT-2 L (LoRA)", "", "0.77M", "48.4±.3 64.0±.3 57.0±.1 .39 .45 .42 .45 .32 .38", "lora", {"r": 4},
      "table3-gpt2-large-lora"),
-]]
+])
 
 # Table 14 (DART test: BLEU x100, METEOR and TER as fractions; their variance is below 0.01), paper v2.
-PAPER_TABLE14 = [PaperRow("14", model, label, marker, params, _cells(DART_COLUMNS, values), method, options, experiment)
-                 for model, label, marker, params, values, method, options, experiment in [
+PAPER_TABLE14 = _rows("14", DART_COLUMNS, [
     ("gpt2-medium", "GPT-2 M (FT)", "*", "354M", "46.2 0.39 0.46", "full", {}, None),
     ("gpt2-medium", "GPT-2 M (AdapterL)", "*", "0.37M", "42.4 0.36 0.48", "adapter_l", {"r": 6}, None),
     ("gpt2-medium", "GPT-2 M (AdapterL)", "*", "11M", "45.2 0.38 0.46", "adapter_l", {"r": 224}, None),
@@ -200,7 +200,7 @@ PAPER_TABLE14 = [PaperRow("14", model, label, marker, params, _cells(DART_COLUMN
     ("gpt2-large", "GPT-2 L (AdapterL)", "", "23M", "47.1±.1 0.39 0.45", "adapter_l", {"r": 248}, None),
     ("gpt2-large", "GPT-2 L (PrefLayer)", "*", "0.77M", "46.7 0.38 0.45", "prefix_layer", {}, None),
     ("gpt2-large", "GPT-2 L (LoRA)", "", "0.77M", "47.5±.1 0.39 0.45", "lora", {"r": 4}, "table3-gpt2-large-lora"),
-]]
+])
 
 # name -> (rows, columns, the task every column reads; None: each column is a GLUE task)
 PAPER_TABLES = {"table2": (PAPER_TABLE2, GLUE_COLUMNS, None), "table3": (PAPER_TABLE3, E2E_COLUMNS, "e2e"),

@@ -444,13 +444,12 @@ def evaluate_loss(accelerator, model, loader) -> float:
     import torch
 
     model.eval()
-    total, count = torch.zeros(2, dtype=torch.float64, device=accelerator.device), 0
+    total = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
     with torch.no_grad():
         for batch in loader:
             targets = int((batch["labels"][:, 1:] != -100).sum())
             total += torch.tensor([lm_loss(model, batch).item() * targets, targets], dtype=torch.float64,
                                   device=accelerator.device)
-            count += 1
     total = accelerator.reduce(total, "sum")
     return (total[0] / total[1].clamp(min=1)).item()
 

@@ -53,20 +53,20 @@ class PrefixActivations(nn.Module):
 
 def _extend_inputs(model, args, kwargs):
     prefix: PrefixActivations = model.prefix_tuning
+    n, s = prefix.tokens, prefix.insert_at
     cache = kwargs.get("past_key_values")
-    # Decoding with a KV cache: the prefix is already in the cache after the first step, so later
-    # steps only widen the attention mask and shift the positions by the prefix length.
+    # Decoding with a KV cache: after the first step the prefix is in the cache, so later steps only
+    # widen the attention mask and shift the positions by the prefix length.
     prefix.inserting = cache is None or not hasattr(cache, "get_seq_length") or cache.get_seq_length() == 0
+    if kwargs.get("attention_mask") is not None:
+        mask = kwargs["attention_mask"]
+        kwargs["attention_mask"] = prefix.insert(mask, torch.ones(n, dtype=mask.dtype, device=mask.device))
+    positions = kwargs.get("position_ids")
+    if positions is not None and not prefix.inserting:
+        kwargs["position_ids"] = positions + n
     if not prefix.inserting:
-        device = kwargs["attention_mask"].device if kwargs.get("attention_mask") is not None else None
-        if kwargs.get("attention_mask") is not None:
-            mask = kwargs["attention_mask"]
-            kwargs["attention_mask"] = prefix.insert(mask, torch.ones(prefix.tokens, dtype=mask.dtype, device=device))
-        if kwargs.get("position_ids") is not None:
-            kwargs["position_ids"] = kwargs["position_ids"] + prefix.tokens
         return args, kwargs
-    if kwargs.get("position_ids") is not None:
-        positions, s, n = kwargs["position_ids"], prefix.insert_at, prefix.tokens
+    if positions is not None:
         inserted = s + torch.arange(n, device=positions.device, dtype=positions.dtype)
         kwargs["position_ids"] = torch.cat([positions[:, :s], inserted.expand(positions.shape[0], n),
                                             positions[:, s:] + n], dim=1)
@@ -75,14 +75,9 @@ def _extend_inputs(model, args, kwargs):
         input_ids, args = args[0], args[1:]
     if input_ids is not None:
         kwargs["inputs_embeds"] = prefix.insert(model.get_input_embeddings()(input_ids), prefix.embed)
-    batch = kwargs["inputs_embeds"].shape[0]
-    device = kwargs["inputs_embeds"].device
-    if kwargs.get("attention_mask") is not None:
-        mask = kwargs["attention_mask"]
-        kwargs["attention_mask"] = prefix.insert(mask, torch.ones(prefix.tokens, dtype=mask.dtype, device=device))
     if kwargs.get("token_type_ids") is not None:
         types = kwargs["token_type_ids"]
-        kwargs["token_type_ids"] = prefix.insert(types, torch.zeros(prefix.tokens, dtype=types.dtype, device=device))
+        kwargs["token_type_ids"] = prefix.insert(types, torch.zeros(n, dtype=types.dtype, device=types.device))
     return args, kwargs
 
 
