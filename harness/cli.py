@@ -331,17 +331,30 @@ def cmd_table(args) -> int:
     from harness.report import render
     from harness.tables import paper_table, results_table
 
+    by = tuple(_config_keys(args.by or [], "--by"))
     records = records_from_args(args)
     if args.paper:
         rows, columns = paper_table(args.paper, records, with_paper=not args.no_paper_values)
     else:
         if not records:
             raise HarnessError(f"no runs found in {args.runs}; run something first or pass --runs/--experiment.")
-        rows, columns = results_table(records)
+        rows, columns = results_table(records, by=by)
     ext = {"markdown": "md", "latex": "tex", "csv": "csv", "html": "html", "text": "txt"}[args.format]
     name = args.paper or (Path(args.experiment).stem if args.experiment else "results")
     _write(render(rows, columns, args.format), args.out or f"reports/{name}.{ext}")
     return 0
+
+
+def _config_keys(keys: list[str], option: str) -> list[str]:
+    from harness.errors import closest
+
+    valid = [f.name for f in dataclasses.fields(RunConfig)]
+    for key in keys:
+        if key not in valid:
+            guess = closest(key, valid)
+            raise HarnessError(f"{option}: '{key}' is not a run setting.{f' Did you mean {guess!r}?' if guess else ''} "
+                               f"Choices: {', '.join(valid)}.")
+    return keys
 
 
 def cmd_plot(args) -> int:
@@ -477,6 +490,8 @@ def build_parser() -> Parser:
     table.add_argument("--paper", choices=tuple(PAPER_TABLES), help="the paper's table layout, rows and markers "
                        "(table2 GLUE, table3 E2E, table13 WebNLG, table14 DART)")
     table.add_argument("--no-paper-values", action="store_true", help="with --paper: leave out the paper and Δ rows")
+    table.add_argument("--by", action="append", metavar="SETTING",
+                       help="also split rows by this run setting, e.g. --by learning_rate for a sweep (repeatable)")
     table.add_argument("--format", choices=FORMATS, default="markdown")
     table.add_argument("--out", help="output file (default: reports/<paper table, experiment or 'results'>.<ext>)")
     table.set_defaults(func=cmd_table)

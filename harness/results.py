@@ -35,6 +35,7 @@ class RunRecord:
     experiment: str | None = None
     run_dir: str | None = None
     epochs: int | None = None  # 0: the untrained model, evaluated only
+    config: dict[str, Any] = field(default_factory=dict)  # the resolved run config (MLflow: its params)
 
     @property
     def score(self) -> float | None:
@@ -82,7 +83,7 @@ def record_from_dir(run_dir: Path) -> RunRecord | None:
         best=metrics.get("best") or {}, history=metrics.get("history") or [], params=metrics.get("params") or {},
         throughput=metrics.get("throughput") or {}, versions=metrics.get("versions") or {},
         weights_bytes=_folder_size(run_dir / "weights"), experiment=match["experiment"] if match else None,
-        run_dir=str(run_dir), epochs=config.get("epochs"),
+        run_dir=str(run_dir), epochs=config.get("epochs"), config=config,
     )
 
 
@@ -106,7 +107,7 @@ def records_from_experiment(path: str, runs_dir: str | Path, variant: str | None
         if record is None:
             c = cell.config
             record = RunRecord(run_dir.name, c.task, c.model, c.method, c.method_options, c.seed, "missing",
-                               experiment=experiment.name)
+                               experiment=experiment.name, config=c.to_dict())
         records.append(record)
     return records
 
@@ -139,6 +140,6 @@ def records_from_mlflow(uri: str, experiment: str, query: str = "") -> list[RunR
             seed=int(params["seed"]) if "seed" in params else None, status=status, main_metric=main, best=best,
             params={k.removeprefix("params_"): int(v) for k, v in metrics.items() if k.startswith("params_")},
             throughput={k: v for k, v in metrics.items() if k in ("train_samples_per_s", "peak_memory_mb")},
-            experiment=cell["experiment"] if cell else None,
+            experiment=cell["experiment"] if cell else None, config=dict(params),
         ))
     return records

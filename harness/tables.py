@@ -98,29 +98,41 @@ def _ordered_tasks(records: list[RunRecord]) -> list[str]:
     return [t for t in GLUE_COLUMNS if t in tasks] + sorted(tasks - set(GLUE_COLUMNS))
 
 
-def _row_groups(records: list[RunRecord]):
-    """(row start, the row's runs) per model x method: the row start holds model, method, # trainable."""
-    groups: dict[tuple[str, str], list[RunRecord]] = defaultdict(list)
+def _row_groups(records: list[RunRecord], by: tuple[str, ...] = ()):
+    """(row start, the row's runs) per model x method (x the config keys in ``by``, e.g. a learning-rate
+    sweep): the row start holds model, method, the ``by`` values and # trainable."""
+    groups: dict[tuple, list[RunRecord]] = defaultdict(list)
     for record in records:
-        groups[(record.model, record.method_label)].append(record)
-    for (model, label), group in sorted(groups.items()):
+        groups[(record.model, record.method_label, *(str(record.config.get(key, "?")) for key in by))].append(record)
+    for (model, label, *values), group in sorted(groups.items(), key=lambda item: _sort_key(item[0])):
         trainable = next((r.params.get("trainable") for r in group if r.params), None)
         count = "0" if group[0].epochs == 0 else _millions(trainable)  # an untrained run trains nothing
-        yield {"model": model, "method": label, "# trainable": count}, group
+        yield {"model": model, "method": label, **dict(zip(by, values)), "# trainable": count}, group
+
+
+def _sort_key(key: tuple) -> tuple:
+    """Numbers in numeric order (1e-3 before 3e-3 before 1e-2), anything else as text."""
+    def one(value):
+        try:
+            return (0, float(value), "")
+        except ValueError:
+            return (1, 0.0, value)
+    return tuple(one(v) for v in key)
 
 
 def _seeds(group: list[RunRecord]) -> str:
     return ",".join(map(str, sorted({r.seed for r in group if r.seed is not None})))
 
 
-def results_table(records: list[RunRecord]) -> tuple[list[dict], list[str]]:
-    """Rows = model x method (with its settings), columns = tasks (+ Avg when every task has a value);
-    for runs of one generation task, its metrics (the layout of the paper's Tables 3, 13, 14)."""
+def results_table(records: list[RunRecord], by: tuple[str, ...] = ()) -> tuple[list[dict], list[str]]:
+    """Rows = model x method (with its settings; split further by the config keys in ``by``), columns =
+    tasks (+ Avg when every task has a value); for runs of one generation task, its metrics (the layout of
+    the paper's Tables 3, 13, 14)."""
     tasks = _ordered_tasks(records)
     if len(tasks) == 1 and tasks[0].startswith(NLG_TASKS):
-        return _metric_table(records)
+        return _metric_table(records, by)
     rows = []
-    for row, group in _row_groups(records):
+    for row, group in _row_groups(records, by):
         values = []
         for task in tasks:
             text, value = cell([r for r in group if r.task == task], task)
@@ -130,20 +142,20 @@ def results_table(records: list[RunRecord]) -> tuple[list[dict], list[str]]:
         row["Avg"] = f"{100 * statistics.mean(values):.1f}" if averageable else "n/a"
         row["seeds"] = _seeds(group)
         rows.append(row)
-    columns = ["model", "method", "# trainable", *[COLUMN_NAMES.get(t, t) for t in tasks], "Avg", "seeds"]
+    columns = ["model", "method", *by, "# trainable", *[COLUMN_NAMES.get(t, t) for t in tasks], "Avg", "seeds"]
     return rows, columns
 
 
-def _metric_table(records: list[RunRecord]) -> tuple[list[dict], list[str]]:
+def _metric_table(records: list[RunRecord], by: tuple[str, ...] = ()) -> tuple[list[dict], list[str]]:
     metrics = list(dict.fromkeys(k for r in records if r.status == "finished" for k in (r.best or {})))
     metrics = [m for m in metrics if m != "dev_loss"] + ["dev_loss"] * ("dev_loss" in metrics)
     rows = []
-    for row, group in _row_groups(records):
+    for row, group in _row_groups(records, by):
         for metric in metrics:
             row[COLUMN_NAMES.get(metric, metric)] = cell(group, metric)[0]
         row["seeds"] = _seeds(group)
         rows.append(row)
-    return rows, ["model", "method", "# trainable", *[COLUMN_NAMES.get(m, m) for m in metrics], "seeds"]
+    return rows, ["model", "method", *by, "# trainable", *[COLUMN_NAMES.get(m, m) for m in metrics], "seeds"]
 
 
 def _matches(row: PaperRow, record: RunRecord) -> bool:

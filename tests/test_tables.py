@@ -225,3 +225,27 @@ def test_paper_tables_13_and_14_read_webnlg_and_dart_runs():
     dart = next(r for r in rows if r["row"] == "GPT-2 M (LoRA)")
     assert dart["BLEU"] == "47.0" and dart["TER"] == "0.47"
     assert next(r for r in rows if r["row"] == "GPT-2 L (LoRA)")["BLEU"] == "missing"
+
+
+def test_by_splits_rows_by_a_run_setting_in_numeric_order(tmp_path):
+    from harness.results import RunRecord
+
+    def run(lr, seed, accuracy):
+        return RunRecord(name=f"{lr}-{seed}", task="glue/sst2", model="minilm-l6", method="lora", method_options={},
+                         seed=seed, status="finished", main_metric="accuracy", best={"accuracy": accuracy},
+                         params={"trainable": 73728}, epochs=2, config={"learning_rate": lr, "seed": seed})
+
+    records = [run(1e-2, 0, 0.80), run(1e-3, 0, 0.70), run(3e-3, 0, 0.90), run(3e-3, 1, 0.92)]
+    rows, columns = results_table(records, by=("learning_rate",))
+    assert columns[:4] == ["model", "method", "learning_rate", "# trainable"]
+    assert [r["learning_rate"] for r in rows] == ["0.001", "0.003", "0.01"]
+    assert [r["SST-2"] for r in rows] == ["70.0", "91.0±1.4", "80.0"]
+    merged, _ = results_table(records)  # without --by the learning rates fall into one row
+    assert len(merged) == 1 and merged[0]["seeds"] == "0,1"
+
+
+def test_by_names_an_unknown_setting_with_a_one_line_error(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "harness", "table", "--runs", str(tmp_path), "--by", "learning_rat"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "'learning_rat' is not a run setting" in result.stderr and "'learning_rate'" in result.stderr
