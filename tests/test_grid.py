@@ -45,6 +45,21 @@ def tiny_grid(tmp_path, two_tasks, methods=("full", "bitfit", "lora"), seeds=(0,
     return write_experiment(tmp_path / "mini.yaml", **spec)
 
 
+def test_the_minilm_glue_grid_uses_its_sweeps_settings_and_learning_rates():
+    """The grid's learning rates come from its sweep: same base settings, and each method's rate is one
+    of the rates the sweep tried for it."""
+    grid_file, sweep_file = (ROOT / "experiments/cpu-mini" / f for f in ("glue_minilm.yaml", "glue_minilm_lr_sweep.yaml"))
+    grid_base, sweep_base = (yaml.safe_load(f.read_text())["base"] for f in (grid_file, sweep_file))
+    assert {k: v for k, v in sweep_base.items() if k not in ("task", "seed")} == grid_base
+    tried = {}
+    for cell in load_experiment(sweep_file).cells:
+        tried.setdefault((cell.config.method, str(cell.config.method_options)), set()).add(cell.config.learning_rate)
+    grid = load_experiment(grid_file).cells
+    assert {(c.config.method, str(c.config.method_options)) for c in grid} == set(tried)
+    for cell in grid:
+        assert cell.config.learning_rate in tried[(cell.config.method, str(cell.config.method_options))]
+
+
 def test_paper_table2_base_lists_every_cell_with_the_papers_settings():
     experiment = load_experiment(ROOT / "experiments/paper/table2_roberta_base.yaml")
     assert len(experiment.cells) == 8 * 5
