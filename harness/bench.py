@@ -275,12 +275,13 @@ def latency_variants(model_name: str, lora_r: int, adapter_r: int, adapter_h_r: 
 
 def measure_latency(model_name: str, batch_size: int, seq_len: int, trials: int, warmup: int = 3,
                     lora_r: int = 4, adapter_r: int = 8, out: str | None = None,
-                    adapter_h_r: int | None = None) -> dict[str, Any]:
+                    adapter_h_r: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Forward-pass latency (ms, mean and std over ``trials``) of each variant on the same input,
     and each one's overhead over the base model: the paper's Table 1 measurement."""
     import statistics
 
     import torch
+    from tqdm.auto import tqdm
 
     from harness.train import versions
 
@@ -288,7 +289,9 @@ def measure_latency(model_name: str, batch_size: int, seq_len: int, trials: int,
     vocab = variants[0][1].config.vocab_size
     ids = torch.randint(0, vocab, (batch_size, seq_len), generator=torch.Generator().manual_seed(0))
     times: dict[str, list[float]] = {name: [] for name, _ in variants}
-    with torch.inference_mode():
+    bar = tqdm(total=(warmup + trials) * len(variants), desc=f"latency batch {batch_size} x length {seq_len}",
+               unit="pass", disable=not progress, dynamic_ncols=True)
+    with torch.inference_mode(), bar:
         # Round-robin over the variants, so slow drift of the machine (clock, other load) hits all alike.
         for i in range(warmup + trials):
             for name, model in variants:
@@ -296,6 +299,7 @@ def measure_latency(model_name: str, batch_size: int, seq_len: int, trials: int,
                 model(input_ids=ids)
                 if i >= warmup:
                     times[name].append((time.perf_counter() - tic) * 1000)
+                bar.update()
     results = []
     for name, model in variants:
         total = sum(p.numel() for n, p in model.named_parameters() if ".original_module." not in n)
