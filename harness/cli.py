@@ -346,14 +346,12 @@ def cmd_table(args) -> int:
 
 
 def _config_keys(keys: list[str], option: str) -> list[str]:
-    from harness.errors import closest
+    from harness.errors import unknown_choice
 
     valid = [f.name for f in dataclasses.fields(RunConfig)]
     for key in keys:
         if key not in valid:
-            guess = closest(key, valid)
-            raise HarnessError(f"{option}: '{key}' is not a run setting.{f' Did you mean {guess!r}?' if guess else ''} "
-                               f"Choices: {', '.join(valid)}.")
+            raise unknown_choice(f"{option} setting", key, valid)
     return keys
 
 

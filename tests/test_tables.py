@@ -248,4 +248,4 @@ def test_by_names_an_unknown_setting_with_a_one_line_error(tmp_path):
     result = subprocess.run([sys.executable, "-m", "harness", "table", "--runs", str(tmp_path), "--by", "learning_rat"],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "'learning_rat' is not a run setting" in result.stderr and "'learning_rate'" in result.stderr
+    assert "unknown --by setting 'learning_rat'" in result.stderr and "Did you mean 'learning_rate'?" in result.stderr
