@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.errors import HarnessError, closest
+from harness.errors import HarnessError, check_keys
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
 
@@ -101,14 +101,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], where: str = "config") -> RunConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        for key in values:
-            if key not in names:
-                guess = closest(key, names)
-                raise HarnessError(
-                    f"{where}: unknown key '{key}'.{f' Did you mean {guess!r}?' if guess else ''} "
-                    f"Valid keys: {', '.join(sorted(names))}."
-                )
+        check_keys(values, (f.name for f in dataclasses.fields(cls)), where)
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:

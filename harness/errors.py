@@ -28,3 +28,13 @@ def unknown_choice(kind: str, name: str, choices: Iterable[str], hint: str = "")
     suggestion = f" Did you mean '{guess}'?" if guess else ""
     tail = f" {hint}" if hint else ""
     return HarnessError(f"unknown {kind} '{name}'.{suggestion} Valid choices: {', '.join(choices)}.{tail}")
+
+
+def check_keys(keys: Iterable, valid: Iterable[str], where: str) -> None:
+    """Raise the standard one-line error for the first key of a mapping that is not in ``valid``."""
+    valid = set(valid)
+    for key in keys:
+        if key not in valid:
+            guess = closest(str(key), valid)
+            suggestion = f" Did you mean {guess!r}?" if guess else ""
+            raise HarnessError(f"{where}: unknown key '{key}'.{suggestion} Valid keys: {', '.join(sorted(valid))}.")

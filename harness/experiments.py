@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 
 from harness.config import RunConfig
-from harness.errors import HarnessError, closest
+from harness.errors import HarnessError, check_keys
 
 FILE_KEYS = {"name", "description", "base", "axes", "variants", "launch"}
 LAUNCH_KEYS = {"num_processes"}
@@ -62,14 +62,6 @@ class Experiment:
     cells: list[Cell]
     launch: dict[str, Any]
     variant: str | None = None
-
-
-def _check_keys(keys, valid, where):
-    for key in keys:
-        if key not in valid:
-            guess = closest(str(key), valid)
-            raise HarnessError(f"{where}: unknown key '{key}'.{f' Did you mean {guess!r}?' if guess else ''} "
-                               f"Valid keys: {', '.join(sorted(valid))}.")
 
 
 def merge(base: dict, override: dict) -> dict:
@@ -131,10 +123,10 @@ def load_experiment(path: str | Path, variant: str | None = None, overrides: dic
         raise HarnessError(f"{path}: invalid YAML ({str(err).splitlines()[0]}).") from None
     if not isinstance(spec, dict):
         raise HarnessError(f"{path}: an experiment file must be a mapping.")
-    _check_keys(spec, FILE_KEYS, where)
+    check_keys(spec, FILE_KEYS, where)
     run_keys = {f for f in RunConfig.__dataclass_fields__}
     base = spec.get("base") or {}
-    _check_keys(base, run_keys, f"{where} (base)")
+    check_keys(base, run_keys, f"{where} (base)")
     variants = spec.get("variants") or {}
     rules = []
     if variant is not None:
@@ -142,13 +134,13 @@ def load_experiment(path: str | Path, variant: str | None = None, overrides: dic
             raise HarnessError(f"{where}: no variant '{variant}'; variants: {', '.join(variants) or 'none'}.")
         rules = variants[variant] if isinstance(variants[variant], list) else [variants[variant]]
         for rule in rules:
-            _check_keys(rule, run_keys | {"when"}, f"{where} (variant {variant})")
+            check_keys(rule, run_keys | {"when"}, f"{where} (variant {variant})")
     axes = spec.get("axes") or {}
     expanded = []
     for name, axis in axes.items():
         options = _axis_variants(name, axis, where)
         for option in options:
-            _check_keys(option, run_keys, f"{where} (axis {name})")
+            check_keys(option, run_keys, f"{where} (axis {name})")
         expanded.append([(name, option) for option in options])
     cells, seen = [], set()
     for combination in itertools.product(*expanded):
@@ -169,7 +161,7 @@ def load_experiment(path: str | Path, variant: str | None = None, overrides: dic
         cells.append(Cell(identity, config, labels))
     _link_dependencies(cells, where)
     launch = spec.get("launch") or {}
-    _check_keys(launch, LAUNCH_KEYS, f"{where} (launch)")
+    check_keys(launch, LAUNCH_KEYS, f"{where} (launch)")
     name = spec.get("name") or path.stem
     return Experiment(name + (f"-{variant}" if variant else ""), path, spec.get("description", ""), cells,
                       launch, variant)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from harness.errors import HarnessError, closest
+from harness.errors import HarnessError, check_keys
 from harness.registry import Registry
 from harness.tasks.base import ColumnSpec, Example, GenerationExample, Split, Task, resolve_data_dir
 from harness.tasks.glue import glue_tasks
@@ -60,13 +60,7 @@ def task_from_yaml(path: str | os.PathLike) -> Task:
         raise HarnessError(f"{path}: cannot read task YAML ({str(err).splitlines()[0]}).") from None
     if not isinstance(spec, dict):
         raise HarnessError(f"{path}: a task YAML file must be a mapping of keys to values.")
-    for key in spec:
-        if key not in YAML_KEYS:
-            guess = closest(str(key), YAML_KEYS)
-            raise HarnessError(
-                f"{path}: unknown key '{key}'.{f' Did you mean {guess!r}?' if guess else ''} "
-                f"Valid keys: {', '.join(sorted(YAML_KEYS))}."
-            )
+    check_keys(spec, YAML_KEYS, str(path))
     if "task" not in spec:
         raise HarnessError(f"{path}: missing key 'task' (the task's name).")
     columns = ColumnSpec(
