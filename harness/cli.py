@@ -329,12 +329,19 @@ def _write(text: str, out: str | None) -> None:
 
 def cmd_table(args) -> int:
     from harness.report import render
-    from harness.tables import paper_table, results_table
+    from harness.reference import PAPER_TABLES
+    from harness.tables import paper_matches, paper_table, results_table
 
     by = tuple(_config_keys(args.by or [], "--by"))
     records = records_from_args(args)
     if args.paper:
         rows, columns = paper_table(args.paper, records, with_paper=not args.no_paper_values)
+        ran = [r for r in records if r.status != "missing"]
+        if ran and not paper_matches(args.paper, ran):
+            models = sorted({row.model for row in PAPER_TABLES[args.paper][0]})
+            print(f"harness: note: none of the {len(ran)} runs fills a row of the paper's {args.paper} "
+                  f"(its rows are {', '.join(models)} runs of its experiment files); "
+                  "leave out --paper to tabulate them.", file=sys.stderr)
     else:
         if not records:
             raise HarnessError(f"no runs found in {args.runs}; run something first or pass --runs/--experiment.")

@@ -167,6 +167,11 @@ def _matches(row: PaperRow, record: RunRecord) -> bool:
     return record.experiment is None or record.experiment == row.experiment
 
 
+def paper_matches(name: str, records: list[RunRecord]) -> int:
+    """How many of ``records`` fill a row of the paper's table ``name``."""
+    return sum(any(_matches(row, r) for row in PAPER_TABLES[name][0]) for r in records)
+
+
 def _printed_value(text: str) -> float | None:
     try:
         return float(text.split("±")[0])

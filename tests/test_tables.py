@@ -249,3 +249,16 @@ def test_by_names_an_unknown_setting_with_a_one_line_error(tmp_path):
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "unknown --by setting 'learning_rat'" in result.stderr and "Did you mean 'learning_rate'?" in result.stderr
+
+
+def test_paper_layout_says_so_when_no_run_fills_any_of_its_rows(tmp_path):
+    runs = tmp_path / "runs"
+    _fake_run(runs, "minilm-lora-0", "glue/sst2", "minilm-l6", "lora", {"r": 8, "alpha": 8}, 0,
+              {"accuracy": 0.8}, "accuracy")
+    result = harness("table", "--runs", runs, "--paper", "table2", "--out", tmp_path / "t.md")
+    assert result.returncode == 0 and "none of the 1 runs fills a row of the paper's table2" in result.stderr
+    assert "leave out --paper" in result.stderr
+    _fake_run(runs, "table2-roberta-base-000000000000", "glue/sst2", "roberta-base", "lora",
+              {"r": 8, "alpha": 8}, 0, {"accuracy": 0.95}, "accuracy")
+    result = harness("table", "--runs", runs, "--paper", "table2", "--out", tmp_path / "t.md")
+    assert result.returncode == 0 and "none of" not in result.stderr
