@@ -369,7 +369,8 @@ def cmd_plot(args) -> int:
     kinds = list(PLOTS) if args.kind == "all" else [args.kind]
     for kind in kinds:
         try:
-            for path in PLOTS[kind](records, Path(args.out_dir)):
+            options = {"paper": not args.no_paper_values} if kind == "params" else {}
+            for path in PLOTS[kind](records, Path(args.out_dir), **options):
                 print(path)
         except HarnessError as err:
             if args.kind != "all":
@@ -507,6 +508,8 @@ def build_parser() -> Parser:
     plot.add_argument("kind", nargs="?", choices=("all", "params", "curves", "ranks"), default="all",
                       help="which plot (default: all that the runs allow)")
     plot.add_argument("--out-dir", default="reports/plots", help="output folder (default: reports/plots)")
+    plot.add_argument("--no-paper-values", action="store_true",
+                      help="params plot: leave out the paper's Table 2 points (e.g. for models far from RoBERTa's scale)")
     plot.set_defaults(func=cmd_plot)
 
     check = sub.add_parser("check", help="regression check against a baseline or against LoRA (exit 1 on regression)",

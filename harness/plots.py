@@ -25,10 +25,12 @@ def _pyplot():
 def _save(fig, out_dir: Path, name: str) -> list[Path]:
     """Write the figure as PNG and SVG, and free it."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    plt = _pyplot()
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.svg"]
-    for path in paths:
-        fig.savefig(path, dpi=150, bbox_inches="tight")
-    _pyplot().close(fig)
+    with plt.rc_context({"svg.fonttype": "none"}):  # SVG text stays text: searchable and selectable
+        for path in paths:
+            fig.savefig(path, dpi=150, bbox_inches="tight")
+    plt.close(fig)
     return paths
 
 
@@ -55,47 +57,63 @@ def _printed_millions(text: str) -> float:
     return float(text.rstrip("M")) * 1e6
 
 
+METRIC_NAMES = {"matthews_corr": "Matthews corr.", "pearson": "Pearson corr.", "bleu": "BLEU"}
+
+
 def params_vs_score(records: list[RunRecord], out_dir: Path, paper: bool = True) -> list[Path]:
+    """One panel per task: median score over seeds against trainable parameters, our Pareto front,
+    and (``paper``) the points of the paper's Table 2. A method keeps its colour and marker in
+    every panel, so one legend serves them all."""
     plt = _pyplot()
     groups = _by_task_and_method(records)
     if not groups:
         raise HarnessError("no finished runs to plot.")
     tasks = sorted(groups)
+    series = sorted({key for task in tasks for key in groups[task]})
+    several_models = len({model for model, _ in series}) > 1
+    # Colours repeat after ten; the marker changes with them, so no two methods look alike.
+    style = {key: (f"C{i % 10}", "osD^vP"[i // 10 % 6]) for i, key in enumerate(series)}
+    series_names = [label + (f" [{model}]" if several_models else "") for model, label in series]
     cols = min(3, len(tasks))
     rows = (len(tasks) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(8.2 * cols, 4.4 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.6 * cols, 4.2 * rows), squeeze=False)
+    handles = {}
     for ax, task in zip(axes.flat, tasks):
-        points = []
-        for index, ((model, label), runs) in enumerate(sorted(groups[task].items())):
+        points, metric = [], None
+        for key, runs in sorted(groups[task].items()):
             trainable = runs[0][0].params.get("trainable")
             if not trainable:
                 continue
+            metric = metric or runs[0][0].main_metric
             score = 100 * statistics.median(s for _, s in runs)
             points.append((trainable, score))
-            name = label + (f" [{model}]" if len({m for m, _ in groups[task]}) > 1 else "")
-            # Colours repeat after ten; the marker changes with them, so no two methods look alike.
-            ax.scatter([trainable], [score], s=40, zorder=3, label=name, marker="osD^vP"[index // 10 % 6])
+            model, label = key
+            color, marker = style[key]
+            handles[series_names[series.index(key)]] = ax.scatter(
+                [trainable], [score], s=44, zorder=3, color=color, marker=marker)
         front = pareto_front(points)
         if len(front) > 1:
-            ax.plot(*zip(*front), "k--", linewidth=1, label="Pareto front (ours)", zorder=2)
+            handles["Pareto front (ours)"] = ax.plot(*zip(*front), "k--", linewidth=1, zorder=2)[0]
         if paper and task in PAPER_TABLE2[0].values:
-            xs, ys, labels = [], [], []
+            xs, ys = [], []
             for row in PAPER_TABLE2:
                 value = row.values.get(task, "").split("±")[0]
                 if value:
                     xs.append(_printed_millions(row.params))
                     ys.append(float(value))
-                    labels.append(f"{row.label}{row.marker}")
-            ax.scatter(xs, ys, marker="x", color="grey", s=28, label="paper (RoBERTa/DeBERTa, Table 2)", zorder=1)
+            handles["paper (RoBERTa/DeBERTa, Table 2)"] = ax.scatter(xs, ys, marker="x", color="grey", s=28, zorder=1)
         ax.set_xscale("log")
-        ax.set_xlabel("trainable parameters (log scale, task head excluded)")
-        ax.set_ylabel(f"{COLUMN_NAMES.get(task, task)} dev score (x100, median over seeds)")
+        ax.set_xlabel("trainable parameters (log scale, head excluded)")
+        ax.set_ylabel(f"dev {METRIC_NAMES.get(metric, metric)} (x100, median over seeds)")
         ax.set_title(COLUMN_NAMES.get(task, task))
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     for ax in list(axes.flat)[len(tasks):]:
         ax.axis("off")
+    extras = [name for name in handles if name.startswith(("Pareto", "paper"))]
+    names = sorted((n for n in handles if n not in extras), key=lambda n: series_names.index(n)) + extras
+    fig.legend([handles[n] for n in names], names, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle("Trainable parameters vs. score")
+    fig.tight_layout()
     return _save(fig, out_dir, "params_vs_score")
 
 

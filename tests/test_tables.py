@@ -262,3 +262,19 @@ def test_paper_layout_says_so_when_no_run_fills_any_of_its_rows(tmp_path):
               {"r": 8, "alpha": 8}, 0, {"accuracy": 0.95}, "accuracy")
     result = harness("table", "--runs", runs, "--paper", "table2", "--out", tmp_path / "t.md")
     assert result.returncode == 0 and "none of" not in result.stderr
+
+
+def test_params_plot_has_one_legend_metric_axis_labels_and_optional_paper_points(tmp_path):
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        _fake_run(runs, f"sst2-lora-{seed}", "glue/sst2", "minilm-l6", "lora", {}, seed, {"accuracy": 0.8}, "accuracy")
+        _fake_run(runs, f"stsb-lora-{seed}", "glue/stsb", "minilm-l6", "lora", {}, seed, {"pearson": 0.7}, "pearson")
+        _fake_run(runs, f"stsb-bitfit-{seed}", "glue/stsb", "minilm-l6", "bitfit", {}, seed, {"pearson": 0.6}, "pearson")
+    for flags, paper in (((), True), (("--no-paper-values",), False)):
+        out = tmp_path / ("with" if paper else "without")
+        result = harness("plot", "params", "--runs", runs, "--out-dir", out, *flags)
+        assert result.returncode == 0, result.stderr
+        svg = (out / "params_vs_score.svg").read_text()
+        assert svg.count(">lora<") == 1 and svg.count(">bitfit<") == 1  # one legend for both panels
+        assert "dev Pearson corr." in svg and "dev accuracy" in svg
+        assert ("paper (RoBERTa/DeBERTa, Table 2)" in svg) == paper
