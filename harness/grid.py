@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -204,11 +205,16 @@ def run_grid(experiment: Experiment, output_dir: str = "results", jobs: int = 1,
     if launcher != "local":
         raise HarnessError(f"unknown launcher '{launcher}'; choose one of {', '.join(LAUNCHERS)}.")
 
+    started, done, lock = time.monotonic(), [0], threading.Lock()
+
     def one(slot_and_item):
         slot, (cell, path, run_dir) = slot_and_item
         env = _slot_env(slot % jobs, jobs)
         status = execute_cell(str(path), str(run_dir), num_processes, env)
-        progress(f"  {cell.id} {_describe(cell)}: {status}")
+        with lock:
+            done[0] += 1
+            progress(f"  [{done[0]}/{len(todo)} {_eta(time.monotonic() - started, done[0], len(todo))}] "
+                     f"{cell.id} {_describe(cell)}: {status}")
         return cell.id, "finished" if status == "already finished" else status  # finished by another worker
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -228,6 +234,15 @@ def _slot_env(slot: int, jobs: int) -> dict[str, str]:
     if torch.cuda.is_available() and jobs > 1:
         return {"CUDA_VISIBLE_DEVICES": str(slot % torch.cuda.device_count())}
     return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))} if jobs > 1 else {}
+
+
+def _eta(elapsed: float, done: int, total: int) -> str:
+    """'12m elapsed, ~30m left': the time left at the pace of the cells so far."""
+    def minutes(seconds: float) -> str:
+        return f"{seconds / 3600:.1f}h" if seconds >= 5400 else f"{seconds / 60:.0f}m"
+
+    left = f", ~{minutes(elapsed / done * (total - done))} left" if done < total else ""
+    return f"{minutes(elapsed)} elapsed{left}"
 
 
 def _describe(cell: Cell) -> str:

@@ -148,8 +148,12 @@ def test_failing_cell_is_recorded_and_does_not_stop_the_others(tmp_path, two_tas
                                       train_file=str(train)),
                             axes={"eval_file": [str(bad), str(dev)]})
     experiment = load_experiment(path)
-    results = run_grid(experiment, str(tmp_path / "results"), progress=lambda *_: None)
+    lines = []
+    results = run_grid(experiment, str(tmp_path / "results"), progress=lines.append)
     assert sorted(results.values()) == ["failed", "finished"]
+    # Each cell's line counts the cells done and estimates the time left from the pace so far.
+    assert lines[1].startswith("  [1/2 ") and "elapsed, ~" in lines[1] and "left]" in lines[1]
+    assert lines[2].startswith("  [2/2 ") and "left" not in lines[2]
 
 
 def test_grid_cell_through_accelerate_matches_in_process(tmp_path, two_tasks):
@@ -191,7 +195,7 @@ def test_two_workers_on_one_results_folder_never_run_a_cell_twice(tmp_path, two_
     assert all(w.returncode == 0 for w in workers), outputs
     experiment = load_experiment(path)
     for cell in experiment.cells:
-        ran = sum(line.strip().startswith(cell.id) and line.rstrip().endswith(": finished")
+        ran = sum(f"] {cell.id} " in line and line.rstrip().endswith(": finished")
                   for output in outputs for line in output.splitlines())
         assert ran == 1, (cell.id, outputs)  # exactly one worker ran it; the other skipped or saw the claim
         assert status_of(run_dir_of(experiment, cell, str(out))) == "finished"
