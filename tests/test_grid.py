@@ -68,6 +68,16 @@ def test_the_minilm_glue_grid_uses_its_sweeps_settings_and_learning_rates():
         assert cell.config.learning_rate == best[cell.config.method][1]
 
 
+def test_the_cola_rerun_changes_only_the_training_budget_of_the_glue_grid():
+    """experiments/cpu-mini/glue_minilm_cola_full.yaml: the grid's CoLA cells with the whole training set
+    and 3 epochs; same methods, options, learning rates and seeds, nothing else changed."""
+    folder = ROOT / "experiments/cpu-mini"
+    grid, cola = (load_experiment(folder / f) for f in ("glue_minilm.yaml", "glue_minilm_cola_full.yaml"))
+    changed = {"max_train_samples": None, "epochs": 3}
+    expected = sorted(str({**c.config.to_dict(), **changed}) for c in grid.cells if c.config.task == "glue/cola")
+    assert sorted(str(c.config.to_dict()) for c in cola.cells) == expected and len(expected) == 21
+
+
 def test_paper_table2_base_lists_every_cell_with_the_papers_settings():
     experiment = load_experiment(ROOT / "experiments/paper/table2_roberta_base.yaml")
     assert len(experiment.cells) == 8 * 5
