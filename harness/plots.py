@@ -111,7 +111,11 @@ def params_vs_score(records: list[RunRecord], out_dir: Path, paper: bool = True)
         ax.axis("off")
     extras = [name for name in handles if name.startswith(("Pareto", "paper"))]
     names = sorted((n for n in handles if n not in extras), key=lambda n: series_names.index(n)) + extras
-    fig.legend([handles[n] for n in names], names, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    spare = list(axes.flat)[len(tasks):]
+    if spare:  # an empty panel holds the legend
+        spare[0].legend([handles[n] for n in names], names, fontsize=9, loc="center")
+    else:
+        fig.legend([handles[n] for n in names], names, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle("Trainable parameters vs. score")
     fig.tight_layout()
     return _save(fig, out_dir, "params_vs_score")
