@@ -205,15 +205,16 @@ def run_grid(experiment: Experiment, output_dir: str = "results", jobs: int = 1,
     if launcher != "local":
         raise HarnessError(f"unknown launcher '{launcher}'; choose one of {', '.join(LAUNCHERS)}.")
 
-    started, done, lock = time.monotonic(), [0], threading.Lock()
+    started, done, lock = time.monotonic(), 0, threading.Lock()
 
     def one(slot_and_item):
+        nonlocal done
         slot, (cell, path, run_dir) = slot_and_item
         env = _slot_env(slot % jobs, jobs)
         status = execute_cell(str(path), str(run_dir), num_processes, env)
         with lock:
-            done[0] += 1
-            progress(f"  [{done[0]}/{len(todo)} {_eta(time.monotonic() - started, done[0], len(todo))}] "
+            done += 1
+            progress(f"  [{done}/{len(todo)} {_eta(time.monotonic() - started, done, len(todo))}] "
                      f"{cell.id} {_describe(cell)}: {status}")
         return cell.id, "finished" if status == "already finished" else status  # finished by another worker
 

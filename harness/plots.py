@@ -57,7 +57,8 @@ def _printed_millions(text: str) -> float:
     return float(text.rstrip("M")) * 1e6
 
 
-METRIC_NAMES = {"matthews_corr": "Matthews corr.", "pearson": "Pearson corr.", "bleu": "BLEU"}
+# Axis names of main metrics that are not table columns (those are in COLUMN_NAMES).
+METRIC_NAMES = {"matthews_corr": "Matthews corr.", "pearson": "Pearson corr."}
 
 
 def params_vs_score(records: list[RunRecord], out_dir: Path, paper: bool = True) -> list[Path]:
@@ -73,11 +74,11 @@ def params_vs_score(records: list[RunRecord], out_dir: Path, paper: bool = True)
     several_models = len({model for model, _ in series}) > 1
     # Colours repeat after ten; the marker changes with them, so no two methods look alike.
     style = {key: (f"C{i % 10}", "osD^vP"[i // 10 % 6]) for i, key in enumerate(series)}
-    series_names = [label + (f" [{model}]" if several_models else "") for model, label in series]
+    name_of = {(model, label): label + (f" [{model}]" if several_models else "") for model, label in series}
     cols = min(3, len(tasks))
     rows = (len(tasks) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(5.6 * cols, 4.2 * rows), squeeze=False)
-    handles = {}
+    method_handles, other_handles = {}, {}
     for ax, task in zip(axes.flat, tasks):
         points, metric = [], None
         for key, runs in sorted(groups[task].items()):
@@ -87,13 +88,11 @@ def params_vs_score(records: list[RunRecord], out_dir: Path, paper: bool = True)
             metric = metric or runs[0][0].main_metric
             score = 100 * statistics.median(s for _, s in runs)
             points.append((trainable, score))
-            model, label = key
             color, marker = style[key]
-            handles[series_names[series.index(key)]] = ax.scatter(
-                [trainable], [score], s=44, zorder=3, color=color, marker=marker)
+            method_handles[key] = ax.scatter([trainable], [score], s=44, zorder=3, color=color, marker=marker)
         front = pareto_front(points)
         if len(front) > 1:
-            handles["Pareto front (ours)"] = ax.plot(*zip(*front), "k--", linewidth=1, zorder=2)[0]
+            other_handles["Pareto front (ours)"] = ax.plot(*zip(*front), "k--", linewidth=1, zorder=2)[0]
         if paper and task in PAPER_TABLE2[0].values:
             xs, ys = [], []
             for row in PAPER_TABLE2:
@@ -101,21 +100,22 @@ def params_vs_score(records: list[RunRecord], out_dir: Path, paper: bool = True)
                 if value:
                     xs.append(_printed_millions(row.params))
                     ys.append(float(value))
-            handles["paper (RoBERTa/DeBERTa, Table 2)"] = ax.scatter(xs, ys, marker="x", color="grey", s=28, zorder=1)
+            other_handles["paper (RoBERTa/DeBERTa, Table 2)"] = ax.scatter(xs, ys, marker="x", color="grey", s=28, zorder=1)
         ax.set_xscale("log")
         ax.set_xlabel("trainable parameters (log scale, head excluded)")
-        ax.set_ylabel(f"dev {METRIC_NAMES.get(metric, metric)} (x100, median over seeds)")
+        ax.set_ylabel(f"dev {METRIC_NAMES.get(metric) or COLUMN_NAMES.get(metric, metric)} (x100, median over seeds)")
         ax.set_title(COLUMN_NAMES.get(task, task))
         ax.grid(True, which="both", alpha=0.3)
-    for ax in list(axes.flat)[len(tasks):]:
-        ax.axis("off")
-    extras = [name for name in handles if name.startswith(("Pareto", "paper"))]
-    names = sorted((n for n in handles if n not in extras), key=lambda n: series_names.index(n)) + extras
     spare = list(axes.flat)[len(tasks):]
+    for ax in spare:
+        ax.axis("off")
+    keys = [key for key in series if key in method_handles]
+    handles = [method_handles[key] for key in keys] + list(other_handles.values())
+    names = [name_of[key] for key in keys] + list(other_handles)
     if spare:  # an empty panel holds the legend
-        spare[0].legend([handles[n] for n in names], names, fontsize=9, loc="center")
+        spare[0].legend(handles, names, fontsize=9, loc="center")
     else:
-        fig.legend([handles[n] for n in names], names, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        fig.legend(handles, names, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle("Trainable parameters vs. score")
     fig.tight_layout()
     return _save(fig, out_dir, "params_vs_score")
