@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import RunConfig
-from harness.tracking import write_json
+from harness.tracking.mlflow import write_json
 
 
 def _reference_model(config: RunConfig, resolved):
@@ -160,7 +160,7 @@ def compare_training_throughput(config: RunConfig, repeats: int = 1, out: str | 
     import torch
 
     from harness.errors import HarnessError
-    from harness.train import resolve, subsample, versions
+    from harness.training.runner import resolve, subsample, versions
 
     if config.method != "lora":
         raise HarnessError(f"bench train compares LoRA with full fine-tuning and the reference loops; use "
@@ -283,7 +283,7 @@ def measure_latency(model_name: str, batch_size: int, seq_len: int, trials: int,
     import torch
     from tqdm.auto import tqdm
 
-    from harness.train import versions
+    from harness.training.runner import versions
 
     variants = [(name, model.eval()) for name, model in latency_variants(model_name, lora_r, adapter_r, adapter_h_r)]
     vocab = variants[0][1].config.vocab_size
@@ -323,10 +323,10 @@ def compare_decoding(model_name: str, task_name: str, data_dir, inputs: int, num
     and one input at a time, same beam size; both must produce the same text."""
     import torch
 
-    from harness.generation import decode
+    from harness.tasks.generation import decode
     from harness.models import get_model_spec, load_for_causal_lm
     from harness.tasks import get_task
-    from harness.train import decode_settings, versions
+    from harness.training.runner import decode_settings, versions
 
     task = get_task(task_name)
     sources = [e.source for e in task.load(next(iter(task.eval_splits.values())), data_dir).examples[:inputs]]
@@ -356,7 +356,7 @@ def paper_latency_table(model_name: str = "gpt2-medium", trials: int = 10, warmu
     """The paper's Table 1 settings (batch, length, adapter size) measured here, beside its numbers.
     A CPU cannot run batch 32 x 512 tokens of GPT-2 M 100 times in reasonable time, so the batch is
     lowered until batch x length <= ``max_tokens`` (recorded in each row)."""
-    from harness.reference import PAPER_TABLE1
+    from harness.report.reference import PAPER_TABLE1
 
     rows = []
     for paper in PAPER_TABLE1:

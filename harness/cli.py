@@ -10,8 +10,8 @@ from pathlib import Path
 
 from harness.config import RunConfig
 from harness.errors import HarnessError
-from harness.reference import PAPER_TABLES
-from harness.report import FORMATS
+from harness.report.reference import PAPER_TABLES
+from harness.report.render import FORMATS
 
 
 class Parser(argparse.ArgumentParser):
@@ -100,7 +100,7 @@ def config_from_args(args: argparse.Namespace, command_options=()) -> RunConfig:
 
 
 def cmd_run(args) -> int:
-    from harness.train import run
+    from harness.training.runner import run
 
     record = run(config_from_args(args))
     if "run_dir" not in record:
@@ -116,7 +116,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_score(args) -> int:
-    from harness.generation import score_file
+    from harness.tasks.generation import score_file
     from harness.tasks import get_task
 
     task = get_task(args.task)
@@ -124,7 +124,7 @@ def cmd_score(args) -> int:
     for name, value in scores.items():
         print(f"{name:12} {value:.4f}")
     if args.out:
-        from harness.tracking import write_json
+        from harness.tracking.mlflow import write_json
 
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         write_json(Path(args.out), {"task": task.name, "outputs": args.outputs, "scores": scores})
@@ -164,7 +164,7 @@ def cmd_methods(args) -> int:
 
 def cmd_params(args) -> int:
     from harness.params import PAPER_TABLE_COLUMNS, count_without_weights, paper_param_table
-    from harness.report import render
+    from harness.report.render import render
 
     if getattr(args, "model", None) is None and getattr(args, "method", None) is None:
         _write(render(paper_param_table(), PAPER_TABLE_COLUMNS, args.format), args.out)
@@ -202,7 +202,7 @@ def cmd_bench_decode(args) -> int:
 
 def cmd_bench_latency(args) -> int:
     from harness.bench import measure_latency
-    from harness.report import render
+    from harness.report.render import render
 
     if args.paper:
         return _paper_latency(args)
@@ -220,7 +220,7 @@ def cmd_bench_latency(args) -> int:
 
 def _paper_latency(args) -> int:
     from harness.bench import paper_latency_table
-    from harness.report import render
+    from harness.report.render import render
 
     out = args.out or f"results/bench/latency_table1_{args.model}.json"
     report = paper_latency_table(args.model, args.trials, args.warmup, args.max_tokens, out)
@@ -259,16 +259,16 @@ def _set_overrides(pairs) -> dict:
 
 
 def cmd_grid(args) -> int:
-    from harness.experiments import load_experiment
-    from harness.grid import run_grid, run_dir_of, status_of
-    from harness.report import render
+    from harness.grid.experiments import load_experiment
+    from harness.grid.runner import run_grid, run_dir_of, status_of
+    from harness.report.render import render
 
     experiment = load_experiment(args.file, args.variant, _set_overrides(args.set))
     if args.dry_run:
         from harness.params import count_without_weights
         from harness.tasks import get_task
 
-        from harness.train import resolve
+        from harness.training.runner import resolve
 
         counts, rows = {}, []
         processes = int(experiment.launch.get("num_processes", 1))
@@ -311,7 +311,7 @@ def add_source_options(parser) -> None:
 
 
 def records_from_args(args):
-    from harness.results import records_from_experiment, records_from_mlflow, records_from_runs_dir
+    from harness.report.results import records_from_experiment, records_from_mlflow, records_from_runs_dir
 
     if args.mlflow_uri:
         return records_from_mlflow(args.mlflow_uri, args.mlflow_experiment, args.filter)
@@ -328,9 +328,9 @@ def _write(text: str, out: str | None) -> None:
 
 
 def cmd_table(args) -> int:
-    from harness.report import render
-    from harness.reference import PAPER_TABLES
-    from harness.tables import paper_matches, paper_table, results_table
+    from harness.report.render import render
+    from harness.report.reference import PAPER_TABLES
+    from harness.report.tables import paper_matches, paper_table, results_table
 
     by = tuple(_config_keys(args.by or [], "--by"))
     records = records_from_args(args)
@@ -363,7 +363,7 @@ def _config_keys(keys: list[str], option: str) -> list[str]:
 
 
 def cmd_plot(args) -> int:
-    from harness.plots import PLOTS
+    from harness.report.plots import PLOTS
 
     records = records_from_args(args)
     kinds = list(PLOTS) if args.kind == "all" else [args.kind]
@@ -380,8 +380,8 @@ def cmd_plot(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from harness.check import check_against_baseline, compare_methods, load_baseline
-    from harness.report import render
+    from harness.report.check import check_against_baseline, compare_methods, load_baseline
+    from harness.report.render import render
 
     records = records_from_args(args)
     if args.against:
@@ -398,7 +398,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_baseline_save(args) -> int:
-    from harness.check import save_baseline
+    from harness.report.check import save_baseline
 
     baseline = save_baseline(records_from_args(args), args.out, args.k_std, args.floor)
     print(f"wrote {args.out}: {len(baseline['entries'])} task/model/method entries")
@@ -407,7 +407,7 @@ def cmd_baseline_save(args) -> int:
 
 def cmd_sync(args) -> int:
     from harness.config import RunConfig, resolved_tracking_uri
-    from harness.sync import sync_runs
+    from harness.tracking.sync import sync_runs
 
     uri = resolved_tracking_uri(RunConfig(tracking_uri=args.tracking_uri))
     if uri is None:

@@ -69,7 +69,7 @@ def rounded_like(exact: int, printed: str) -> str:
 def paper_param_table() -> list[dict]:
     """Every parameter-count cell of the paper's Tables 2, 3, 13 and 14: the exact count from the
     model config, rounded as the paper rounds, beside the printed figure, with why they differ."""
-    from harness.reference import PARAM_CELLS
+    from harness.report.reference import PARAM_CELLS
 
     cache: dict = {}
     rows = []

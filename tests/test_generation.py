@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from harness.errors import HarnessError
-from harness.generation import (DecodeSettings, PairCollator, _banned, beam_search, decode, encode_pair, lm_loss,
+from harness.tasks.generation import (DecodeSettings, PairCollator, _banned, beam_search, decode, encode_pair, lm_loss,
                                 prompt_of, stop_token_ids)
 from harness.methods import get_method
 from harness.models import get_model_spec, load_for_causal_lm, load_tokenizer

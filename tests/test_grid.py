@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from harness.errors import HarnessError
-from harness.experiments import load_experiment
-from harness.grid import run_dir_of, run_grid, status_of
+from harness.grid.experiments import load_experiment
+from harness.grid.runner import run_dir_of, run_grid, status_of
 
 from conftest import ROOT, sentiment_rows, write_csv
 
@@ -57,7 +57,7 @@ def test_the_minilm_glue_grid_uses_its_sweeps_settings_and_learning_rates():
     grid = load_experiment(grid_file).cells
     assert {(c.config.method, str(c.config.method_options)) for c in grid} == set(tried)
     # ... and it is the rate with the best dev score in the committed sweep runs.
-    from harness.results import records_from_experiment
+    from harness.report.results import records_from_experiment
 
     best = {}
     for record in records_from_experiment(str(sweep_file), ROOT / "results/cpu-mini/glue_minilm_lr_sweep/runs"):
@@ -170,7 +170,7 @@ def test_grid_cell_through_accelerate_matches_in_process(tmp_path, two_tasks):
     """The same cell in-process (1 process, batch 16) and through `accelerate launch` with 2 CPU
     processes (batch 8 each, global 16): same dev accuracy within 0.05."""
     from harness.config import RunConfig
-    from harness.train import run
+    from harness.training.runner import run
 
     train, dev = two_tasks["a"]
     base = dict(task="csv", model="tiny-bert", method="full", epochs=3, tracking_uri="none", save_weights=False,

@@ -226,7 +226,7 @@ def test_peft_method_from_an_adapter_config_file(tmp_path):
 
 def test_peft_method_runs_end_to_end_through_the_training_loop(tmp_path, sentiment_files):
     from harness.config import RunConfig
-    from harness.train import run
+    from harness.training.runner import run
 
     train, dev = sentiment_files
     record = run(RunConfig(task="csv", train_file=str(train), eval_file=str(dev), model="tiny-bert",

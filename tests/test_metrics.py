@@ -3,7 +3,7 @@ import pytest
 from scipy import stats
 from sklearn import metrics as sk
 
-from harness.metrics import accuracy, f1, matthews_corr, pearson, spearman
+from harness.metrics.classification import accuracy, f1, matthews_corr, pearson, spearman
 from harness.tasks import get_task
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import nlg_metrics
+from harness.metrics import nlg as nlg_metrics
 from harness.errors import HarnessError
-from harness.nlg_metrics import E2E_METRICS, WEBNLG_METRICS, score_e2e, score_webnlg, webnlg_normalize
+from harness.metrics.nlg import E2E_METRICS, WEBNLG_METRICS, score_e2e, score_webnlg, webnlg_normalize
 
 FIXTURES = Path(__file__).parent / "fixtures" / "nlg"
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text(encoding="utf-8"))

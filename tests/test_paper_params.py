@@ -3,7 +3,7 @@
 import pytest
 
 from harness.params import paper_param_table, rounded_like
-from harness.report import render
+from harness.report.render import render
 
 ROWS = paper_param_table()
 

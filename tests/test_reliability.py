@@ -11,7 +11,7 @@ import pytest
 
 from harness.config import RunConfig
 from harness.errors import HarnessError
-from harness.train import run
+from harness.training.runner import run
 
 from conftest import ROOT
 
@@ -103,7 +103,7 @@ def test_checkpoint_state_is_loaded_weights_only(tmp_path):
     """A tampered checkpoint cannot run code: state.pt is read with torch.load(weights_only=True)."""
     import torch
 
-    from harness.checkpoint import load_checkpoint
+    from harness.training.checkpoint import load_checkpoint
 
     folder = tmp_path / "checkpoint"
     folder.mkdir()

@@ -9,10 +9,10 @@ import sys
 import pytest
 
 from harness.config import RunConfig
-from harness.reference import PAPER_TABLE2, PAPER_TABLE3
-from harness.results import records_from_experiment, records_from_runs_dir
-from harness.tables import paper_table, results_table
-from harness.train import run
+from harness.report.reference import PAPER_TABLE2, PAPER_TABLE3
+from harness.report.results import records_from_experiment, records_from_runs_dir
+from harness.report.tables import paper_table, results_table
+from harness.training.runner import run
 
 from conftest import ROOT
 
@@ -151,7 +151,7 @@ def test_check_exits_1_on_a_regression_and_0_otherwise(tracked_runs, tmp_path):
 
 
 def test_candidate_against_lora(tracked_runs):
-    from harness.check import compare_methods
+    from harness.report.check import compare_methods
 
     runs_dir, records = tracked_runs
     rows = compare_methods(records_from_runs_dir(runs_dir), "full", "lora")
@@ -172,7 +172,7 @@ def test_plots_are_written_as_png_and_svg(tracked_runs, tmp_path):
 
 def test_runs_read_from_mlflow_give_the_same_table(tmp_path):
     from conftest import sentiment_rows, write_csv
-    from harness.results import records_from_mlflow
+    from harness.report.results import records_from_mlflow
 
     train = write_csv(tmp_path / "train.csv", sentiment_rows(64, 0))
     uri = f"sqlite:///{tmp_path}/mlflow.db"
@@ -187,7 +187,7 @@ def test_runs_read_from_mlflow_give_the_same_table(tmp_path):
 
 
 def test_generation_runs_give_a_metric_table_on_the_paper_scale():
-    from harness.results import RunRecord
+    from harness.report.results import RunRecord
 
     def run(seed, bleu, nist, epochs=1):
         return RunRecord(name=f"r{seed}{epochs}", task="e2e", model="smollm2-135m", method="lora",
@@ -205,7 +205,7 @@ def test_generation_runs_give_a_metric_table_on_the_paper_scale():
 
 
 def test_paper_tables_13_and_14_read_webnlg_and_dart_runs():
-    from harness.results import RunRecord
+    from harness.report.results import RunRecord
 
     def run(task, seed, best):
         return RunRecord(name=f"{task}{seed}", task=task, model="gpt2-medium", method="lora",
@@ -228,7 +228,7 @@ def test_paper_tables_13_and_14_read_webnlg_and_dart_runs():
 
 
 def test_by_splits_rows_by_a_run_setting_in_numeric_order(tmp_path):
-    from harness.results import RunRecord
+    from harness.report.results import RunRecord
 
     def run(lr, seed, accuracy):
         return RunRecord(name=f"{lr}-{seed}", task="glue/sst2", model="minilm-l6", method="lora", method_options={},

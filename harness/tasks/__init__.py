@@ -35,7 +35,7 @@ from harness.tasks.glue import glue_tasks
 from harness.tasks.nlg import nlg_tasks
 from harness.tasks.sources import FileSource, HubSource
 
-__all__ = ["Example", "GenerationExample", "Split", "Task", "TASKS", "get_task", "file_task", "resolve_data_dir", "task_from_yaml"]
+__all__ = ["Example", "GenerationExample", "Split", "Task", "TASKS", "find_task", "get_task", "file_task", "resolve_data_dir", "task_from_yaml"]
 
 TASK_PATH_ENV = "HARNESS_TASK_PATH"
 BUILTIN_TASK_DIR = Path(__file__).parent / "configs"
@@ -125,3 +125,14 @@ def get_task(name: str, include_dirs=()) -> Task:
         return task_from_yaml(name)
     include_task_dirs(include_dirs)
     return TASKS.get(name)()
+
+
+def find_task(name: str) -> Task | None:
+    """The registered task of this name, or None (a run's task may be a file that is gone): for
+    readers of finished runs, which fall back to the metric names alone."""
+    try:
+        include_task_dirs()
+        factory = TASKS.find(name)
+    except HarnessError:
+        return None
+    return factory() if factory is not None else None

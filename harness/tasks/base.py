@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.errors import HarnessError
-from harness.metrics import get_metric
+from harness.metrics import MetricSpec, fallback_spec, get_metric
 
 csv.field_size_limit(1 << 30)  # long documents (e.g. IMDb reviews) exceed the 128 KiB default
 
@@ -83,10 +83,17 @@ class Task:
     loss_split: str = "dev"
     subsets: tuple[str, ...] = ()
     decode_defaults: dict[str, Any] = field(default_factory=dict)  # e.g. the paper's length penalty
+    label: str = ""  # how tables and plots name the task (e.g. 'SST-2'); default: its name
+    # Metric keys whose spec has another name (WebNLG's 'meteor' is a fraction: 'meteor_fraction').
+    metric_specs: dict[str, str] = field(default_factory=dict)
+    # The task's one number in tables when it is a weighted mean of several metrics: MNLI's accuracy over
+    # both dev sets, {"accuracy_m": 9815, "accuracy_mm": 9832}. Default: the main metric.
+    main_score_weights: dict[str, float] | None = None
 
     def __post_init__(self):
-        for metric in self.metrics if self.kind != "generation" else ():
-            get_metric(metric)  # fail at definition time on a typo
+        self.label = self.label or self.name
+        for metric in self.metrics:
+            get_metric(self.metric_specs.get(metric, metric))  # fail at definition time on a typo
         if self.kind == "classification" and not self.label_names and not getattr(self.source, "infers_labels", False):
             raise HarnessError(f"task '{self.name}': a classification task needs its labels.")
         if self.main_metric not in self.metric_names():
@@ -106,11 +113,31 @@ class Task:
             names += [f"{m}_{suffix}" if suffix else m for m in self.metrics]
         return names
 
+    def metric_spec(self, key: str) -> MetricSpec:
+        """The spec of a metric key as stored in metrics.json ('bleu_seen', 'accuracy_m', 'dev_loss')."""
+        for suffix in [*self.eval_splits, "all", *self.subsets]:
+            if suffix and key.endswith("_" + suffix) and key.removesuffix("_" + suffix) in self.metrics:
+                key = key.removesuffix("_" + suffix)
+                break
+        return fallback_spec(self.metric_specs.get(key, key))
+
+    @property
+    def main_spec(self) -> MetricSpec:
+        return self.metric_spec(self.main_metric)
+
+    def main_score(self, best: dict[str, float]) -> float | None:
+        """The number a run contributes to a table: its best epoch's main metric (or weighted mean)."""
+        weights = self.main_score_weights
+        if weights and set(weights) <= set(best):
+            return sum(best[k] * w for k, w in weights.items()) / sum(weights.values())
+        return best.get(self.main_metric)
+
     def load(self, split: str, data_dir=None) -> Split:
         return self.source.load(self, split, resolve_data_dir(data_dir))
 
     def compute_metrics(self, preds, labels, suffix: str = "") -> dict[str, float]:
-        return {(f"{m}_{suffix}" if suffix else m): get_metric(m)(preds, labels) for m in self.metrics}
+        return {(f"{m}_{suffix}" if suffix else m): get_metric(self.metric_specs.get(m, m)).fn(preds, labels)
+                for m in self.metrics}
 
     def check_metrics(self, metrics) -> None:
         for metric in metrics or ():
@@ -121,7 +148,7 @@ class Task:
     def score(self, hypotheses: list[str], examples: list[GenerationExample], metrics=None) -> dict[str, float]:
         """Generation metrics of ``hypotheses`` (one per example) against the examples' references,
         for all examples and for each subset; ``metrics`` restricts which are computed."""
-        from harness import nlg_metrics
+        from harness.metrics import nlg as nlg_metrics
 
         scorer = {"e2e": nlg_metrics.score_e2e, "webnlg": nlg_metrics.score_webnlg}[self.scorer]
         metrics = tuple(metrics or self.metrics)

@@ -15,9 +15,12 @@ def _pair(text, pair, label, hub_text, hub_pair, hub_label="label"):
     return ColumnSpec(text, label, pair), ColumnSpec(hub_text, hub_label, hub_pair)
 
 
+MNLI_DEV_SIZES = {"accuracy_m": 9815, "accuracy_mm": 9832}  # the paper's MNLI number: accuracy over both
+
+
 def glue_tasks() -> list[Task]:
     def task(name, folder, columns, kind="classification", labels=BINARY, metrics=("accuracy",), main="accuracy",
-             header=True, eval_splits=None, hub_splits=None, description=""):
+             header=True, eval_splits=None, hub_splits=None, description="", weights=None):
         tsv_columns, hub_columns = columns
         source = GlueSource(folder, name, tsv_columns, hub_columns, header=header)
         if hub_splits:
@@ -25,7 +28,8 @@ def glue_tasks() -> list[Task]:
         return Task(
             name=f"glue/{name}", kind=kind, metrics=list(metrics), main_metric=main, source=source,
             label_names=None if kind == "regression" else list(labels),
-            eval_splits=eval_splits or {"": "dev"}, description=description,
+            eval_splits=eval_splits or {"": "dev"}, description=description, label=folder,
+            main_score_weights=weights,
         )
 
     return [
@@ -42,7 +46,7 @@ def glue_tasks() -> list[Task]:
         task("mnli", "MNLI", _pair("sentence1", "sentence2", "gold_label", "premise", "hypothesis"), labels=NLI3,
              main="accuracy_m", eval_splits={"m": "dev_matched", "mm": "dev_mismatched"},
              hub_splits={"train": "train", "dev_matched": "validation_matched",
-                         "dev_mismatched": "validation_mismatched"},
+                         "dev_mismatched": "validation_mismatched"}, weights=MNLI_DEV_SIZES,
              description="3-way NLI, matched and mismatched accuracy"),
         task("qnli", "QNLI", _pair("question", "sentence", "label", "question", "sentence"), labels=ENTAILMENT,
              description="question-answer entailment, accuracy"),

@@ -8,9 +8,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.reference import PAPER_TABLE2
-from harness.results import RunRecord
-from harness.tables import COLUMN_NAMES, run_score
+from harness.report.reference import PAPER_TABLE2
+from harness.report.results import RunRecord
+from harness.report.tables import COLUMN_NAMES, run_score
 
 
 def _pyplot():

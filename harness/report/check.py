@@ -15,8 +15,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.results import RunRecord
-from harness.tables import run_score
+from harness.report.results import RunRecord
+from harness.report.tables import run_score
 
 K_STD = 2.0  # a regression is a drop of more than K_STD seed standard deviations ...
 FLOOR = 0.005  # ... and of at least half a point (one seed, or seeds that agree exactly)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 
-from harness.reference import GLUE_COLUMNS, PAPER_TABLES, PaperRow
-from harness.results import RunRecord
+from harness.report.reference import GLUE_COLUMNS, PAPER_TABLES, PaperRow
+from harness.report.results import RunRecord
 
 COLUMN_NAMES = {
     "glue/mnli": "MNLI", "glue/sst2": "SST-2", "glue/mrpc": "MRPC", "glue/cola": "CoLA", "glue/qnli": "QNLI",

@@ -22,9 +22,9 @@ from typing import Any
 import yaml
 
 from harness.errors import HarnessError
-from harness.checkpoint import has_checkpoint
-from harness.experiments import Cell, Experiment
-from harness.tracking import write_json
+from harness.training.checkpoint import has_checkpoint
+from harness.grid.experiments import Cell, Experiment
+from harness.tracking.mlflow import write_json
 
 LAUNCHERS = ("local", "slurm", "submitit-local")
 

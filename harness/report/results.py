@@ -97,7 +97,7 @@ def records_from_runs_dir(runs_dir: str | Path) -> list[RunRecord]:
 
 def records_from_experiment(path: str, runs_dir: str | Path, variant: str | None = None) -> list[RunRecord]:
     """One record per cell of the experiment; cells that never ran are 'missing'."""
-    from harness.experiments import load_experiment
+    from harness.grid.experiments import load_experiment
 
     experiment = load_experiment(path, variant)
     records = []

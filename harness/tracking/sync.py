@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.tracking import flatten, write_json
+from harness.tracking.mlflow import flatten, write_json
 
 
 def _final_metrics(record: dict) -> dict[str, float]:

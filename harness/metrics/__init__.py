@@ -1,0 +1,74 @@
+"""What a metric means, in one place: the metric spec registry.
+
+Tables, plots, `harness check` and the loop's best-epoch choice read a metric's spec; nothing
+else decides its direction, scale or how seeds aggregate. A spec's ``fn`` computes the metric from
+one run's per-example predictions and labels (the GLUE metrics; `check` recomputes them on
+bootstrap resamples); corpus metrics of generated text (BLEU, METEOR, ...) are computed by their
+task's scorer and have no ``fn``.
+
+Add a metric with ``METRICS.add(name, MetricSpec(...))``, or name one by import path
+(``my_pkg.metrics:my_spec``) or publish it under the entry-point group ``harness.metrics``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from harness.metrics import classification as _cls
+from harness.registry import Registry
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    label: str  # how tables and plots name it
+    fn: Callable[..., float] | None = None  # (predictions, labels) -> value; None: computed by a scorer
+    higher_is_better: bool = True
+    scale: float = 100.0  # printed value = stored value x scale (GLUE fractions are printed x100)
+    decimals: int = 1  # decimals printed, as the paper prints them
+    aggregate: Literal["median", "mean"] = "median"  # over seeds: GLUE median (Table 2), NLG mean (Table 3)
+    margin: float = 0.005  # `harness check`: differences within +-margin (stored units) count as equivalent
+
+    def better(self, value: float, than: float | None) -> bool:
+        """Whether ``value`` beats ``than`` in this metric's direction (anything beats None)."""
+        if than is None:
+            return True
+        return value > than if self.higher_is_better else value < than
+
+    def printed(self, value: float) -> float:
+        return value * self.scale
+
+
+METRICS: Registry[MetricSpec] = Registry("metric", group="harness.metrics")
+
+for _spec in [
+    # GLUE metrics: fractions, printed x100 with one decimal; margin 0.5 point.
+    MetricSpec("accuracy", "accuracy", _cls.accuracy),
+    MetricSpec("f1", "f1", _cls.f1),
+    MetricSpec("matthews_corr", "Matthews corr.", _cls.matthews_corr),
+    MetricSpec("pearson", "Pearson corr.", _cls.pearson),
+    MetricSpec("spearman", "spearman", _cls.spearman),
+    # Generation metrics, stored on the paper's scale by harness.metrics.nlg, means over seeds.
+    MetricSpec("bleu", "BLEU", scale=1.0, aggregate="mean", margin=0.5),
+    MetricSpec("nist", "NIST", scale=1.0, decimals=2, aggregate="mean", margin=0.05),
+    MetricSpec("meteor", "MET", scale=1.0, aggregate="mean", margin=0.5),  # E2E: 0-100
+    MetricSpec("rouge_l", "ROUGE-L", scale=1.0, aggregate="mean", margin=0.5),
+    MetricSpec("cider", "CIDEr", scale=1.0, decimals=2, aggregate="mean", margin=0.02),
+    # The WebNLG script reports METEOR and TER as fractions, printed with two decimals.
+    MetricSpec("meteor_fraction", "MET", scale=1.0, decimals=2, aggregate="mean", margin=0.005),
+    MetricSpec("ter", "TER", higher_is_better=False, scale=1.0, decimals=2, aggregate="mean", margin=0.005),
+    # The target-token loss on the dev set that generation runs compute after each epoch.
+    MetricSpec("dev_loss", "dev_loss", higher_is_better=False, scale=1.0, decimals=3, aggregate="mean", margin=0.01),
+]:
+    METRICS.add(_spec.name, _spec)
+
+
+def get_metric(name: str) -> MetricSpec:
+    return METRICS.get(name)
+
+
+def fallback_spec(name: str) -> MetricSpec:
+    """The spec of a registered metric, else a neutral one (higher is better, printed as stored)."""
+    return METRICS.find(name) or MetricSpec(name, name, scale=1.0, decimals=4)
