@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import RunConfig
-from harness.tracking.mlflow import write_json
+from harness.errors import HarnessError
+from harness.rundir import RunDir, write_json
+from harness.tasks.base import subsample
+from harness.training.env import versions
 
 
 def _reference_model(config: RunConfig, resolved):
@@ -24,12 +27,8 @@ def _reference_model(config: RunConfig, resolved):
     import torch
     from peft import LoraConfig, TaskType, get_peft_model
 
-    from harness.models import get_model_spec, load_for_classification
-
     torch.manual_seed(config.seed)
-    task = resolved.task
-    problem = "regression" if task.kind == "regression" else "single_label_classification"
-    model, tokenizer = load_for_classification(get_model_spec(config.model), task.num_labels, problem, config.data_dir)
+    model, tokenizer, _ = resolved.objective.load_model(resolved.model, resolved.task, config)
     if config.method == "lora":
         options = resolved.method_options
         model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=options["r"],
@@ -117,15 +116,13 @@ def _isolated_run(config: RunConfig, folder: Path) -> dict[str, Any]:
     path.write_text(yaml.safe_dump(config.to_dict()))
     done = subprocess.run([sys.executable, "-m", "harness", "run", "--config", str(path)], capture_output=True,
                           text=True)
-    run_dir = Path(config.output_dir) / "runs" / config.run_name
-    if done.returncode or not (run_dir / "metrics.json").is_file():
-        from harness.errors import HarnessError
-
+    run = RunDir.of(config.output_dir, config.run_name)
+    if done.returncode or not run.metrics_path.is_file():
         lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
         raise HarnessError(f"bench run {config.run_name} failed: {lines[-1] if lines else 'no output'}")
-    record = json.loads((run_dir / "metrics.json").read_text())
+    record = run.read_metrics()
     # The checkpoint is the weight files; the tokenizer files saved beside them are not counted.
-    record["checkpoint_bytes"] = sum(f.stat().st_size for f in (run_dir / "weights").rglob("*")
+    record["checkpoint_bytes"] = sum(f.stat().st_size for f in run.weights.rglob("*")
                                      if f.suffix in (".safetensors", ".bin"))
     return record
 
@@ -157,10 +154,7 @@ def compare_training_throughput(config: RunConfig, repeats: int = 1, out: str | 
     """
     import tempfile
 
-    import torch
-
-    from harness.errors import HarnessError
-    from harness.training.runner import resolve, subsample, versions
+    from harness.training.runner import resolve
 
     if config.method != "lora":
         raise HarnessError(f"bench train compares LoRA with full fine-tuning and the reference loops; use "
@@ -183,22 +177,36 @@ def compare_training_throughput(config: RunConfig, repeats: int = 1, out: str | 
             minimal.append(minimal_peft_loop(config, resolved, train)["train_samples_per_s"])
     recipe_split = subsample(train, recipe_examples, config.data_seed)
     recipe = seeds_recipe(config, resolved, recipe_split)
+    lora, full = (_loop_summary(runs[m], m == "full", nonembedding, peak) for m in ("lora", "full"))
+    report = _throughput_report(config, task, train, lora, full, max(minimal), recipe, recipe_split, peak, nonembedding)
+    report["all_runs"] = {"harness_lora": [r["throughput"] for r in runs["lora"]],
+                          "harness_full": [r["throughput"] for r in runs["full"]], "minimal_peft_loop": minimal,
+                          "seeds_recipe": recipe}
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        write_json(Path(out), report)
+    return report
 
-    def summary(method: str) -> dict[str, Any]:
-        best = max(runs[method], key=lambda r: r["throughput"]["train_samples_per_s"])
-        trained = best["params"]["trainable"] + best["params"]["head"]
-        tokens_per_s = best["throughput"]["train_tokens_per_s"]
-        flops = (6 if method == "full" else 4) * nonembedding * tokens_per_s
-        return {"train_samples_per_s": round(best["throughput"]["train_samples_per_s"], 2),
-                "train_tokens_per_s": round(tokens_per_s, 1),
-                "peak_memory_mb": round(best["throughput"]["peak_memory_mb"], 1),
-                "trainable_params": best["params"]["trainable"], "head_params": best["params"]["head"],
-                "optimizer_state_bytes": 8 * trained, "checkpoint_bytes": best["checkpoint_bytes"],
-                "achieved_flops": flops, "fraction_of_gemm_peak": round(flops / peak, 3)}
 
-    lora, full = summary("lora"), summary("full")
-    minimal_speed = max(minimal)
-    report = {
+def _loop_summary(records: list[dict], full: bool, nonembedding: int, peak: float) -> dict[str, Any]:
+    """The best of a loop's repeats: speed, memory, optimizer state, checkpoint, achieved FLOP/s."""
+    best = max(records, key=lambda r: r["throughput"]["train_samples_per_s"])
+    trained = best["params"]["trainable"] + best["params"]["head"]
+    tokens_per_s = best["throughput"]["train_tokens_per_s"]
+    flops = (6 if full else 4) * nonembedding * tokens_per_s
+    return {"train_samples_per_s": round(best["throughput"]["train_samples_per_s"], 2),
+            "train_tokens_per_s": round(tokens_per_s, 1),
+            "peak_memory_mb": round(best["throughput"]["peak_memory_mb"], 1),
+            "trainable_params": best["params"]["trainable"], "head_params": best["params"]["head"],
+            "optimizer_state_bytes": 8 * trained, "checkpoint_bytes": best["checkpoint_bytes"],
+            "achieved_flops": flops, "fraction_of_gemm_peak": flops / peak}
+
+
+def _throughput_report(config, task, train, lora, full, minimal_speed, recipe, recipe_split, peak,
+                       nonembedding) -> dict[str, Any]:
+    import torch
+
+    return {
         "summary": {
             "task": task.name, "model": config.model, "batch_size": config.batch_size,
             "train_examples": len(train.examples), "lora": lora, "full": full,
@@ -214,9 +222,6 @@ def compare_training_throughput(config: RunConfig, repeats: int = 1, out: str | 
             "ratio_harness_over_seeds_recipe": round(lora["train_samples_per_s"] / recipe["train_samples_per_s"], 1),
             "gemm_peak_flops": peak, "nonembedding_params": nonembedding,
         },
-        "all_runs": {"harness_lora": [r["throughput"] for r in runs["lora"]],
-                     "harness_full": [r["throughput"] for r in runs["full"]], "minimal_peft_loop": minimal,
-                     "seeds_recipe": recipe},
         "note": ("best of the repeats for each loop; one epoch each, evaluation and model loading excluded; "
                  "the harness runs use --group-by-length; the seeds' recipe runs on a subset (it pads to 512)"),
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
@@ -224,10 +229,6 @@ def compare_training_throughput(config: RunConfig, repeats: int = 1, out: str | 
         "versions": versions(),
         "config": config.to_dict(),
     }
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        write_json(Path(out), report)
-    return report
 
 
 def _random_model(model_name: str):
@@ -248,27 +249,20 @@ def _random_model(model_name: str):
 def latency_variants(model_name: str, lora_r: int, adapter_r: int, adapter_h_r: int | None = None):
     """(name, model) pairs: the base model, LoRA merged and unmerged, AdapterL and AdapterH."""
     from harness.methods import get_method
-    from harness.methods.lora import merge_fused_qv
-    from harness.models import head_module_names
+    from harness.models import build_config, get_model_spec, head_module_names
 
     def prepared(method, options):
         model = _random_model(model_name)
         spec = get_method(method)
-        return spec.apply(model, spec.resolve_options(options), head_module_names(model))
+        return spec.prepare(model, spec.resolve_options(options), head_module_names(model))
 
-    from harness.models import build_config, get_model_spec
-
-    is_gpt2 = build_config(get_model_spec(model_name)).model_type == "gpt2"
-    lora_options = {"r": lora_r, "fused_qv": is_gpt2}
+    # GPT-2: the paper's placement (q and v inside the fused c_attn), as the paper measured it.
+    lora_options = {"r": lora_r, "fused_qv": build_config(get_model_spec(model_name)).model_type == "gpt2"}
     yield "base", _random_model(model_name)
     unmerged = prepared("lora", lora_options)
     yield "lora (unmerged)", unmerged
-    merged = copy.deepcopy(unmerged)  # merging works in place; keep the unmerged variant intact
-    if is_gpt2:
-        merge_fused_qv(merged)
-        yield "lora (merged)", merged
-    else:
-        yield "lora (merged)", merged.merge_and_unload()
+    # Merging works in place; keep the unmerged variant intact.
+    yield "lora (merged)", get_method("lora").merge(copy.deepcopy(unmerged))
     yield "adapter_l", prepared("adapter_l", {"r": adapter_r})
     yield "adapter_h", prepared("adapter_h", {"r": adapter_h_r or adapter_r})
 
@@ -282,8 +276,6 @@ def measure_latency(model_name: str, batch_size: int, seq_len: int, trials: int,
 
     import torch
     from tqdm.auto import tqdm
-
-    from harness.training.runner import versions
 
     variants = [(name, model.eval()) for name, model in latency_variants(model_name, lora_r, adapter_r, adapter_h_r)]
     vocab = variants[0][1].config.vocab_size
@@ -323,10 +315,10 @@ def compare_decoding(model_name: str, task_name: str, data_dir, inputs: int, num
     and one input at a time, same beam size; both must produce the same text."""
     import torch
 
-    from harness.tasks.generation import decode
     from harness.models import get_model_spec, load_for_causal_lm
     from harness.tasks import get_task
-    from harness.training.runner import decode_settings, versions
+    from harness.tasks.decoding import decode
+    from harness.tasks.generation import decode_settings
 
     task = get_task(task_name)
     sources = [e.source for e in task.load(next(iter(task.eval_splits.values())), data_dir).examples[:inputs]]

@@ -11,6 +11,7 @@ from typing import Any
 from harness.errors import HarnessError, check_keys
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
+DATA_DIR_ENV = "HARNESS_DATA_DIR"  # the data folder when --data-dir is not given
 
 
 def _f(default, help, **extra):

@@ -1,10 +1,13 @@
 """The command line as users meet it: help texts, and one-line errors with exit code 2."""
 
+import csv
+import json
 import os
 import subprocess
 import sys
 
 import pytest
+import yaml
 
 from conftest import ROOT
 
@@ -144,3 +147,100 @@ def test_malformed_jsonl_line(tmp_path):
     (tmp_path / "train.jsonl").write_text('{"text": "good", "label": "pos"}\n{"text": "bad", "label": \n')
     assert_one_line_error(harness("run", "csv", "--train-file", tmp_path / "train.jsonl", "--eval-file",
                                   tmp_path / "train.jsonl", "--output-dir", tmp_path), "train.jsonl:2: invalid JSON line")
+
+
+def cli_main(capsys, *args):
+    """Run `harness ARGS` in this process; (exit code, stdout)."""
+    from harness.cli import main
+
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr().out
+
+
+def parsed_config(*args, config_file=None):
+    from harness.cli import build_parser
+    from harness.cli.common import config_from_args
+
+    args = build_parser().parse_args([*args, *(["--config", str(config_file)] if config_file else [])])
+    del args.func
+    return config_from_args(args, ("repeats", "out", "recipe_examples", "num_labels", "json", "format"))
+
+
+def test_method_opt_values_are_yaml_scalars_and_lists():
+    config = parsed_config("run", "--method", "peft:LORA", "--method-opt", "r=64", "--method-opt", "use_dora=true",
+                           "--method-opt", "target_modules=[q,v]", "--method-opt", "lora_dropout=0.1")
+    assert config.method_options == {"r": 64, "use_dora": True, "target_modules": ["q", "v"], "lora_dropout": 0.1}
+
+
+def test_method_opt_merges_after_the_config_file_and_the_last_flag_wins(tmp_path):
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text("method: lora\nmethod_options: {r: 16, alpha: 32}\n")
+    config = parsed_config("run", "--method-opt", "r=4", config_file=config_file)
+    assert config.method_options == {"r": 4, "alpha": 32}
+    # Either flag form, in command-line order: the last of a key wins.
+    assert parsed_config("run", "--method-opt", "r=4", "--lora-r", "2").method_options == {"r": "2"}
+    assert parsed_config("run", "--lora-r", "2", "--method-opt", "r=4").method_options == {"r": 4}
+    assert parsed_config("run", "--method-opt", "r=4", "--method-opt", "r=6").method_options == {"r": 6}
+    # The same flag on the other commands that build a run.
+    assert parsed_config("params", "--method", "peft:VERA", "--method-opt", "r=64").method_options == {"r": 64}
+    assert parsed_config("bench", "train", "--method-opt", "alpha=16").method_options == {"alpha": 16}
+
+
+def test_method_opt_reaches_a_peft_tuner(capsys):
+    base = ["params", "--model", "tiny-bert", "--method", "peft:LORA", "--json"]
+    code, default = cli_main(capsys, *base)
+    assert code == 0
+    code, rank4 = cli_main(capsys, *base, "--method-opt", "r=4")
+    assert code == 0
+    default, rank4 = json.loads(default), json.loads(rank4)
+    assert rank4["method"] == "peft:LORA" and rank4["head"] == default["head"]
+    assert rank4["trainable"] * 2 == default["trainable"]  # peft's LoRA default is r=8
+
+
+@pytest.mark.parametrize("command", [["params"], ["run"], ["bench", "train"]])
+@pytest.mark.parametrize("pair", ["r", "=4"])
+def test_malformed_method_opt(command, pair):
+    assert_one_line_error(harness(*command, "--method-opt", pair),
+                          "argument --method-opt", "expected KEY=VALUE", f"got '{pair}'")
+
+
+def test_grid_set_is_repeatable(capsys, tmp_path, sentiment_files):
+    train, dev = sentiment_files
+    spec = dict(name="mini", base=dict(task="csv", model="tiny-bert", train_file=str(train), eval_file=str(dev),
+                                         tracking_uri="none"),
+                axes=dict(method=["lora", "bitfit"]))
+    path = tmp_path / "mini.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    base = ["grid", path, "--dry-run", "--format", "csv", "--output-dir", tmp_path / "out"]
+    code, repeated = cli_main(capsys, *base, "--set", "epochs=7", "--set", "max_seq_length=48",
+                              "learning_rate=0.0123")
+    assert code == 0
+    rows = list(csv.DictReader(repeated.splitlines()[1:]))
+    assert [r["method"] for r in rows] == ["lora", "bitfit"]
+    assert all((r["epochs"], r["max len"], r["lr"]) == ("7", "48", "0.0123") for r in rows), rows
+    code, together = cli_main(capsys, *base, "--set", "epochs=7", "max_seq_length=48", "learning_rate=0.0123")
+    assert code == 0 and together == repeated
+
+
+def test_methods_lists_the_peft_tuners(capsys):
+    code, out = cli_main(capsys, "methods")
+    assert code == 0
+    lines = [line.strip() for line in out.splitlines()]
+    assert "peft:LORA" in lines and "peft:IA3" in lines
+    assert any(line.startswith("peft:DORA") for line in lines)
+    assert any("--method-opt" in line for line in lines)
+
+
+def test_importing_the_cli_and_its_help_leave_torch_unimported():
+    code = ("import sys, contextlib, io\n"
+            "import harness.cli\n"
+            "print('torch' in sys.modules)\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try:\n"
+            "        harness.cli.main(['--help'])\n"
+            "    except SystemExit:\n"
+            "        pass\n"
+            "print('torch' in sys.modules, 'transformers' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False", "False"]

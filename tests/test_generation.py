@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from harness.errors import HarnessError
-from harness.tasks.generation import (DecodeSettings, PairCollator, _banned, beam_search, decode, encode_pair, lm_loss,
-                                prompt_of, stop_token_ids)
+from harness.tasks.decoding import DecodeSettings, _banned, beam_search, decode, prompt_of, stop_token_ids
+from harness.tasks.generation import PairCollator, encode_pair, lm_loss
 from harness.methods import get_method
 from harness.models import get_model_spec, load_for_causal_lm, load_tokenizer
 from harness.tasks import get_task
@@ -153,7 +153,7 @@ def test_batched_cached_greedy_equals_uncached_one_by_one(tiny_lm, method):
     if method != "none":
         import copy
 
-        model = get_method(method).apply(copy.deepcopy(base), get_method(method).resolve_options({}), [])
+        model = get_method(method).prepare(copy.deepcopy(base), get_method(method).resolve_options({}), [])
         with torch.no_grad():  # move the method's zero-initialised parameters so it changes the outputs
             for name, parameter in model.named_parameters():
                 if parameter.requires_grad:

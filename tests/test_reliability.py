@@ -11,7 +11,7 @@ import pytest
 
 from harness.config import RunConfig
 from harness.errors import HarnessError
-from harness.training.runner import run
+from harness.train import run
 
 from conftest import ROOT
 

@@ -12,7 +12,7 @@ from harness.config import RunConfig
 from harness.report.reference import PAPER_TABLE2, PAPER_TABLE3
 from harness.report.results import records_from_experiment, records_from_runs_dir
 from harness.report.tables import paper_table, results_table
-from harness.training.runner import run
+from harness.train import run
 
 from conftest import ROOT
 

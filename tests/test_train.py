@@ -9,7 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from harness.config import RunConfig
-from harness.training.runner import run
+from harness.train import run
 
 from conftest import ROOT, write_csv
 
@@ -175,7 +175,7 @@ def test_length_grouped_batches_cover_every_example_once_with_little_padding():
 
     import torch
 
-    from harness.training.runner import LengthGroupedBatches
+    from harness.training.batching import LengthGroupedBatches
 
     lengths = [random.Random(i).randint(5, 120) for i in range(1000)]
     batches = list(LengthGroupedBatches(lengths, 16, torch.Generator().manual_seed(0), window=10))

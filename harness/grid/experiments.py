@@ -42,8 +42,15 @@ LAUNCH_KEYS = {"num_processes"}
 # so the same grid resumes from another data path or results folder.
 NOT_IN_ID = {"output_dir", "run_name", "tracking_uri", "experiment", "save_weights", "log_every",
              "checkpoint_every", "resume", "data_dir", "include_tasks"}
-ADDED_LATER = {"label_smoothing", "num_beams", "length_penalty", "no_repeat_ngram_size", "max_new_tokens",
-               "decode_batch_size", "max_decode_samples", "metrics", "group_by_length"}
+# The fields of the first cell ids: always hashed, so the ids of committed grids never change. Every
+# field added since (and any added later) enters a cell's id only when it differs from its default,
+# so adding a field with a default never renames a grid's cells (a resumed grid skips what it ran).
+FIRST_ID_FIELDS = {
+    "batch_size", "data_seed", "epochs", "eval_batch_size", "eval_file", "grad_accum", "init_from", "label_column",
+    "labels", "learning_rate", "max_eval_samples", "max_grad_norm", "max_seq_length", "max_train_samples", "method",
+    "method_options", "mixed_precision", "model", "quantize", "seed", "task", "task_type", "text_column",
+    "text_pair_column", "train_file", "trust_remote_code", "warmup_ratio", "warmup_steps", "weight_decay",
+}
 
 
 @dataclass
@@ -63,6 +70,10 @@ class Experiment:
     launch: dict[str, Any]
     variant: str | None = None
 
+    def run_name(self, cell: Cell) -> str:
+        """A cell's run folder name: '<experiment>-<cell id>' (results readers parse it back)."""
+        return f"{self.name}-{cell.id}"
+
 
 def merge(base: dict, override: dict) -> dict:
     """``override`` on top of ``base``; method_options merge key by key."""
@@ -76,11 +87,14 @@ def merge(base: dict, override: dict) -> dict:
 
 
 def cell_id(config: RunConfig) -> str:
-    # Options added after a grid started must not change the ids of its cells: left out at their default.
-    defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
-    values = {k: v for k, v in config.to_dict().items()
-              if k not in NOT_IN_ID and not (k in ADDED_LATER and v == defaults[k])}
-    return hashlib.sha1(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return identity_hash(config.to_dict(), {f.name: f.default for f in dataclasses.fields(RunConfig)})
+
+
+def identity_hash(values: dict[str, Any], defaults: dict[str, Any]) -> str:
+    """12 hex digits of the settings that change what a cell computes (see FIRST_ID_FIELDS)."""
+    kept = {k: v for k, v in values.items()
+            if k not in NOT_IN_ID and (k in FIRST_ID_FIELDS or v != defaults.get(k))}
+    return hashlib.sha1(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def _axis_variants(name: str, axis, where: str) -> list[dict]:

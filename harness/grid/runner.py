@@ -24,24 +24,18 @@ import yaml
 from harness.errors import HarnessError
 from harness.training.checkpoint import has_checkpoint
 from harness.grid.experiments import Cell, Experiment
-from harness.tracking.mlflow import write_json
+from harness.rundir import RunDir, runs_root
 
 LAUNCHERS = ("local", "slurm", "submitit-local")
 
 
 def run_dir_of(experiment: Experiment, cell: Cell, output_dir: str) -> Path:
-    return Path(output_dir) / "runs" / f"{experiment.name}-{cell.id}"
+    return RunDir.of(output_dir, experiment.run_name(cell)).path
 
 
 def status_of(run_dir: Path) -> str:
     """'finished', 'failed', 'running' (or killed mid-run) or 'pending'."""
-    metrics = run_dir / "metrics.json"
-    if metrics.is_file():
-        try:
-            return json.loads(metrics.read_text())["status"]
-        except (json.JSONDecodeError, KeyError):
-            return "failed"
-    return "running" if run_dir.exists() else "pending"
+    return RunDir(Path(run_dir)).status()
 
 
 def cell_file(experiment: Experiment, cell: Cell, output_dir: str) -> Path:
@@ -51,9 +45,9 @@ def cell_file(experiment: Experiment, cell: Cell, output_dir: str) -> Path:
     path = folder / f"{cell.id}.yaml"
     values = cell.config.to_dict()
     # resume: an interrupted cell continues from its checkpoint (a cell without one starts afresh).
-    values.update(output_dir=str(output_dir), run_name=f"{experiment.name}-{cell.id}", resume=True)
+    values.update(output_dir=str(output_dir), run_name=experiment.run_name(cell), resume=True)
     if cell.depends_on:
-        values["init_from"] = str(Path(output_dir) / "runs" / f"{experiment.name}-{cell.depends_on}")
+        values["init_from"] = str(runs_root(output_dir) / f"{experiment.name}-{cell.depends_on}")
     path.write_text(yaml.safe_dump(values, sort_keys=False), encoding="utf-8")
     return path
 
@@ -167,12 +161,12 @@ def execute_cell(config_path: str, run_dir: str, num_processes: int = 1, env: di
             claim.add_pid(child.pid)
             code = child.wait()
         final = status_of(run_dir)
-        if final != "finished" and not (run_dir / "metrics.json").is_file():
+        if final != "finished" and not RunDir(run_dir).metrics_path.is_file():
             # Failed before (or without) writing its record, e.g. bad data: record it here.
             lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
             run_dir.mkdir(parents=True, exist_ok=True)
-            write_json(run_dir / "metrics.json", {"status": "failed", "exit_code": code,
-                                                  "error": lines[-1] if lines else "", "log": str(log)})
+            RunDir(run_dir).write_metrics({"status": "failed", "exit_code": code,
+                                           "error": lines[-1] if lines else "", "log": str(log)})
         final = status_of(run_dir)
         return final if final != "running" else "failed"
     finally:

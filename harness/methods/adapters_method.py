@@ -1,24 +1,24 @@
-"""The four bottleneck-adapter methods of the paper's tables, as registry entries."""
+"""The four bottleneck-adapter methods of the paper's tables, as method specs."""
 
-from harness.methods import METHODS, MethodSpec, Option, train_only
 from harness.methods.adapters import VARIANTS, AdapterConfig, add_adapters
+from harness.methods.base import MethodSpec, Option
 
 
-def _apply(variant: dict):
+def _spec(name: str) -> MethodSpec:
+    variant = VARIANTS[name]
+
     def apply(model, options, head_modules):
-        config = AdapterConfig(**{k: v for k, v in variant.items() if k != "description"} | options)
-        add_adapters(model, config)
-        return train_only(model, lambda name: ".adapter." in name, head_modules)
+        add_adapters(model, AdapterConfig(**{k: v for k, v in variant.items() if k != "description"} | options))
+        return model
 
-    return apply
-
-
-for _name, _variant in VARIANTS.items():
-    _options = {
-        "r": Option(int, _variant["r"], "bottleneck size", positive=True),
+    options = {
+        "r": Option(int, variant["r"], "bottleneck size", positive=True),
         "activation": Option(str, "relu", "bottleneck activation: relu, gelu, tanh or silu"),
     }
-    if "skip_lowest" in _variant:
-        _options["skip_lowest"] = Option(int, _variant["skip_lowest"], "blocks at the bottom left without adapters")
-    METHODS.add(_name, MethodSpec(_name, _variant["description"], _apply(_variant), options=_options,
-                                  defaults={"learning_rate": 1e-3}))
+    if "skip_lowest" in variant:
+        options["skip_lowest"] = Option(int, variant["skip_lowest"], "blocks at the bottom left without adapters")
+    return MethodSpec(name, variant["description"], apply, options=options, defaults={"learning_rate": 1e-3},
+                      trainable=lambda parameter: ".adapter." in parameter)
+
+
+ADAPTER_H, ADAPTER_L, ADAPTER_P, ADAPTER_D = (_spec(n) for n in ("adapter_h", "adapter_l", "adapter_p", "adapter_d"))

@@ -1,8 +1,8 @@
 """FT-Top2 (Li & Liang 2021): fine-tune only the last k transformer blocks (k=2 in the paper)."""
 
 from harness.errors import HarnessError
-from harness.methods import METHODS, MethodSpec, Option, train_only
 from harness.methods.arch import blocks
+from harness.methods.base import MethodSpec, Option, train_only
 
 
 def apply_fttop(model, options, head_modules):
@@ -15,6 +15,6 @@ def apply_fttop(model, options, head_modules):
     return train_only(model, names.__contains__, head_modules)
 
 
-METHODS.add("fttop2", MethodSpec("fttop2", "FT-Top2: only the last k blocks (default k=2)", apply_fttop,
-                                 options={"k": Option(int, 2, "number of top blocks to fine-tune", positive=True)},
-                                 defaults={"learning_rate": 1e-4}))
+FTTOP2 = MethodSpec("fttop2", "FT-Top2: only the last k blocks (default k=2)", apply_fttop,
+                    options={"k": Option(int, 2, "number of top blocks to fine-tune", positive=True)},
+                    defaults={"learning_rate": 1e-4}, trains_backbone=True)

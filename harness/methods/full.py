@@ -1,6 +1,6 @@
-"""Full fine-tuning: every weight trains."""
+"""Full fine-tuning: every weight trains, and the whole model is saved."""
 
-from harness.methods import METHODS, MethodSpec
+from harness.methods.base import MethodSpec
 
 
 def apply_full(model, options, head_modules):
@@ -9,4 +9,13 @@ def apply_full(model, options, head_modules):
     return model
 
 
-METHODS.add("full", MethodSpec("full", "full fine-tuning (all weights)", apply_full, defaults={"learning_rate": 2e-5}))
+def save_full(model, folder) -> None:
+    model.save_pretrained(folder)
+
+
+def load_full(base_model, folder, options, head_modules):
+    return type(base_model).from_pretrained(folder)
+
+
+FULL = MethodSpec("full", "full fine-tuning (all weights)", apply_full, defaults={"learning_rate": 2e-5},
+                  trains_backbone=True, save=save_full, load=load_full)

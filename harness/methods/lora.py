@@ -16,8 +16,9 @@ import torch
 from torch import nn
 
 from harness.errors import HarnessError
-from harness.methods import METHODS, MethodSpec, Option, comma_list, peft_task_type, train_only
 from harness.methods.arch import blocks
+from harness.methods.base import MethodSpec, Option, comma_list, train_only
+from harness.methods.peft_any import peft_task_type
 
 
 def boolean(value) -> bool:
@@ -100,7 +101,15 @@ def apply_lora(model, options, head_modules):
     return get_peft_model(model, config)
 
 
-METHODS.add("lora", MethodSpec(
+def merge_lora(model):
+    """Fold every update into its weight: peft's merge for peft LoRA, FusedQVLoRA.merge for GPT-2's."""
+    if hasattr(model, "merge_and_unload"):
+        return model.merge_and_unload()
+    merge_fused_qv(model)
+    return model
+
+
+LORA = MethodSpec(
     "lora", "LoRA (paper default r=8, alpha=8, query+value)", apply_lora,
     options={
         "r": Option(int, 8, "rank of the update", positive=True),
@@ -110,4 +119,5 @@ METHODS.add("lora", MethodSpec(
         "fused_qv": Option(boolean, False, "GPT-2: the paper's placement, q and v inside the fused c_attn (not peft's whole c_attn)"),
     },
     defaults={"learning_rate": 5e-4},
-))
+    merge=merge_lora,
+)

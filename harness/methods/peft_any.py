@@ -8,10 +8,23 @@ import json
 from pathlib import Path
 
 from harness.errors import HarnessError, unknown_choice
-from harness.methods import MethodSpec, peft_task_type
+from harness.methods.base import MethodSpec
 
 # Names accepted after 'peft:' besides peft's PeftType values: DoRA is LoRA with use_dora.
 ALIASES = {"DORA": ("LORA", {"use_dora": True})}
+
+
+def peft_task_type(model):
+    """peft's task type for a transformers model: causal LM or sequence classification."""
+    from peft import TaskType
+
+    name = type(model).__name__
+    return TaskType.CAUSAL_LM if name.endswith(("ForCausalLM", "LMHeadModel")) else TaskType.SEQ_CLS
+
+
+def peft_types() -> list[str]:
+    """Every tuner the installed peft offers, as accepted after 'peft:' (aliases included)."""
+    return [*_peft_types(), *ALIASES]
 
 
 def _peft_types() -> list[str]:
@@ -51,6 +64,4 @@ def peft_method(name: str) -> MethodSpec:
         return get_peft_model(model, config)
 
     # Free-form options: peft validates them when the config is built.
-    spec = MethodSpec(name, f"peft {peft_type}", apply, defaults={"learning_rate": 1e-3})
-    spec.resolve_options = lambda given: dict(given)  # type: ignore[method-assign]
-    return spec
+    return MethodSpec(name, f"peft {peft_type}", apply, defaults={"learning_rate": 1e-3}, free_options=True)

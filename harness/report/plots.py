@@ -3,14 +3,15 @@ points, validation curves, and LoRA rank sweeps. PNG and SVG, titled and labelle
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.metrics import MetricSpec
 from harness.report.reference import PAPER_TABLE2
 from harness.report.results import RunRecord
-from harness.report.tables import COLUMN_NAMES, run_score
+from harness.report.specs import axis_note, center, learn, main_spec_of, spec_of, task_label
+from harness.report.tables import run_score
 
 
 def _pyplot():
@@ -57,14 +58,10 @@ def _printed_millions(text: str) -> float:
     return float(text.rstrip("M")) * 1e6
 
 
-# Axis names of main metrics that are not table columns (those are in COLUMN_NAMES).
-METRIC_NAMES = {"matthews_corr": "Matthews corr.", "pearson": "Pearson corr."}
-
-
 def params_vs_score(records: list[RunRecord], out_dir: Path, paper: bool = True) -> list[Path]:
-    """One panel per task: median score over seeds against trainable parameters, our Pareto front,
-    and (``paper``) the points of the paper's Table 2. A method keeps its colour and marker in
-    every panel, so one legend serves them all."""
+    """One panel per task: the seeds' score (aggregated and scaled as the task's main metric says)
+    against trainable parameters, our Pareto front, and (``paper``) the points of the paper's Table 2.
+    A method keeps its colour and marker in every panel, so one legend serves them all."""
     plt = _pyplot()
     groups = _by_task_and_method(records)
     if not groups:
@@ -80,13 +77,13 @@ def params_vs_score(records: list[RunRecord], out_dir: Path, paper: bool = True)
     fig, axes = plt.subplots(rows, cols, figsize=(5.6 * cols, 4.2 * rows), squeeze=False)
     method_handles, other_handles = {}, {}
     for ax, task in zip(axes.flat, tasks):
-        points, metric = [], None
+        points = []
+        spec = main_spec_of(task, next(r.main_metric for runs in groups[task].values() for r, _ in runs))
         for key, runs in sorted(groups[task].items()):
             trainable = runs[0][0].params.get("trainable")
             if not trainable:
                 continue
-            metric = metric or runs[0][0].main_metric
-            score = 100 * statistics.median(s for _, s in runs)
+            score = spec.printed(center([s for _, s in runs], spec))
             points.append((trainable, score))
             color, marker = style[key]
             method_handles[key] = ax.scatter([trainable], [score], s=44, zorder=3, color=color, marker=marker)
@@ -103,8 +100,8 @@ def params_vs_score(records: list[RunRecord], out_dir: Path, paper: bool = True)
             other_handles["paper (RoBERTa/DeBERTa, Table 2)"] = ax.scatter(xs, ys, marker="x", color="grey", s=28, zorder=1)
         ax.set_xscale("log")
         ax.set_xlabel("trainable parameters (log scale, head excluded)")
-        ax.set_ylabel(f"dev {METRIC_NAMES.get(metric) or COLUMN_NAMES.get(metric, metric)} (x100, median over seeds)")
-        ax.set_title(COLUMN_NAMES.get(task, task))
+        ax.set_ylabel(f"dev {spec.label} ({axis_note(spec)})")
+        ax.set_title(task_label(task))
         ax.grid(True, which="both", alpha=0.3)
     spare = list(axes.flat)[len(tasks):]
     for ax in spare:
@@ -121,8 +118,21 @@ def params_vs_score(records: list[RunRecord], out_dir: Path, paper: bool = True)
     return _save(fig, out_dir, "params_vs_score")
 
 
+def _curve(runs: list[RunRecord], spec: MetricSpec) -> tuple[list[int], list[float]]:
+    """(epochs, value per epoch) of the runs' main metric, seeds aggregated as its spec says; epochs
+    where no run evaluated it are left out."""
+    points = []
+    for epoch in sorted({h["epoch"] for r in runs for h in r.history}):
+        values = [h[r.main_metric] for r in runs for h in r.history if h["epoch"] == epoch and r.main_metric in h]
+        if values:
+            points.append((epoch, spec.printed(center(values, spec))))
+    return [e for e, _ in points], [v for _, v in points]
+
+
 def validation_curves(records: list[RunRecord], out_dir: Path) -> list[Path]:
+    """One panel per task: the main metric after each epoch, one line per method."""
     plt = _pyplot()
+    learn(records)
     by_task = defaultdict(lambda: defaultdict(list))
     for record in records:
         if record.history and record.main_metric:
@@ -133,34 +143,36 @@ def validation_curves(records: list[RunRecord], out_dir: Path) -> list[Path]:
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 4), squeeze=False)
     for ax, task in zip(axes.flat, tasks):
         for (model, label), runs in sorted(by_task[task].items()):
-            epochs = sorted({h["epoch"] for r in runs for h in r.history})
-            medians = [100 * statistics.median(h[r.main_metric] for r in runs for h in r.history
-                                               if h["epoch"] == e and r.main_metric in h) for e in epochs]
-            ax.plot(epochs, medians, marker="o", label=label)
+            spec = spec_of(task, runs[0].main_metric)  # the stored per-epoch key (MNLI: matched accuracy)
+            ax.plot(*_curve(runs, spec), marker="o", label=label)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(f"dev {runs[0].main_metric} (x100, median over seeds)")
-        ax.set_title(f"{COLUMN_NAMES.get(task, task)}: validation curves")
+        ax.set_ylabel(f"dev {spec.label} ({axis_note(spec)})")
+        ax.set_title(f"{task_label(task)}: validation curves")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     return _save(fig, out_dir, "validation_curves")
 
 
 def rank_sweep(records: list[RunRecord], out_dir: Path) -> list[Path]:
+    """One line per task: LoRA's score against its rank r, each task scaled and aggregated as its
+    main metric says."""
     plt = _pyplot()
-    by_task = defaultdict(lambda: defaultdict(list))
+    by_task, specs = defaultdict(lambda: defaultdict(list)), {}
     for record in records:
         score = run_score(record)
         if record.method == "lora" and score is not None:
-            by_task[record.task][int(record.method_options.get("r", 8))].append(100 * score)
+            specs[record.task] = main_spec_of(record.task, record.main_metric)
+            by_task[record.task][int(record.method_options.get("r", 8))].append(specs[record.task].printed(score))
     if not by_task:
         raise HarnessError("no finished LoRA runs to sweep over r.")
     fig, ax = plt.subplots(figsize=(6, 4))
     for task, by_rank in sorted(by_task.items()):
         ranks = sorted(by_rank)
-        ax.plot(ranks, [statistics.median(by_rank[r]) for r in ranks], marker="o", label=COLUMN_NAMES.get(task, task))
+        ax.plot(ranks, [center(by_rank[r], specs[task]) for r in ranks], marker="o", label=task_label(task))
+    notes = {axis_note(spec) for spec in specs.values()}
     ax.set_xscale("log", base=2)
     ax.set_xlabel("LoRA rank r (log2 scale)")
-    ax.set_ylabel("dev score (x100, median over seeds)")
+    ax.set_ylabel(f"dev score ({notes.pop() if len(notes) == 1 else 'each task on its own scale'})")
     ax.set_title("LoRA rank sweep")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.fingerprint import fingerprint, fingerprint_id
+from harness.rundir import RunDir, run_dirs
 
 CELL_NAME = re.compile(r"^(?P<experiment>.+)-(?P<cell>[0-9a-f]{12})$")
 
@@ -36,6 +38,24 @@ class RunRecord:
     run_dir: str | None = None
     epochs: int | None = None  # 0: the untrained model, evaluated only
     config: dict[str, Any] = field(default_factory=dict)  # the resolved run config (MLflow: its params)
+    record: dict[str, Any] = field(default_factory=dict)  # metrics.json as written by the run
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        """Everything that changes the result except the seed (harness.fingerprint)."""
+        return fingerprint(self.config, {"task": self.task, **self.record})
+
+    def setting(self, ignore=()) -> str:
+        """The fingerprint id, ``ignore``'s fields left out: equal for seeds of one setting."""
+        return fingerprint_id(self.fingerprint, ignore)
+
+    def predictions_file(self, suffix: str = "") -> Path | None:
+        """The per-example outputs of the best epoch (predictions or generations), if written."""
+        if not self.run_dir:
+            return None
+        run = RunDir(Path(self.run_dir))
+        found = [p for p in (run.predictions(suffix), run.generations(suffix)) if p.is_file()]
+        return found[0] if found else None
 
     @property
     def score(self) -> float | None:
@@ -65,33 +85,26 @@ def method_label(method: str, options: dict[str, Any]) -> str:
     return method + (f" ({', '.join(f'{k}={v}' for k, v in changed.items())})" if changed else "")
 
 
-def _folder_size(path: Path) -> int | None:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else None
-
-
 def record_from_dir(run_dir: Path) -> RunRecord | None:
-    config_path, metrics_path = run_dir / "config.json", run_dir / "metrics.json"
-    if not config_path.is_file() and not metrics_path.is_file():
+    run = RunDir(Path(run_dir))
+    if not run.config_path.is_file() and not run.metrics_path.is_file():
         return None
-    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {"status": "running"}
-    match = CELL_NAME.match(run_dir.name)
+    config = run.read_config()
+    metrics = run.read_metrics() if run.metrics_path.is_file() else {"status": "running"}
+    match = CELL_NAME.match(run.name)
     return RunRecord(
-        name=run_dir.name, task=metrics.get("task", config.get("task", "?")), model=config.get("model", "?"),
+        name=run.name, task=metrics.get("task", config.get("task", "?")), model=config.get("model", "?"),
         method=config.get("method", "?"), method_options=config.get("method_options") or {},
         seed=config.get("seed"), status=metrics.get("status", "running"), main_metric=metrics.get("main_metric"),
         best=metrics.get("best") or {}, history=metrics.get("history") or [], params=metrics.get("params") or {},
         throughput=metrics.get("throughput") or {}, versions=metrics.get("versions") or {},
-        weights_bytes=_folder_size(run_dir / "weights"), experiment=match["experiment"] if match else None,
-        run_dir=str(run_dir), epochs=config.get("epochs"), config=config,
+        weights_bytes=run.weights_bytes(), experiment=match["experiment"] if match else None,
+        run_dir=str(run.path), epochs=config.get("epochs"), config=config, record=metrics,
     )
 
 
 def records_from_runs_dir(runs_dir: str | Path) -> list[RunRecord]:
-    root = Path(runs_dir)
-    if not root.is_dir():
-        raise HarnessError(f"runs folder '{root}' does not exist; point --runs at <output-dir>/runs.")
-    records = [record_from_dir(d) for d in sorted(root.iterdir()) if d.is_dir() and ".attempt-" not in d.name]
+    records = [record_from_dir(run.path) for run in run_dirs(runs_dir)]
     return [r for r in records if r is not None]
 
 
@@ -102,7 +115,7 @@ def records_from_experiment(path: str, runs_dir: str | Path, variant: str | None
     experiment = load_experiment(path, variant)
     records = []
     for cell in experiment.cells:
-        run_dir = Path(runs_dir) / f"{experiment.name}-{cell.id}"
+        run_dir = Path(runs_dir) / experiment.run_name(cell)
         record = record_from_dir(run_dir)
         if record is None:
             c = cell.config

@@ -1,43 +1,34 @@
 """Paper-style tables from runs: seeds aggregated as the paper does (GLUE: median of the seeds'
-best-epoch scores, ± their std; NLG: mean), missing and failed runs shown as such, never as 0."""
+best-epoch scores, ± their std; NLG: mean), missing and failed runs shown as such, never as 0.
+
+What a column is called, how it is scaled and aggregated comes from the task and metric specs
+(harness.report.specs), never from a task or metric name here: a new dataset needs no entry."""
 
 from __future__ import annotations
 
 import statistics
 from collections import defaultdict
 
+from harness.metrics import MetricSpec
 from harness.report.reference import GLUE_COLUMNS, PAPER_TABLES, PaperRow
 from harness.report.results import RunRecord
-
-COLUMN_NAMES = {
-    "glue/mnli": "MNLI", "glue/sst2": "SST-2", "glue/mrpc": "MRPC", "glue/cola": "CoLA", "glue/qnli": "QNLI",
-    "glue/qqp": "QQP", "glue/rte": "RTE", "glue/stsb": "STS-B", "avg": "Avg",
-    "bleu": "BLEU", "nist": "NIST", "meteor": "MET", "rouge_l": "ROUGE-L", "cider": "CIDEr", "ter": "TER",
-    **{f"{m}_{s}": f"{name} {s[0].upper()}" for m, name in (("bleu", "BLEU"), ("meteor", "MET"), ("ter", "TER"))
-       for s in ("unseen", "seen", "all")},
-}
-MNLI_DEV_SIZES = (9815, 9832)  # matched, mismatched: the paper's MNLI number is accuracy over both
+from harness.report.specs import (center, column_label, is_generation, learn, main_spec_of, spec_of, task_label,
+                                  task_of)
 
 
 def run_score(record: RunRecord) -> float | None:
-    """The number a run contributes to a table: its best epoch's main metric; for MNLI the
-    accuracy over both dev sets."""
+    """The number a run contributes to a table: its task's main score of the best epoch (MNLI: the
+    accuracy over both dev sets); a run of an unknown task, its own main metric."""
     if record.status != "finished":
         return None
-    if record.task == "glue/mnli" and {"accuracy_m", "accuracy_mm"} <= set(record.best):
-        m, mm = MNLI_DEV_SIZES
-        return (record.best["accuracy_m"] * m + record.best["accuracy_mm"] * mm) / (m + mm)
-    return record.score
+    learn([record])
+    task = task_of(record.task)
+    return task.main_score(record.best) if task is not None else record.score
 
 
-NLG_TASKS = ("e2e", "webnlg", "dart")
-
-
-def aggregate(values: list[float], task: str) -> tuple[float, float | None]:
-    """(center, std): the mean over seeds for generation tasks (the paper's NLG convention), the
-    median for GLUE and every other classification or regression task."""
-    center = statistics.mean(values) if task.startswith(NLG_TASKS) else statistics.median(values)
-    return center, (statistics.stdev(values) if len(values) > 1 else None)
+def aggregate(values: list[float], spec: MetricSpec) -> tuple[float, float | None]:
+    """(center, std) over seeds: the spec's center (median for GLUE, mean for NLG) and the spread."""
+    return center(values, spec), (statistics.stdev(values) if len(values) > 1 else None)
 
 
 def paper_style(value: float, std: float | None, scale: float = 100.0, decimals: int = 1) -> str:
@@ -48,30 +39,20 @@ def paper_style(value: float, std: float | None, scale: float = 100.0, decimals:
     return text
 
 
-def scale_of(column: str, task: str = "") -> tuple[float, int]:
-    """(scale, decimals) of a column. GLUE metrics are fractions, printed x100 with 1 decimal; the
-    generation metrics are stored on the paper's scale already (harness.nlg_metrics) and printed as
-    the paper prints them: BLEU, E2E METEOR and ROUGE-L with 1 decimal, NIST and CIDEr with 2,
-    WebNLG/DART METEOR and TER as fractions with 2."""
-    if column in NLG_TASKS:
-        return 1.0, 1  # a task column shows its main metric, BLEU
-    metric = column.removesuffix("_all").removesuffix("_seen").removesuffix("_unseen")
-    if metric in ("meteor", "ter") and task in ("webnlg", "dart"):
-        return 1.0, 2
-    return {"bleu": (1.0, 1), "meteor": (1.0, 1), "rouge_l": (1.0, 1), "nist": (1.0, 2), "cider": (1.0, 2),
-            "dev_loss": (1.0, 3)}.get(metric, (100.0, 1))
+def _task_spec(records: list[RunRecord], task: str) -> MetricSpec:
+    """The spec of a task column: the task's main spec (the run's main metric if the task is unknown)."""
+    return main_spec_of(task, next((r.main_metric for r in records if r.main_metric), None))
 
 
-def value_of(record: RunRecord, column: str) -> float | None:
-    """A run's number for a column: a task (its main score) or a metric name (NLG tables)."""
-    if column.startswith("glue/") or column == record.task:
-        return run_score(record)
-    return record.best.get(column) if record.status == "finished" else None
+def _metric_value(key: str):
+    """A run's value of one stored metric (a column of a metric table)."""
+    return lambda record: record.best.get(key) if record.status == "finished" else None
 
 
-def cell(records: list[RunRecord], column: str) -> tuple[str, float | None]:
-    """(text, value) of one table cell from the runs of one row and one column."""
-    scores = [s for s in (value_of(r, column) for r in records) if s is not None]
+def cell(records: list[RunRecord], spec: MetricSpec, value_of=run_score) -> tuple[str, float | None]:
+    """(text, value) of one table cell from the runs of one row and one column, aggregated and
+    printed as ``spec`` says; ``value_of`` gives a run's number (default: its task's main score)."""
+    scores = [s for s in (value_of(r) for r in records) if s is not None]
     failed = sum(r.status == "failed" for r in records)
     if not scores:
         if failed:
@@ -79,12 +60,26 @@ def cell(records: list[RunRecord], column: str) -> tuple[str, float | None]:
         if any(r.status == "running" for r in records):
             return "running", None
         return "missing", None
-    value, std = aggregate(scores, records[0].task)
-    scale, decimals = scale_of(column, records[0].task)
-    text = paper_style(value, std, scale, decimals)
+    value, std = aggregate(scores, spec)
+    text = paper_style(value, std, spec.scale, spec.decimals)
     if failed or len(scores) < len(records):
         text += f" ({len(scores)}/{len(records)} runs)"
     return text, value
+
+
+def average(values: list[float | None], specs: list[MetricSpec]) -> tuple[float | None, MetricSpec | None]:
+    """(mean, how to print it) of a row's task scores, the paper's Table 2 'Avg': only when every task
+    has a value, aggregates its seeds as GLUE does (median) and prints on one scale; a mean of BLEU
+    and accuracy, or of numbers on different scales, means nothing."""
+    if not values or None in values or any(s.aggregate != "median" for s in specs):
+        return None, None
+    if len({(s.scale, s.decimals) for s in specs}) != 1:
+        return None, None
+    return statistics.mean(values), MetricSpec("avg", "Avg", scale=specs[0].scale, decimals=specs[0].decimals)
+
+
+def _average_text(value: float | None, spec: MetricSpec | None) -> str:
+    return "n/a" if spec is None else paper_style(value, None, spec.scale, spec.decimals)
 
 
 def _millions(count: int | None) -> str:
@@ -128,34 +123,39 @@ def results_table(records: list[RunRecord], by: tuple[str, ...] = ()) -> tuple[l
     """Rows = model x method (with its settings; split further by the config keys in ``by``), columns =
     tasks (+ Avg when every task has a value); for runs of one generation task, its metrics (the layout of
     the paper's Tables 3, 13, 14)."""
+    learn(records)
     tasks = _ordered_tasks(records)
-    if len(tasks) == 1 and tasks[0].startswith(NLG_TASKS):
-        return _metric_table(records, by)
+    if len(tasks) == 1 and is_generation(tasks[0]):
+        return _metric_table(records, tasks[0], by)
+    specs = [_task_spec([r for r in records if r.task == task], task) for task in tasks]
+    labels = [task_label(task) for task in tasks]
     rows = []
     for row, group in _row_groups(records, by):
         values = []
-        for task in tasks:
-            text, value = cell([r for r in group if r.task == task], task)
-            row[COLUMN_NAMES.get(task, task)] = text
+        for task, spec, label in zip(tasks, specs, labels):
+            text, value = cell([r for r in group if r.task == task], spec)
+            row[label] = text
             values.append(value)
-        averageable = values and None not in values and not any(t.startswith(NLG_TASKS) for t in tasks)
-        row["Avg"] = f"{100 * statistics.mean(values):.1f}" if averageable else "n/a"
+        row["Avg"] = _average_text(*average(values, specs))
         row["seeds"] = _seeds(group)
         rows.append(row)
-    columns = ["model", "method", *by, "# trainable", *[COLUMN_NAMES.get(t, t) for t in tasks], "Avg", "seeds"]
-    return rows, columns
+    return rows, ["model", "method", *by, "# trainable", *labels, "Avg", "seeds"]
 
 
-def _metric_table(records: list[RunRecord], by: tuple[str, ...] = ()) -> tuple[list[dict], list[str]]:
-    metrics = list(dict.fromkeys(k for r in records if r.status == "finished" for k in (r.best or {})))
-    metrics = [m for m in metrics if m != "dev_loss"] + ["dev_loss"] * ("dev_loss" in metrics)
+def _metric_table(records: list[RunRecord], task: str, by: tuple[str, ...] = ()) -> tuple[list[dict], list[str]]:
+    """Columns = the metrics the runs stored, in their order: the task's own metrics first, then what
+    runs store besides them (the per-epoch dev loss)."""
+    keys = list(dict.fromkeys(k for r in records if r.status == "finished" for k in (r.best or {})))
+    declared = set(task_of(task).metric_names())
+    keys.sort(key=lambda key: key not in declared)  # stable: stored order within each group
+    labels = [column_label(task, key) for key in keys]
     rows = []
     for row, group in _row_groups(records, by):
-        for metric in metrics:
-            row[COLUMN_NAMES.get(metric, metric)] = cell(group, metric)[0]
+        for key, label in zip(keys, labels):
+            row[label] = cell(group, spec_of(task, key), _metric_value(key))[0]
         row["seeds"] = _seeds(group)
         rows.append(row)
-    return rows, ["model", "method", *by, "# trainable", *[COLUMN_NAMES.get(m, m) for m in metrics], "seeds"]
+    return rows, ["model", "method", *by, "# trainable", *labels, "seeds"]
 
 
 def _matches(row: PaperRow, record: RunRecord) -> bool:
@@ -179,36 +179,49 @@ def _printed_value(text: str) -> float | None:
         return None
 
 
+def _paper_columns(name: str) -> list[tuple[str, str, MetricSpec, object]]:
+    """(key, label, spec, a run's value) per column of the paper's table ``name``: each column a task
+    (Table 2, its main score) or a metric of the table's one task (Tables 3, 13, 14)."""
+    _, keys, task = PAPER_TABLES[name]
+    if task is None:
+        return [(key, task_label(key), _task_spec([], key), run_score) for key in keys]
+    return [(key, column_label(task, key), spec_of(task, key), _metric_value(key)) for key in keys]
+
+
+def _delta(value: float | None, printed: str | None, spec: MetricSpec | None) -> str:
+    """Ours − paper on the paper's printed scale, with the paper's decimals."""
+    printed = _printed_value(printed)
+    if value is None or printed is None or spec is None:
+        return ""
+    return f"{value * spec.scale - printed:+.{spec.decimals}f}"
+
+
 def paper_table(name: str, records: list[RunRecord], with_paper: bool = True) -> tuple[list[dict], list[str]]:
     """The paper's table `name` ('table2', 'table3') in its own row and column order, markers
     kept, our values from ``records``, then (optionally) the paper's row and ours - paper."""
-    paper_rows, paper_columns, task = PAPER_TABLES[name]
-    columns = [*paper_columns, "avg"] if name == "table2" else list(paper_columns)
-    names = [COLUMN_NAMES[c] for c in columns]
+    paper_rows, _, task = PAPER_TABLES[name]
+    learn(records)
+    columns = _paper_columns(name)
+    with_avg = any("avg" in row.values for row in paper_rows)  # the paper prints an average (Table 2)
+    labels = [label for _, label, _, _ in columns] + ["Avg"] * with_avg
     rows = []
     for row in paper_rows:
         matched = [r for r in records if _matches(row, r)]
         ours = {"row": f"{row.label}{row.marker}", "": "ours", "# Trainable": row.params}
-        values = {}
-        for column in columns:
-            if column == "avg":
-                ok = all(values.get(c) is not None for c in paper_columns)
-                ours["Avg"] = f"{100 * statistics.mean(values[c] for c in paper_columns):.1f}" if ok else "n/a"
-                values["avg"] = statistics.mean(values[c] for c in paper_columns) if ok else None
-                continue
-            task_records = [r for r in matched if r.task == (task or column)]
-            text, value = cell(task_records, column)
-            ours[COLUMN_NAMES[column]] = text
-            values[column] = value
+        values, specs = {}, {}
+        for key, label, spec, value_of in columns:
+            task_records = [r for r in matched if r.task == (task or key)]
+            ours[label], values[key] = cell(task_records, spec, value_of)
+            specs[key] = spec
+        if with_avg:
+            values["avg"], specs["avg"] = average([values[k] for k, *_ in columns], [c[2] for c in columns])
+            ours["Avg"] = _average_text(values["avg"], specs["avg"])
         rows.append(ours)
         if with_paper:
+            keys = [key for key, *_ in columns] + ["avg"] * with_avg
             rows.append({"row": "", "": "paper", "# Trainable": "",
-                         **{COLUMN_NAMES[c]: row.values.get(c, "") for c in columns}})
-            delta = {"row": "", "": "Δ (ours − paper)", "# Trainable": ""}
-            for column in columns:
-                printed, value = _printed_value(row.values.get(column)), values.get(column)
-                scale, decimals = scale_of(column, task or column)
-                delta[COLUMN_NAMES[column]] = (f"{value * scale - printed:+.{decimals}f}"
-                                               if value is not None and printed is not None else "")
-            rows.append(delta)
-    return rows, ["row", "", "# Trainable", *names]
+                         **{label: row.values.get(key, "") for key, label in zip(keys, labels)}})
+            rows.append({"row": "", "": "Δ (ours − paper)", "# Trainable": "",
+                         **{label: _delta(values.get(key), row.values.get(key), specs.get(key))
+                            for key, label in zip(keys, labels)}})
+    return rows, ["row", "", "# Trainable", *labels]

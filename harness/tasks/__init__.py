@@ -1,7 +1,8 @@
-"""The task registry: GLUE, task YAML files (built-in and the user's), and ad-hoc file tasks.
+"""The task registry: GLUE, E2E/WebNLG/DART, task YAML files (built-in and the user's), and ad-hoc
+file tasks.
 
-A task YAML file declares a classification or regression task, the way lm-evaluation-harness
-declares tasks::
+A task YAML file declares a task, the way lm-evaluation-harness declares tasks. Classification or
+regression::
 
     task: imdb
     type: classification          # or regression
@@ -15,6 +16,22 @@ declares tasks::
     labels: [neg, pos]            # optional: inferred from the training data
     metrics: [accuracy]
 
+Generation (data-to-text with a causal LM; rows sharing a source are one input with several references)::
+
+    task: my-d2t
+    type: generation
+    files: {train: train.csv, dev: dev.csv, test: test.csv}
+    source_column: mr
+    target_column: ref
+    scorer: e2e                   # e2e (BLEU NIST METEOR ROUGE-L CIDEr), webnlg (BLEU METEOR TER), or pkg.mod:fn
+    metrics: [bleu, nist]         # the scorer's metrics to report (default: all of them); the first is the main one
+    eval_split: test              # decoded and scored after the last epoch
+    loss_split: dev               # its target-token loss is computed after every epoch
+    length_penalty: 0.9           # beam search default for this task
+
+Any other ``type`` names a registered objective (harness.tasks.objective), e.g. a user's
+``my_pkg.objectives:MyObjective``, and reads the classification keys.
+
 Drop such files in a folder and pass it with --include-tasks (or $HARNESS_TASK_PATH), or pass
 the YAML path itself as the task name.
 """
@@ -22,6 +39,7 @@ the YAML path itself as the task name.
 from __future__ import annotations
 
 import copy
+import inspect
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +51,7 @@ from harness.registry import Registry
 from harness.tasks.base import ColumnSpec, Example, GenerationExample, Split, Task, resolve_data_dir
 from harness.tasks.glue import glue_tasks
 from harness.tasks.nlg import nlg_tasks
+from harness.tasks.objective import get_objective
 from harness.tasks.sources import FileSource, HubSource
 
 __all__ = ["Example", "GenerationExample", "Split", "Task", "TASKS", "find_task", "get_task", "file_task", "resolve_data_dir", "task_from_yaml"]
@@ -50,6 +69,8 @@ YAML_KEYS = {
     "task", "type", "dataset", "dataset_config", "files", "train_split", "eval_split", "text_column",
     "text_pair_column", "label_column", "labels", "metrics", "main_metric", "description",
 }
+GENERATION_KEYS = {"task", "type", "files", "train_split", "eval_split", "loss_split", "source_column",
+                   "target_column", "scorer", "metrics", "main_metric", "length_penalty", "description"}
 
 
 def task_from_yaml(path: str | os.PathLike) -> Task:
@@ -60,9 +81,11 @@ def task_from_yaml(path: str | os.PathLike) -> Task:
         raise HarnessError(f"{path}: cannot read task YAML ({str(err).splitlines()[0]}).") from None
     if not isinstance(spec, dict):
         raise HarnessError(f"{path}: a task YAML file must be a mapping of keys to values.")
-    check_keys(spec, YAML_KEYS, str(path))
     if "task" not in spec:
         raise HarnessError(f"{path}: missing key 'task' (the task's name).")
+    if spec.get("type") == "generation":
+        return generation_task_from_yaml(spec, path)
+    check_keys(spec, YAML_KEYS, str(path))
     columns = ColumnSpec(
         spec.get("text_column", "text"), spec.get("label_column", "label"), spec.get("text_pair_column")
     )
@@ -79,10 +102,32 @@ def task_from_yaml(path: str | os.PathLike) -> Task:
     )
 
 
+def generation_task_from_yaml(spec: dict, path: Path) -> Task:
+    from harness.metrics.nlg import get_scorer
+    from harness.tasks.nlg import GenerationFileSource
+
+    check_keys(spec, GENERATION_KEYS, str(path))
+    for key in ("files", "source_column", "target_column"):
+        if key not in spec:
+            raise HarnessError(f"{path}: a generation task needs '{key}' (see `harness tasks --help`).")
+    scorer = spec.get("scorer", "e2e")
+    metrics = spec.get("metrics") or inspect.signature(get_scorer(scorer)).parameters["metrics"].default
+    if not metrics or metrics is inspect.Parameter.empty:
+        raise HarnessError(f"{path}: give 'metrics' (scorer '{scorer}' declares no default metrics).")
+    metrics = list(metrics)
+    main = spec.get("main_metric", metrics[0])
+    decode = {"length_penalty": float(spec["length_penalty"])} if "length_penalty" in spec else {}
+    source = GenerationFileSource(dict(spec["files"]), spec["source_column"], spec["target_column"], path.parent)
+    return Task(name=spec["task"], kind="generation", metrics=metrics, main_metric=main, source=source,
+                scorer=scorer, train_split=spec.get("train_split", "train"), loss_split=spec.get("loss_split", "dev"),
+                eval_splits={"": spec.get("eval_split", "test")}, decode_defaults=decode,
+                description=spec.get("description", f"from {path}"))
+
+
 def build_task(name, kind, source, labels=None, metrics=None, main_metric=None, train_split="train",
                eval_split="dev", description="", where="") -> Task:
     if kind not in ("classification", "regression"):
-        raise HarnessError(f"{where or name}: task type '{kind}' must be 'classification' or 'regression'.")
+        get_objective(kind)  # an unknown kind fails here, with the kinds there are
     metrics = list(metrics or (["pearson", "spearman"] if kind == "regression" else ["accuracy"]))
     return Task(
         name=name, kind=kind, metrics=metrics, main_metric=main_metric or metrics[0], source=source,
@@ -129,10 +174,13 @@ def get_task(name: str, include_dirs=()) -> Task:
 
 def find_task(name: str) -> Task | None:
     """The registered task of this name, or None (a run's task may be a file that is gone): for
-    readers of finished runs, which fall back to the metric names alone."""
-    try:
-        include_task_dirs()
-        factory = TASKS.find(name)
-    except HarnessError:
-        return None
+    readers of finished runs, which fall back to the metric names alone. A broken task folder or
+    YAML file does not hide the built-in tasks."""
+    factory = TASKS.find(name)
+    if factory is None:
+        try:
+            include_task_dirs()
+            factory = TASKS.find(name)
+        except HarnessError:
+            return None
     return factory() if factory is not None else None

@@ -5,16 +5,17 @@ from __future__ import annotations
 import csv
 import json
 import os
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from harness.config import DATA_DIR_ENV
 from harness.errors import HarnessError
 from harness.metrics import MetricSpec, fallback_spec, get_metric
 
 csv.field_size_limit(1 << 30)  # long documents (e.g. IMDb reviews) exceed the 128 KiB default
 
-DATA_DIR_ENV = "HARNESS_DATA_DIR"
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,19 @@ class GenerationExample:
 class Split:
     examples: list[Example] | list[GenerationExample]
     origin: str  # a file path or 'hub:<dataset>[<split>]', for error messages and the run log
+
+
+def first(split: Split, limit: int | None) -> Split:
+    """The first ``limit`` examples (all if None): decoding keeps the inputs' order."""
+    return split if limit is None else Split(split.examples[:limit], split.origin)
+
+
+def subsample(split: Split, limit: int | None, seed: int) -> Split:
+    """A random subset of ``limit`` examples in their original order (all of them if limit is None)."""
+    if limit is None or limit >= len(split.examples):
+        return split
+    keep = sorted(random.Random(seed).sample(range(len(split.examples)), limit))
+    return Split([split.examples[i] for i in keep], split.origin)
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
@@ -66,7 +80,7 @@ class ColumnSpec:
 @dataclass
 class Task:
     name: str
-    kind: Literal["classification", "regression", "generation"]
+    kind: str  # 'classification', 'regression', 'generation', or another registered objective's kind
     metrics: list[str]
     main_metric: str
     source: Any  # a data source: has .load(task, split, data_dir) -> Split and .describe()
@@ -76,7 +90,7 @@ class Task:
     # MNLI has 'm' and 'mm').
     eval_splits: dict[str, str] = field(default_factory=lambda: {"": "dev"})
     description: str = ""
-    # Generation tasks: which scorer (harness.nlg_metrics: 'e2e' or 'webnlg'), the split whose
+    # Generation tasks: which scorer (harness.metrics.nlg: 'e2e', 'webnlg' or pkg.mod:fn), the split whose
     # loss is computed after each epoch (decoding every epoch would cost more than training), and the
     # subsets scored separately besides 'all' (WebNLG's seen/unseen categories).
     scorer: str | None = None
@@ -148,9 +162,9 @@ class Task:
     def score(self, hypotheses: list[str], examples: list[GenerationExample], metrics=None) -> dict[str, float]:
         """Generation metrics of ``hypotheses`` (one per example) against the examples' references,
         for all examples and for each subset; ``metrics`` restricts which are computed."""
-        from harness.metrics import nlg as nlg_metrics
+        from harness.metrics.nlg import get_scorer
 
-        scorer = {"e2e": nlg_metrics.score_e2e, "webnlg": nlg_metrics.score_webnlg}[self.scorer]
+        scorer = get_scorer(self.scorer)
         metrics = tuple(metrics or self.metrics)
         self.check_metrics(metrics)
         groups = {"": list(range(len(examples)))}

@@ -20,14 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
-from harness.tasks.base import DATA_DIR_ENV, GenerationExample, Split, read_records
+from harness.metrics.nlg import E2E_METRICS, WEBNLG_METRICS
+from harness.tasks.base import DATA_DIR_ENV, GenerationExample, Split, field_of, read_records
 from harness.tasks.sources import load_hub_dataset
 
 if TYPE_CHECKING:
     from harness.tasks.base import Task
 
-E2E_METRICS = ["bleu", "nist", "meteor", "rouge_l", "cider"]
-WEBNLG_METRICS = ["bleu", "meteor", "ter"]
 # WebNLG 2017: the test set's 10 categories that also occur in training, and the 5 that do not.
 WEBNLG_SEEN = ("Airport", "Astronaut", "Building", "City", "ComicsCharacter", "Food", "Monument", "SportsTeam",
                "University", "WrittenWork")
@@ -162,6 +161,32 @@ class DartSource:
             source = linearise(triples, True)
             for lex in entry.iter("lex"):
                 yield source, (lex.text or "").strip(), ""
+
+
+@dataclass
+class GenerationFileSource:
+    """A generation task's own files (CSV, TSV, JSONL, JSON): one (source, target) pair per row; rows
+    with the same source form one input with several references."""
+
+    files: dict[str, str]  # split -> path
+    source_column: str
+    target_column: str
+    base_dir: Path | None = None  # relative paths in a task YAML resolve against the YAML's folder
+
+    def describe(self) -> str:
+        return ", ".join(f"{split}={path}" for split, path in self.files.items())
+
+    def load(self, task: Task, split: str, data_dir: Path | None) -> Split:
+        _check_split(task.name, split, self.files)
+        path = Path(self.files[split]).expanduser()
+        if not path.is_absolute() and self.base_dir is not None and not path.exists():
+            path = self.base_dir / path
+        if not path.is_file():
+            raise HarnessError(f"missing {split} file {path} of task {task.name}; check 'files' in its YAML.")
+        pairs = [(str(field_of(r, self.source_column, f"{path}:{line}")).strip(),
+                  str(field_of(r, self.target_column, f"{path}:{line}")).strip(), "")
+                 for line, r in read_records(path)]
+        return grouped(pairs, str(path))
 
 
 def nlg_tasks() -> list[Task]:

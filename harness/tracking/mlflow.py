@@ -1,8 +1,8 @@
-"""Where results go: a run directory that is always written, and MLflow when it is reachable.
+"""MLflow, when it is reachable, and the one place that names what is logged there.
 
-The run directory (<output_dir>/runs/<run_name>/) holds the resolved config, the metrics JSON, the
-predictions and the weights, so no result depends on a tracking server being up. MLflow failures
-become one warning; the run goes on.
+The run folder (harness.rundir) is the record of truth, so no result depends on a tracking server
+being up: MLflow failures become one warning and the run goes on; `harness sync` fills MLflow in
+later with the same names (``epoch_metrics``, ``final_metrics``).
 """
 
 from __future__ import annotations
@@ -13,29 +13,38 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write atomically: a crash never leaves a half-written JSON file behind."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+THROUGHPUT_KEYS = ("train_samples_per_s", "train_tokens_per_s", "peak_memory_mb")
 
 
-def make_run_dir(output_dir: str, run_name: str) -> Path:
-    root = Path(output_dir) / "runs"
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        path = root / run_name
-        suffix = 1
-        while path.exists():
-            suffix += 1
-            path = root / f"{run_name}-{suffix}"
-        path.mkdir()
-    except OSError as err:
-        raise HarnessError(f"cannot create the run directory under '{root}': {err.strerror}; choose another --output-dir.") from None
-    return path
+def epoch_metrics(metrics: dict[str, float], train_loss: float | None) -> dict[str, float]:
+    """What an epoch logs: eval_<metric> for every evaluation metric, and the epoch's training loss."""
+    logged = {f"eval_{k}": v for k, v in metrics.items()}
+    if train_loss is not None:
+        logged["epoch_train_loss"] = train_loss
+    return logged
+
+
+def step_metrics(loss: float, learning_rate: float) -> dict[str, float]:
+    return {"train_loss": loss, "learning_rate": learning_rate}
+
+
+def param_metrics(params: dict[str, int]) -> dict[str, float]:
+    return {f"params_{k}": v for k, v in params.items()}
+
+
+def final_metrics(record: dict) -> dict[str, float]:
+    """What a finished run logs once: best_<metric>, best_epoch, parameter counts, throughput, wall time."""
+    metrics = {f"best_{k}": v for k, v in (record.get("best") or {}).items()}
+    if record.get("best_epoch") is not None:
+        metrics["best_epoch"] = record["best_epoch"]
+    metrics.update(param_metrics(record.get("params") or {}))
+    throughput = record.get("throughput") or {}
+    metrics.update({k: throughput[k] for k in THROUGHPUT_KEYS if throughput.get(k) is not None})
+    if "wall_time_s" in record:
+        metrics["wall_time_s"] = record["wall_time_s"]
+    return metrics
 
 
 def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, str]:

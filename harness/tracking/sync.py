@@ -7,34 +7,17 @@ stopped midway (the server went away) get their final metrics and artifacts and 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.tracking.mlflow import flatten, write_json
-
-
-def _final_metrics(record: dict) -> dict[str, float]:
-    metrics = {f"best_{k}": v for k, v in (record.get("best") or {}).items()}
-    if record.get("best_epoch") is not None:
-        metrics["best_epoch"] = record["best_epoch"]
-    metrics.update({f"params_{k}": v for k, v in (record.get("params") or {}).items()})
-    throughput = record.get("throughput") or {}
-    for key in ("train_samples_per_s", "train_tokens_per_s", "peak_memory_mb"):
-        if throughput.get(key) is not None:
-            metrics[key] = throughput[key]
-    if "wall_time_s" in record:
-        metrics["wall_time_s"] = record["wall_time_s"]
-    return metrics
+from harness.rundir import run_dirs
+from harness.tracking.mlflow import epoch_metrics, final_metrics, flatten
 
 
 def sync_runs(runs_dir: str | Path, uri: str, experiment: str = "harness") -> list[tuple[str, str]]:
-    from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
 
-    root = Path(runs_dir)
-    if not root.is_dir():
-        raise HarnessError(f"runs folder '{root}' does not exist.")
+    runs = run_dirs(runs_dir)
     client = MlflowClient(tracking_uri=uri)
     try:
         found = client.get_experiment_by_name(experiment)
@@ -46,42 +29,51 @@ def sync_runs(runs_dir: str | Path, uri: str, experiment: str = "harness") -> li
         raise HarnessError(f"MLflow at {uri} is not reachable ({str(err).splitlines()[0][:150]}); "
                            f"try again when it is up.") from None
     actions = []
-    for run_dir in sorted(d for d in root.iterdir() if d.is_dir() and (d / "metrics.json").is_file()):
-        record = json.loads((run_dir / "metrics.json").read_text())
+    for run in runs:
+        record = run.read_metrics()
         if record.get("status") not in ("finished", "failed"):
             continue  # still running, or killed: nothing final to upload yet
         status = "FINISHED" if record["status"] == "finished" else "FAILED"
-        name = run_dir.name
-        existing = tracked.get(name)
+        existing = tracked.get(run.name)
         if existing is not None and existing.info.status == status and not record.get("tracking_problems"):
-            actions.append((name, "in MLflow"))
+            actions.append((run.name, "in MLflow"))
             continue
         if existing is None:
-            config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").is_file() else {}
-            run = client.create_run(experiment_id, run_name=name, tags={
-                "harness_run": name, "task": record.get("task", ""), "model": record.get("model", ""),
-                "method": record.get("method", ""), "main_metric": record.get("main_metric") or "",
-                "run_dir": str(run_dir.resolve()), "synced_from_run_dir": "true"})
-            run_id = run.info.run_id
-            params = [Param(k, v[:6000]) for k, v in flatten(config).items()]
-            for start in range(0, len(params), 100):
-                client.log_batch(run_id, params=params[start:start + 100])
-            action = "uploaded"
+            run_id, action = _create(client, experiment_id, run, record), "uploaded"
         else:
             run_id, action = existing.info.run_id, "completed"
-        stamp = 0
-        metrics = [Metric(k, float(v), stamp, 0) for k, v in _final_metrics(record).items()]
-        for entry in record.get("history") or []:
-            metrics += [Metric(f"eval_{k}", float(v), stamp, entry["epoch"]) for k, v in entry.items()
-                        if k not in ("epoch", "train_loss")]
-            if entry.get("train_loss") is not None:
-                metrics.append(Metric("epoch_train_loss", float(entry["train_loss"]), stamp, entry["epoch"]))
-        for start in range(0, len(metrics), 500):
-            client.log_batch(run_id, metrics=metrics[start:start + 500], tags=[RunTag("synced", "true")])
-        client.log_artifacts(run_id, str(run_dir))
-        client.set_terminated(run_id, status)
+        _upload(client, run_id, run, record, status)
         record["mlflow_run_id"] = run_id
         record["tracking_problems"] = []
-        write_json(run_dir / "metrics.json", record)
-        actions.append((name, action))
+        run.write_metrics(record)
+        actions.append((run.name, action))
     return actions
+
+
+def _create(client, experiment_id: str, run, record: dict) -> str:
+    """A new MLflow run for a run folder MLflow never saw, with its config as params."""
+    from mlflow.entities import Param
+
+    created = client.create_run(experiment_id, run_name=run.name, tags={
+        "harness_run": run.name, "task": record.get("task", ""), "model": record.get("model", ""),
+        "method": record.get("method", ""), "main_metric": record.get("main_metric") or "",
+        "run_dir": str(run.path.resolve()), "synced_from_run_dir": "true"})
+    params = [Param(k, v[:6000]) for k, v in flatten(run.read_config()).items()]
+    for start in range(0, len(params), 100):
+        client.log_batch(created.info.run_id, params=params[start:start + 100])
+    return created.info.run_id
+
+
+def _upload(client, run_id: str, run, record: dict, status: str) -> None:
+    """Final metrics, the per-epoch history (the names a live run logs) and the folder's files."""
+    from mlflow.entities import Metric, RunTag
+
+    metrics = [Metric(k, float(v), 0, 0) for k, v in final_metrics(record).items()]
+    for entry in record.get("history") or []:
+        evaluated = {k: v for k, v in entry.items() if k not in ("epoch", "train_loss")}
+        metrics += [Metric(k, float(v), 0, entry["epoch"])
+                    for k, v in epoch_metrics(evaluated, entry.get("train_loss")).items()]
+    for start in range(0, len(metrics), 500):
+        client.log_batch(run_id, metrics=metrics[start:start + 500], tags=[RunTag("synced", "true")])
+    client.log_artifacts(run_id, str(run.path))
+    client.set_terminated(run_id, status)

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.errors import HarnessError
+from harness.methods.weights import load_tensors, save_tensors
+from harness.rundir import CHECKPOINT
 
-CHECKPOINT = "checkpoint"
 
 
 def rng_states(generator: torch.Generator, epoch_generator_state: torch.Tensor) -> dict[str, Any]:
@@ -46,13 +46,10 @@ def restore_rng(states: dict[str, Any], generator: torch.Generator) -> None:
 
 
 def save_checkpoint(run_dir: Path, model, optimizer, scheduler, rng: dict, position: dict) -> None:
-    from safetensors.torch import save_file
-
     final, tmp = run_dir / CHECKPOINT, run_dir / f"{CHECKPOINT}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    tensors = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
-    save_file(tensors, tmp / "trainable.safetensors")
+    save_tensors(model, tmp / "trainable.safetensors")
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng},
                tmp / "state.pt")
     (tmp / "position.json").write_text(json.dumps(position, indent=2))
@@ -70,16 +67,10 @@ def has_checkpoint(run_dir: Path) -> bool:
 
 def load_checkpoint(run_dir: Path, model, optimizer, scheduler, generator: torch.Generator) -> dict:
     """Restore everything into the prepared objects; returns the loop position."""
-    from safetensors.torch import load_file
-
     folder = run_dir / CHECKPOINT
     if not (folder / "position.json").is_file() and (run_dir / f"{CHECKPOINT}.old").is_dir():
         folder = run_dir / f"{CHECKPOINT}.old"  # killed between the two renames
-    tensors = load_file(folder / "trainable.safetensors")
-    names = {n for n, _ in model.named_parameters()}
-    if set(tensors) - names:
-        raise HarnessError(f"{folder}: the checkpoint does not fit this model and method; was the config changed?")
-    model.load_state_dict(tensors, strict=False)
+    load_tensors(model, folder / "trainable.safetensors", f"{folder} (was the config changed?)")
     state = torch.load(folder / "state.pt", weights_only=True)  # tensors and plain values only: no code runs
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
