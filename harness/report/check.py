@@ -164,12 +164,29 @@ def settings(runs: list[RunRecord], ignore=()) -> list[list[RunRecord]]:
 
 def one_setting(runs: list[RunRecord], name: str, ignore=()) -> list[RunRecord]:
     """The runs if they are seeds of one setting; otherwise the one-line error naming what differs."""
-    groups = settings(runs, ignore)
+    groups = sorted(settings(runs, ignore), key=len, reverse=True)  # the most seeds first in the message
     if len(groups) <= 1:
         return runs
-    diffs = differences(groups[0][0].fingerprint, groups[1][0].fingerprint, ignore)
-    raise HarnessError(f"runs of {name} on {runs[0].task} have {len(groups)} settings: {describe(diffs)}; "
-                       f"keep one per method in --runs or select with --where KEY=VALUE.")
+    raise HarnessError(f"runs of {name} on {runs[0].task} have {len(groups)} settings: "
+                       f"{_describe_settings(groups, ignore)}; keep one per method in --runs or select with "
+                       f"--where KEY=VALUE.")
+
+
+def _describe_settings(groups: list[list[RunRecord]], ignore) -> str:
+    """'optim.learning_rate 0.003 vs 3e-05' (fingerprint.describe); with more settings every value of a field."""
+    first = groups[0][0].fingerprint
+    if len(groups) == 2:
+        return describe(differences(first, groups[1][0].fingerprint, ignore))
+    fields = {}
+    for group in groups[1:]:
+        for name in differences(first, group[0].fingerprint, ignore):
+            fields.setdefault(name, [])
+    for name, values in fields.items():
+        for group in groups:
+            value = group[0].fingerprint.get(name)
+            if value not in values:
+                values.append(value)
+    return describe({name: (" vs ".join(map(str, values[:-1])), values[-1]) for name, values in fields.items()})
 
 
 def _first_per_seed(runs: list[RunRecord], name: str) -> tuple[list[RunRecord], list[str]]:
@@ -248,6 +265,8 @@ def side_from_runs(name: str, task: str, model: str, runs: list[RunRecord], igno
     finished, side.notes = _first_per_seed(finished, name)
     if not finished:
         return side
+    if side.unfinished:
+        side.notes.append(f"{name} on {task} / {model}: {side.unfinished} run(s) not finished, left out.")
     first = finished[0]
     side.metric, side.fingerprint, side.versions = first.main_metric, first.fingerprint, first.versions
     side.trainable = (first.params or {}).get("trainable")
@@ -288,9 +307,11 @@ def _check_comparable(cand: Side, ref: Side, ignore, methods_differ: bool) -> No
     skipped = tuple(ignore) + (METHOD_FIELDS if methods_differ else ())
     diffs = differences(cand.fingerprint, ref.fingerprint, skipped)
     if diffs:
-        raise HarnessError(f"{cand.name} and {ref.name} on {cand.task} differ in {describe(diffs)}; compare runs of "
-                           f"one setting (--where KEY=VALUE), or pass --ignore FIELD if the difference does not matter.")
-    why = truth_difference(cand.kind, cand.truth, ref.truth) if cand.kind == ref.kind else "one classifies, one generates"
+        raise HarnessError(f"{cand.name} and {ref.name} on {cand.task} differ in {describe(diffs)}; compare runs "
+                           f"of one setting (--where KEY=VALUE), or pass --ignore FIELD if the difference does not "
+                           f"matter.")
+    why = (truth_difference(cand.kind, cand.truth, ref.truth) if cand.kind == ref.kind
+           else "one classifies, one generates")
     if why:
         raise HarnessError(f"{cand.name} and {ref.name} on {cand.task} were scored on different dev examples "
                            f"({why}); compare runs scored on the same dev set.")
@@ -391,7 +412,7 @@ def _num(spec: MetricSpec, value: float, signed: bool = False) -> str:
     return f"{value * spec.scale:{'+' if signed else ''}.{spec.decimals + 1}f}"
 
 
-def _verdict_row(entry: Entry, names: tuple[str, str]) -> dict:
+def _verdict_row(entry: Entry, names: tuple[str, str], alpha: float = ALPHA) -> dict:
     row = {"task": entry.task, "model": entry.model}
     if entry.method is not None:
         row["method"] = entry.method
@@ -401,8 +422,9 @@ def _verdict_row(entry: Entry, names: tuple[str, str]) -> dict:
         seeds = f"{len(entry.cand.seeds)}/{len(entry.ref.seeds)}"
         return {**row, "metric": spec.label, names[0]: "-", names[1]: "-", "Δ": "", "95% CI": "", "p (Holm)": "",
                 "MDE": "", "seeds": seeds, "examples": "", "verdict": entry.verdict, "reason": entry.reason}
-    mde = minimum_detectable_effect(c.se, ALPHA)
-    return {**row, "metric": spec.label, names[0]: _num(spec, c.candidate_value), names[1]: _num(spec, c.reference_value),
+    mde = minimum_detectable_effect(c.se, alpha)
+    return {**row, "metric": spec.label, names[0]: _num(spec, c.candidate_value),
+            names[1]: _num(spec, c.reference_value),
             "Δ": _num(spec, c.delta, True), "95% CI": f"[{_num(spec, c.lo, True)}, {_num(spec, c.hi, True)}]",
             "p (Holm)": f"{entry.p_holm:.3g}", "MDE": _num(spec, mde), "seeds": f"{c.n_candidate}/{c.n_reference}",
             "examples": str(c.n_examples), "verdict": entry.verdict, "reason": entry.reason}
@@ -464,7 +486,8 @@ class CheckResult:
             keys = [c for c in self.efficiency_columns if c not in self.columns]
             merged = [{**r, **{k: e[k] for k in keys}} for r, e in zip(self.rows, self.efficiency_rows)]
             return render(merged, self.columns + keys, fmt)
-        tables = render(self.rows, self.columns, fmt) + "\n" + render(self.efficiency_rows, self.efficiency_columns, fmt)
+        tables = (render(self.rows, self.columns, fmt) + "\n"
+                  + render(self.efficiency_rows, self.efficiency_columns, fmt))
         if fmt not in ("text", "markdown"):
             return tables
         bullet = "- " if fmt == "markdown" else "note: "
@@ -479,21 +502,30 @@ def _exit_code(entries: list[Entry], allow_missing: bool) -> int:
     return 1 if incomplete and not allow_missing else 0
 
 
+def _entries_text(n: int) -> str:
+    return f"{n} entry" if n == 1 else f"{n} entries"
+
+
 def _title(mode: str, entries: list[Entry], margin: float | None, alpha: float, n_boot: int) -> str:
+    """What the numbers are, printed above them (a verdict is only as good as its reader's reading)."""
     margins = {f"{e.spec.label} {_num(e.spec, e.spec.margin if margin is None else margin / e.spec.scale)}"
                for e in entries if e.spec is not None}
-    return (f"harness check: {mode}. Values on the metric's printed scale; Δ = candidate - reference; 95% CI from a "
-            f"paired bootstrap over dev examples and seeds (n_boot {n_boot}); p Holm-adjusted over "
-            f"{sum(e.comparison is not None for e in entries)} entries, alpha {alpha:g}; equivalent = CI within "
-            f"+-margin ({', '.join(sorted(margins)) or '-'}); MDE = effect detectable with 80% power; a reference "
-            f"needs {MIN_SEEDS} seeds for a verdict. Efficiency: candidate / reference, ratios of medians over seeds "
-            f"with a 95% bootstrap interval (lower/higher when it excludes 1).")
+    compared = _entries_text(sum(e.comparison is not None for e in entries))
+    return "\n".join([
+        f"harness check: {mode}.",
+        "Values on the metric's printed scale, means over seeds; Δ = candidate - reference; 95% CI from a paired "
+        f"bootstrap over dev examples and seeds (n_boot {n_boot}).",
+        f"p Holm-adjusted over {compared}, alpha {alpha:g}; equivalent = CI within +-margin "
+        f"({', '.join(sorted(margins)) or '-'}); MDE = effect detectable with 80% power at alpha (before Holm); "
+        f"a reference needs {MIN_SEEDS} seeds for a verdict.",
+        "Efficiency: candidate / reference; ratios of medians over seeds with a 95% bootstrap interval "
+        "(lower/higher when it excludes 1)."])
 
 
 def build_result(mode: str, entries: list[Entry], names: tuple[str, str], notes: list[str], *, margin=None,
                  alpha=ALPHA, n_boot=N_BOOT, seed=0, allow_missing=False) -> CheckResult:
     """Rows and exit code from compared entries."""
-    rows = [_verdict_row(e, names) for e in entries]
+    rows = [_verdict_row(e, names, alpha) for e in entries]
     efficiency = [_efficiency(e, n_boot, seed) for e in entries]
     raw = []
     for entry, (_, readings) in zip(entries, efficiency):
@@ -538,7 +570,8 @@ def compare_methods(records: list[RunRecord], candidate: str, reference: str, *,
     ``margin`` is in printed units (0.5 = half a point of accuracy, half a BLEU point)."""
     entries, notes = _entries_of_methods(records, candidate, reference, where, tuple(ignore))
     if not entries:
-        raise HarnessError(f"no runs of the reference '{reference}' to compare '{candidate}' with; check --runs/--where.")
+        raise HarnessError(f"no runs of the reference '{reference}' to compare '{candidate}' with; "
+                           f"check --runs/--where.")
     notes = compare_entries(entries, tuple(ignore), margin, alpha, n_boot, seed) + notes
     if candidate == reference:
         notes.append(f"candidate and reference are the same runs of {candidate}: an A/A check, expect no difference.")
@@ -693,7 +726,8 @@ def check_command(records: list[RunRecord], *, candidate: str | None = None, aga
         loaded = baseline if isinstance(baseline, dict) else load_baseline(baseline)
         result = check_against_baseline(records, loaded, method=candidate, **options)
     elif candidate is not None:
-        raise HarnessError(f"--candidate {candidate} needs a reference: --against METHOD (e.g. lora) or --baseline FILE.")
+        raise HarnessError(f"--candidate {candidate} needs a reference: --against METHOD (e.g. lora) or "
+                           f"--baseline FILE.")
     else:
         raise HarnessError("give --baseline FILE (see `harness baseline save`) or --candidate METHOD --against METHOD.")
     return result.render(fmt), result.exit_code

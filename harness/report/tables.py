@@ -9,6 +9,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 
+from harness.fingerprint import differences
 from harness.metrics import MetricSpec
 from harness.report.reference import GLUE_COLUMNS, PAPER_TABLES, PaperRow
 from harness.report.results import RunRecord
@@ -64,6 +65,10 @@ def cell(records: list[RunRecord], spec: MetricSpec, value_of=run_score) -> tupl
     text = paper_style(value, std, spec.scale, spec.decimals)
     if failed or len(scores) < len(records):
         text += f" ({len(scores)}/{len(records)} runs)"
+    seeds = [r.seed for r in records if r.status == "finished" and r.seed is not None]
+    repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if repeated:  # two runs of one seed are not two seeds: the spread is understated
+        text += f" (seed {', '.join(map(str, repeated))} repeated)"
     return text, value
 
 
@@ -95,14 +100,35 @@ def _ordered_tasks(records: list[RunRecord]) -> list[str]:
 
 def _row_groups(records: list[RunRecord], by: tuple[str, ...] = ()):
     """(row start, the row's runs) per model x method (x the config keys in ``by``, e.g. a learning-rate
-    sweep): the row start holds model, method, the ``by`` values and # trainable."""
+    sweep): the row start holds model, method, the ``by`` values and # trainable. Runs of one task that
+    differ in more than the seed are never pooled: such a row splits, and each part names what differs."""
+    tags = setting_tags(records, by)
     groups: dict[tuple, list[RunRecord]] = defaultdict(list)
     for record in records:
-        groups[(record.model, record.method_label, *(str(record.config.get(key, "?")) for key in by))].append(record)
-    for (model, label, *values), group in sorted(groups.items(), key=lambda item: _sort_key(item[0])):
+        values = (str(record.config.get(key, "?")) for key in by)
+        groups[(record.model, record.method_label, *values, tags.get(id(record), ""))].append(record)
+    for (model, label, *values, tag), group in sorted(groups.items(), key=lambda item: _sort_key(item[0])):
         trainable = next((r.params.get("trainable") for r in group if r.params), None)
         count = "0" if group[0].epochs == 0 else _millions(trainable)  # an untrained run trains nothing
-        yield {"model": model, "method": label, **dict(zip(by, values)), "# trainable": count}, group
+        method = f"{label} [{tag}]" if tag else label
+        yield {"model": model, "method": method, **dict(zip(by, values)), "# trainable": count}, group
+
+
+def setting_tags(records: list[RunRecord], by: tuple[str, ...] = ()) -> dict[int, str]:
+    """For runs that share model, method, ``by`` values and task but not their setting (fingerprint
+    without the seed): 'field=value, ...' of the fields that tell them apart, by id(record)."""
+    cells: dict[tuple, list[RunRecord]] = defaultdict(list)
+    for record in records:
+        if record.status != "missing":
+            cells[(record.model, record.method_label, record.task, *(str(record.config.get(k)) for k in by))].append(record)
+    tags = {}
+    for group in cells.values():
+        prints = [r.fingerprint for r in group]
+        differing = sorted({name for p in prints[1:] for name in differences(prints[0], p)})
+        for record, fields in zip(group, prints):
+            if differing:
+                tags[id(record)] = ", ".join(f"{name}={fields.get(name)}" for name in differing)
+    return tags
 
 
 def _sort_key(key: tuple) -> tuple:

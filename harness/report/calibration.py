@@ -1,0 +1,332 @@
+"""How far `harness check` verdicts can be trusted, measured on real runs (reports/check_calibration.md).
+
+The calibration grid (experiments/cpu-mini/check_calibration.yaml) trains one setting (the
+reference) and a truly worse one (the regression) with many seeds each. From them:
+
+(a) false alarms: disjoint groups of k seeds of the reference setting compared with each other (A/A,
+    no true difference); every `better` or `worse` is a false alarm. Goal: <= 5% at the default
+    k = 3. For k = 1 and 2 the rate without the 3-seed rule shows why fewer seeds are inconclusive.
+(b) detection: k regression seeds against k reference seeds; how often `worse` comes out, beside
+    the effect measured with all seeds.
+(c) what a 1-point effect needs: the median minimum detectable effect over random draws for several
+    seed counts and fractions of the dev examples.
+
+Everything works with however many seeds have finished and says how many were used.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.fingerprint import describe, differences
+from harness.report.check import ALPHA, MIN_SEEDS, Side, metric_spec, select, side_from_runs, truth_difference
+from harness.report.results import RunRecord
+from harness.report.stats import (VERDICTS, detection_rate, false_alarm_rate, minimum_detectable_effect,
+                                  paired_bootstrap, verdict, wilson_interval)
+
+COMMAND = ("harness check calibrate --runs results/cpu-mini/check_calibration/runs "
+           "--experiment experiments/cpu-mini/check_calibration.yaml --out reports/check_calibration.md")
+REFERENCE = {"learning_rate": 3e-3}
+REGRESSED = {"learning_rate": 1.5e-3}
+
+
+def _sides(reference_runs, regressed_runs) -> tuple[Side, Side | None]:
+    """Both settings as check builds sides (one setting each, one run per seed), on the same examples."""
+    if not any(r.status == "finished" for r in reference_runs):
+        raise HarnessError("no finished runs of the reference setting to calibrate on; run the calibration grid.")
+    first = next(r for r in reference_runs if r.status == "finished")
+    ref = side_from_runs("reference", first.task, first.model, list(reference_runs))
+    reg = side_from_runs("regression", first.task, first.model, list(regressed_runs)) if regressed_runs else None
+    if reg is not None and reg.finished:
+        why = truth_difference(ref.kind, ref.truth, reg.truth) if (ref.task, ref.kind) == (reg.task, reg.kind) \
+            else f"tasks {ref.task} vs {reg.task}"
+        if why:
+            raise HarnessError(f"the reference and regression runs were scored on different dev examples ({why}).")
+    return ref, (reg if reg is not None and reg.finished else None)
+
+
+def _splits(n: int, k: int) -> int:
+    """Ordered pairs of disjoint k-seed groups out of n seeds (distinct A/A draws)."""
+    return math.comb(n, k) * math.comb(n - k, k) if n >= 2 * k else 0
+
+
+def false_alarms(ref: Side, spec, ks, draws, n_boot, alpha, margin, seed) -> list[dict]:
+    """(a) A/A rates per k, under check's rule and, for k below it, without the seed rule."""
+    rows = []
+    for k in ks:
+        n = len(ref.seeds)
+        if n < 2 * k:
+            rows.append({"k": k, "skipped": f"needs {2 * k} seeds, {n} finished"})
+            continue
+        options = dict(rng_seed=seed + k, n_boot=n_boot, margin=margin, alpha=alpha)
+        row = false_alarm_rate(ref.outputs, ref.truth, spec, k, draws, min_reference_seeds=MIN_SEEDS, **options)
+        row["distinct_splits"] = _splits(n, k)
+        if k < MIN_SEEDS:
+            row["without_seed_rule"] = false_alarm_rate(ref.outputs, ref.truth, spec, k, draws, min_reference_seeds=1,
+                                                        **options)
+        rows.append(row)
+    return rows
+
+
+def one_candidate_seed(ref: Side, spec, draws, n_boot, alpha, margin, seed, k_ref: int = MIN_SEEDS) -> dict:
+    """A/A with 1 candidate seed against k_ref reference seeds: the baseline use (only the candidate
+    runs, once). The candidate's seed spread is then invisible to the bootstrap; this measures the cost."""
+    n = len(ref.seeds)
+    if n < k_ref + 1:
+        return {"k_candidate": 1, "k_reference": k_ref, "skipped": f"needs {k_ref + 1} seeds, {n} finished"}
+    rng = np.random.default_rng(seed + 100)
+    verdicts = []
+    for _ in range(draws):
+        order = rng.permutation(n)
+        base = [ref.outputs[i] for i in order[1:1 + k_ref]]
+        comparison = paired_bootstrap(spec, ref.truth, [ref.outputs[order[0]]], base, n_boot=n_boot,
+                                      seed=int(rng.integers(2**32)))
+        verdicts.append(verdict(comparison, spec, comparison.p_value, margin, alpha, MIN_SEEDS)[0])
+    alarms = sum(v in ("better", "worse") for v in verdicts)
+    lo, hi = wilson_interval(alarms, len(verdicts))
+    return {"k_candidate": 1, "k_reference": k_ref, "draws": draws, "distinct_splits": n * math.comb(n - 1, k_ref),
+            "counts": {v: verdicts.count(v) for v in VERDICTS}, "hits": alarms, "rate": alarms / draws,
+            "rate_lo": lo, "rate_hi": hi}
+
+
+def detection(ref: Side, reg: Side | None, spec, ks, draws, n_boot, alpha, margin, seed) -> dict:
+    """(b) the effect with all seeds (Δ and its CI) and the rate of `worse` at k seeds per side."""
+    if reg is None:
+        return {"effect": None, "rates": [], "skipped": "no finished runs of the regression setting yet"}
+    effect = paired_bootstrap(spec, ref.truth, reg.outputs, ref.outputs, n_boot=n_boot, seed=seed).to_dict()
+    rates = []
+    for k in ks:
+        if min(len(ref.seeds), len(reg.seeds)) < k:
+            rates.append({"k": k, "skipped": f"needs {k} seeds per side, have {len(ref.seeds)}/{len(reg.seeds)}"})
+            continue
+        rate = detection_rate(ref.outputs, reg.outputs, ref.truth, spec, k, draws, rng_seed=seed + k, n_boot=n_boot,
+                              margin=margin, alpha=alpha, min_reference_seeds=MIN_SEEDS)
+        rate["distinct_draws"] = math.comb(len(ref.seeds), k) * math.comb(len(reg.seeds), k)
+        rates.append(rate)
+    return {"effect": effect, "rates": rates}
+
+
+def _groups(ref: Side, reg: Side | None, k: int, rng) -> tuple[list, list, str] | None:
+    """Two k-seed groups: disjoint reference seeds (A/A) when there are 2k, else reference vs regression."""
+    n = len(ref.seeds)
+    if n >= 2 * k:
+        order = rng.permutation(n)
+        return [ref.outputs[i] for i in order[:k]], [ref.outputs[i] for i in order[k:2 * k]], "A/A"
+    if reg is not None and min(n, len(reg.seeds)) >= k:
+        cand = [reg.outputs[i] for i in rng.choice(len(reg.seeds), k, replace=False)]
+        return cand, [ref.outputs[i] for i in rng.choice(n, k, replace=False)], "regression vs reference"
+    return None
+
+
+def _take(values, idx):
+    return values[idx] if isinstance(values, np.ndarray) else [values[i] for i in idx]
+
+
+def mde_grid(ref: Side, reg: Side | None, spec, ks, fractions, draws, n_boot, alpha, seed) -> list[dict]:
+    """(c) median MDE (printed units) per seed count k and fraction of the dev examples (subsampled)."""
+    rng = np.random.default_rng(seed)
+    n = len(ref.truth)
+    cells = []
+    for k in ks:
+        for fraction in fractions:
+            m = max(2, round(fraction * n))
+            values, source = [], None
+            for _ in range(draws):
+                groups = _groups(ref, reg, k, rng)
+                if groups is None:
+                    break
+                cand, base, source = groups
+                idx = np.sort(rng.choice(n, m, replace=False))
+                comparison = paired_bootstrap(spec, _take(ref.truth, idx), [_take(o, idx) for o in cand],
+                                              [_take(o, idx) for o in base], n_boot=n_boot,
+                                              seed=int(rng.integers(2**32)))
+                values.append(minimum_detectable_effect(comparison.se, alpha) * spec.scale)
+            cells.append({"k": k, "fraction": fraction, "examples": m, "draws": len(values), "source": source,
+                          "median_mde": float(np.median(values)) if values else None})
+    return cells
+
+
+def seeds_needed(cells: list[dict], target: float, alpha: float) -> dict:
+    """The smallest k whose median MDE at 100% of the examples is <= target; else an extrapolation
+    from a fit se^2 = a + b / k (example noise + seed noise), or why seeds alone cannot reach it."""
+    full = [c for c in cells if c["fraction"] == 1.0 and c["median_mde"] is not None]
+    reached = [c["k"] for c in full if c["median_mde"] <= target]
+    if reached:
+        return {"k": min(reached), "how": "measured"}
+    if len(full) < 2:
+        return {"k": None, "how": "too few seed counts measured to extrapolate"}
+    z = minimum_detectable_effect(1.0, alpha)
+    ks = np.asarray([c["k"] for c in full], dtype=float)
+    se2 = (np.asarray([c["median_mde"] for c in full]) / z) ** 2
+    b, a = np.polyfit(1 / ks, se2, 1)
+    need = (target / z) ** 2 - a
+    fit = f"fit se^2 = {a:.3g} + {b:.3g}/k on k = {', '.join(str(int(k)) for k in ks)}"
+    if b <= 0 or need <= 0:
+        floor = z * math.sqrt(max(a, 0.0))
+        return {"k": None, "how": f"not reachable by seeds alone at this dev-set size: the term that does not "
+                                  f"shrink with seeds gives an MDE of ~{floor:.2f} ({fit})"}
+    return {"k": int(math.ceil(b / need)), "how": f"extrapolated, {fit}"}
+
+
+def calibration_report(reference_runs: Sequence[RunRecord], regressed_runs: Sequence[RunRecord] = (), *,
+                       draws: int = 400, n_boot: int = 1000, alpha: float = ALPHA, margin: float | None = None,
+                       false_alarm_ks=(1, 2, 3), detection_ks=(3, 5), mde_ks=(1, 2, 3, 5, 8),
+                       fractions=(0.25, 0.5, 1.0), mde_draws: int = 30, target: float = 1.0, seed: int = 0,
+                       command: str = COMMAND) -> tuple[str, dict]:
+    """(markdown, data) of the calibration; ``margin`` and ``target`` in printed units (points)."""
+    ref, reg = _sides(reference_runs, regressed_runs)
+    spec = metric_spec(ref)
+    stored_margin = spec.margin if margin is None else margin / spec.scale
+    data = {"task": ref.task, "model": ref.model, "metric": spec.label, "scale": spec.scale, "n_boot": n_boot,
+            "alpha": alpha, "margin": stored_margin * spec.scale, "draws": draws, "mde_draws": mde_draws,
+            "seed": seed, "target": target, "command": command, "examples": len(ref.truth),
+            "reference": {"seeds": ref.seeds, "runs": ref.runs, "unfinished": ref.unfinished, "failed": ref.failed},
+            "regression": None if reg is None else {"seeds": reg.seeds, "runs": reg.runs},
+            "setting_difference": describe(differences(reg.fingerprint, ref.fingerprint)) if reg else None}
+    if reg is None and regressed_runs:
+        data["regression"] = {"seeds": [], "runs": [], "unfinished": len(regressed_runs)}
+    data["false_alarms"] = false_alarms(ref, spec, false_alarm_ks, draws, n_boot, alpha, stored_margin, seed)
+    data["one_candidate_seed"] = one_candidate_seed(ref, spec, draws, n_boot, alpha, stored_margin, seed)
+    data["detection"] = detection(ref, reg, spec, detection_ks, draws, n_boot, alpha, stored_margin, seed)
+    data["mde"] = mde_grid(ref, reg, spec, mde_ks, fractions, mde_draws, n_boot, alpha, seed)
+    data["seeds_needed"] = seeds_needed(data["mde"], target, alpha)
+    return render_markdown(data), data
+
+
+# ---------------------------------------------------------------------------------------------
+# The report
+
+
+def _rate(row: dict) -> str:
+    return f"{100 * row['rate']:.1f}% [{100 * row['rate_lo']:.1f}, {100 * row['rate_hi']:.1f}]"
+
+
+def _counts(row: dict) -> str:
+    return ", ".join(f"{n} {v}" for v, n in row["counts"].items() if n)
+
+
+def _setup_lines(data: dict) -> list[str]:
+    ref, reg = data["reference"], data["regression"] or {"seeds": []}
+    return [
+        f"# `harness check` calibration: {data['task']} / {data['model']}, {data['metric']}", "",
+        f"Regenerate: `{data['command']}`", "",
+        f"Runs used: reference setting {len(ref['seeds'])} seeds ({', '.join(map(str, ref['seeds']))})"
+        + (f", {ref['unfinished']} not finished" if ref.get("unfinished") else "")
+        + f"; regression setting {len(reg['seeds'])} seeds ({', '.join(map(str, reg['seeds'])) or 'none'})"
+        + (f", differing from the reference in {data['setting_difference']}" if data["setting_difference"] else "")
+        + f". Each run is scored on the same {data['examples']} dev examples.", "",
+        f"How: every comparison is `harness check`'s for one entry: a paired bootstrap over dev examples and "
+        f"seeds (n_boot {data['n_boot']}), verdict at alpha {data['alpha']:g} without multiple-testing adjustment "
+        f"(one entry), equivalence margin +-{data['margin']:g} points, a reference needs {MIN_SEEDS} seeds. "
+        f"Rates are over {data['draws']} random draws (random seed {data['seed']}) with 95% Wilson intervals; "
+        f"draws repeat when few distinct ones exist, and then the interval understates the uncertainty.", ""]
+
+
+def _false_alarm_lines(data: dict) -> list[str]:
+    lines = ["## (a) False alarms: A/A, disjoint seed groups of the reference setting", "",
+             "| k per side | distinct splits | draws | verdicts | false alarms (better or worse) "
+             "| without the 3-seed rule |",
+             "|---|---|---|---|---|---|"]
+    for row in data["false_alarms"]:
+        if "skipped" in row:
+            lines.append(f"| {row['k']} | - | - | {row['skipped']} | - | - |")
+            continue
+        raw = row.get("without_seed_rule")
+        lines.append(f"| {row['k']} | {row['distinct_splits']:,} | {row['draws']} | {_counts(row)} | {_rate(row)} | "
+                     f"{_rate(raw) + ' (' + _counts(raw) + ')' if raw else 'same'} |")
+    one = data.get("one_candidate_seed")
+    if one:
+        shown = (f"| 1 vs {one['k_reference']} | - | - | {one['skipped']} | - | - |" if "skipped" in one else
+                 f"| 1 vs {one['k_reference']} | {one['distinct_splits']:,} | {one['draws']} | {_counts(one)} | "
+                 f"{_rate(one)} | same |")
+        lines.append(shown)
+    default = next((r for r in data["false_alarms"] if r["k"] == MIN_SEEDS and "skipped" not in r), None)
+    if default:
+        met = "met" if default["rate"] <= 0.05 else "NOT met"
+        lines += ["", f"At the default k = {MIN_SEEDS}: {_rate(default)} false alarms; goal <= 5%: {met}."]
+    lines += ["", f"1 vs {MIN_SEEDS} is the baseline use (one new candidate run against a {MIN_SEEDS}-seed "
+              "baseline): a verdict is given, but the bootstrap sees no seed spread on the candidate's side.",
+              "", f"With fewer than {MIN_SEEDS} reference seeds `check` says inconclusive by rule: with one seed per "
+              "side the bootstrap cannot resample seeds, so its interval covers only the dev-example noise. "
+              + _without_rule_reading(data["false_alarms"]), ""]
+    return lines
+
+
+def _without_rule_reading(rows: list[dict]) -> str:
+    """What the rates without the seed rule show, read from the measured numbers (not assumed)."""
+    measured = [(r["k"], r["without_seed_rule"]) for r in rows if r.get("without_seed_rule")]
+    if not measured:
+        return "Too few seeds have finished to measure the rate without the rule."
+    parts = [f"k = {k}: {_rate(raw)}" for k, raw in measured]
+    over = [k for k, raw in measured if raw["rate"] > 0.05]
+    verdict = (f"above 5% at k = {', '.join(map(str, over))}: there the example noise alone understates the "
+               f"seed spread and same-setting runs are called different." if over else
+               "within 5% here: on these runs the example noise covers the seed spread, but nothing guarantees that "
+               "on another task, so the rule stays.")
+    return f"Measured without the rule ({'; '.join(parts)}): {verdict}"
+
+
+def _detection_lines(data: dict) -> list[str]:
+    det = data["detection"]
+    lines = ["## (b) Detection of a real regression (regression setting vs reference)", ""]
+    if det["effect"] is None:
+        return lines + [f"Skipped: {det['skipped']}.", ""]
+    e, scale = det["effect"], data["scale"]
+    lines += [f"Measured effect with all seeds ({e['n_candidate']} vs {e['n_reference']}): Δ = "
+              f"{e['delta'] * scale:+.2f} points, 95% CI [{e['lo'] * scale:+.2f}, {e['hi'] * scale:+.2f}] "
+              f"(paired bootstrap over examples and seeds).", "",
+              "| k per side | distinct draws | draws | verdicts | detection rate (worse) |", "|---|---|---|---|---|"]
+    for row in det["rates"]:
+        if "skipped" in row:
+            lines.append(f"| {row['k']} | - | - | {row['skipped']} | - |")
+        else:
+            lines.append(f"| {row['k']} | {row['distinct_draws']:,} | {row['draws']} | {_counts(row)} | {_rate(row)} |")
+    return lines + [""]
+
+
+def _mde_lines(data: dict) -> list[str]:
+    fractions = sorted({c["fraction"] for c in data["mde"]})
+    ks = sorted({c["k"] for c in data["mde"]})
+    cells = {(c["k"], c["fraction"]): c for c in data["mde"]}
+    head = [f"{100 * f:g}% ({cells[(ks[0], f)]['examples']} ex.)" for f in fractions]
+    lines = [f"## (c) Seeds and examples a {data['target']:g}-point effect needs", "",
+             f"Median minimum detectable effect (points, 80% power, alpha {data['alpha']:g}) over {data['mde_draws']} "
+             f"draws per cell; examples subsampled without replacement, the same for both sides.", "",
+             "| seeds per side | " + " | ".join(head) + " | groups |", "|---|" + "---|" * (len(fractions) + 1)]
+    for k in ks:
+        row = [cells[(k, f)] for f in fractions]
+        values = ["-" if c["median_mde"] is None else f"{c['median_mde']:.2f}" for c in row]
+        source = next((c["source"] for c in row if c["source"]), f"not enough seeds for {k} per side")
+        lines.append(f"| {k} | " + " | ".join(values) + f" | {source} |")
+    need = data["seeds_needed"]
+    answer = f"k = {need['k']} ({need['how']})" if need["k"] is not None else need["how"]
+    lines += ["", f"Smallest seeds per side with a median MDE <= {data['target']:g} point on all examples: {answer}. "
+              "With Holm over m entries the effective alpha is smaller, so the MDE is larger.", ""]
+    return lines
+
+
+def render_markdown(data: dict) -> str:
+    """The report text: setup (how it was computed), then (a), (b) and (c)."""
+    return "\n".join(_setup_lines(data) + _false_alarm_lines(data) + _detection_lines(data) + _mde_lines(data))
+
+
+def calibrate_command(records: list[RunRecord], out=None, *, reference_where: dict | None = None,
+                      regressed_where: dict | None = None, **options) -> tuple[str, int]:
+    """`harness check calibrate`: the report from the grid's runs (the reference and regression
+    settings selected by learning rate by default), written to ``out`` if given; (text, 0)."""
+    reference = [r for r in select(records, reference_where or REFERENCE)]
+    try:
+        regressed = select(records, regressed_where or REGRESSED)
+    except HarnessError:
+        regressed = []  # not started yet: (b) says so
+    text, _ = calibration_report(reference, regressed, **options)
+    if out:
+        from pathlib import Path
+
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text, encoding="utf-8")
+    return text, 0

@@ -1,0 +1,75 @@
+"""Run fingerprints: what makes two runs seeds of one setting, and tables that never pool settings."""
+
+import json
+from pathlib import Path
+
+from harness.fingerprint import describe, differences, fingerprint, fingerprint_id, major
+from harness.report.results import records_from_runs_dir
+from harness.report.tables import results_table
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = ROOT / "results/cpu-mini/glue_minilm/runs/cpu-mini-glue-minilm-f75da30d7e73"
+
+
+def fake_run(root: Path, name: str, seed: int, accuracy: float, **config) -> Path:
+    """A finished run folder as `harness run` writes it (config.json + metrics.json), from a committed one."""
+    folder = root / "runs" / name
+    folder.mkdir(parents=True)
+    stored = json.loads((COMMITTED / "config.json").read_text())
+    stored.update(seed=seed, **config)
+    record = json.loads((COMMITTED / "metrics.json").read_text())
+    record.update(best={"accuracy": accuracy}, run_name=name)
+    (folder / "config.json").write_text(json.dumps(stored))
+    (folder / "metrics.json").write_text(json.dumps(record))
+    return folder
+
+
+def test_a_committed_run_has_a_fingerprint_from_its_stored_config():
+    config = json.loads((COMMITTED / "config.json").read_text())
+    record = json.loads((COMMITTED / "metrics.json").read_text())
+    fields = fingerprint(config, record)
+    assert fields["task"] == "glue/sst2" and fields["subset.max_train_samples"] == 2000
+    assert fields["data.train"].startswith("glue/SST-2/train.tsv")  # under the data folder, wherever that is
+    assert fields["optim.learning_rate"] == 0.003 and fields["versions.peft"] == "0.21"
+    assert "seed" not in fields and fields["subset.data_seed"] == 0  # the data seed is in, the seed is not
+    other_seed = fingerprint({**config, "seed": 7}, record)
+    assert fingerprint_id(other_seed) == fingerprint_id(fields)
+
+
+def test_differences_name_the_fields_and_ignore_groups():
+    config = json.loads((COMMITTED / "config.json").read_text())
+    record = json.loads((COMMITTED / "metrics.json").read_text())
+    base = fingerprint(config, record)
+    pilot = fingerprint({**config, "max_train_samples": 200, "learning_rate": 3e-5}, record)
+    diffs = differences(base, pilot)
+    assert sorted(diffs) == ["optim.learning_rate", "subset.max_train_samples"]
+    assert describe(diffs) == "optim.learning_rate 0.003 vs 3e-05, subset.max_train_samples 2000 vs 200"
+    upgraded = fingerprint(config, {**record, "versions": {**record["versions"], "transformers": "6.0.1"}})
+    assert list(differences(base, upgraded)) == ["versions.transformers"]
+    assert differences(base, upgraded, ignore=["versions"]) == {}
+    # A file known by name only (an old run) matches the same file with a hash.
+    assert differences({"data.train": "glue/SST-2/train.tsv"}, {"data.train": "glue/SST-2/train.tsv#abc"}) == {}
+    assert major("2.13.0+cpu") == "2" and major("0.21.2") == "0.21"
+
+
+def test_tables_never_pool_runs_that_differ_in_more_than_the_seed(tmp_path):
+    """A 200-example pilot beside 1,000-example runs: two rows, each naming what differs; a seed run
+    twice is flagged."""
+    fake_run(tmp_path, "pilot-s0", 0, 0.60, max_train_samples=200)
+    fake_run(tmp_path, "full-s0", 0, 0.80, max_train_samples=1000)
+    fake_run(tmp_path, "full-s1", 1, 0.82, max_train_samples=1000)
+    fake_run(tmp_path, "full-s1-again", 1, 0.81, max_train_samples=1000)
+    rows, columns = results_table(records_from_runs_dir(tmp_path / "runs"))
+    by_method = {row["method"]: row for row in rows}
+    assert set(by_method) == {"lora [subset.max_train_samples=1000]", "lora [subset.max_train_samples=200]"}
+    pilot = next(row for method, row in by_method.items() if method.endswith("=200]"))
+    full = next(row for method, row in by_method.items() if method.endswith("=1000]"))
+    assert pilot["SST-2"] == "60.0" and pilot["seeds"] == "0"
+    assert full["SST-2"].startswith("81.0±") and full["SST-2"].endswith("(seed 1 repeated)")
+
+
+def test_runs_of_one_setting_stay_one_row(tmp_path):
+    for seed, accuracy in [(0, 0.80), (1, 0.82), (2, 0.81)]:
+        fake_run(tmp_path, f"s{seed}", seed, accuracy)
+    rows, _ = results_table(records_from_runs_dir(tmp_path / "runs"))
+    assert len(rows) == 1 and "[" not in rows[0]["method"] and rows[0]["SST-2"] == "81.0±1.0"
