@@ -110,7 +110,9 @@ def _selected(name: str, ignore) -> bool:
 
 
 def fingerprint_id(fields: dict[str, Any], ignore=()) -> str:
-    kept = {k: v for k, v in fields.items() if not _selected(k, ignore)}
+    """A short id of the fields (``ignore``'s left out). Fields only newer runs record are left out too,
+    so an old run and a new run of one setting share the id; ``differences`` still compares them."""
+    kept = {k: v for k, v in fields.items() if not _selected(k, ignore) and k not in RECORDED_LATER}
     return hashlib.sha1(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

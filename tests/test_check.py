@@ -341,6 +341,7 @@ def test_calibration_report_from_the_runs_there_are(tmp_path):
     assert [c["k"] for c in data["mde"]] == [1, 1, 3, 3] and all(c["median_mde"] > 0 for c in data["mde"])
     assert "n_boot 200" in text and "6 seeds (0, 1, 2, 3, 4, 5)" in text and "harness check calibrate" in text
     assert "optim.learning_rate 0.0015 vs 0.003" in text
+    assert [r["k"] for r in data["se_check"]] == [1, 2, 3] and all(r["bootstrap_se"] > 0 for r in data["se_check"])
     one = data["one_candidate_seed"]
     assert (one["draws"], one["k_reference"], sum(one["counts"].values())) == (10, 3, 10)
     out = tmp_path / "reports" / "calibration.md"
@@ -353,11 +354,13 @@ def test_seeds_needed_is_measured_or_extrapolated():
     assert seeds_needed(cells, 1.0, 0.05) == {"k": 4, "how": "measured"}
     # MDE = z sqrt(a + b / k) with a = 0.01, b = 0.5 (z = 2.80): MDE <= 1 needs k >= b / ((1 / z)^2 - a) = 4.3
     z = 2.8016
-    cells = [{"k": k, "fraction": 1.0, "median_mde": z * (0.01 + 0.5 / k) ** 0.5} for k in (1, 2, 3)]
+    cells = [{"k": k, "fraction": 1.0, "median_mde": z * (0.01 + 0.5 / k) ** 0.5} for k in (2, 3)]
+    cells.append({"k": 1, "fraction": 1.0, "median_mde": 9.0})  # k = 1 (no seed resampling) is not in the fit
     need = seeds_needed(cells, 1.0, 0.05)
     assert need["k"] == 5 and need["how"].startswith("extrapolated")
     cells = [{"k": k, "fraction": 1.0, "median_mde": z * (0.2 + 0.5 / k) ** 0.5} for k in (1, 2, 3)]
     assert seeds_needed(cells, 1.0, 0.05)["k"] is None  # the example term alone is above 1 point
+    assert "too few" in seeds_needed(cells[:2], 1.0, 0.05)["how"]  # k = 1 and 2 only: no fit
 
 
 def test_a_learning_rate_sweep_needs_one_rate_per_side():

@@ -67,6 +67,12 @@ def cmd_plot(args) -> int:
     from harness.report.plots import PLOTS
 
     records = records_from_args(args)
+    if args.kind == "pareto":
+        from harness.report.pareto import pareto_plot
+
+        for path in pareto_plot(records, Path(args.out_dir), args.x, args.y):
+            print(path)
+        return 0
     kinds = list(PLOTS) if args.kind == "all" else [args.kind]
     for kind in kinds:
         try:
@@ -84,63 +90,106 @@ def add_plot(sub) -> None:
     plot = sub.add_parser("plot", help="parameters-vs-score, validation curves, rank sweep (PNG and SVG)",
                           description="Plots from runs, written as PNG and SVG.")
     add_source_options(plot)
-    plot.add_argument("kind", nargs="?", choices=("all", "params", "curves", "ranks"), default="all",
-                      help="which plot (default: all that the runs allow)")
+    plot.add_argument("kind", nargs="?", choices=("all", "params", "curves", "ranks", "pareto"), default="all",
+                      help="which plot (default: all that the runs allow except pareto)")
+    plot.add_argument("--x", default="trainable", help="pareto: x column: trainable, peak_memory_mb, train_time_s, "
+                      "train_samples_per_s, weights_bytes or score (default: trainable)")
+    plot.add_argument("--y", default="score", help="pareto: y column, as --x (default: score)")
     plot.add_argument("--out-dir", default="reports/plots", help="output folder (default: reports/plots)")
     plot.add_argument("--no-paper-values", action="store_true",
                       help="params plot: leave out the paper's Table 2 points (e.g. for models far from RoBERTa's scale)")
     plot.set_defaults(func=cmd_plot)
 
 
+def _where(pairs) -> dict:
+    """--where KEY=VALUE (repeatable): run settings to select, VALUE read as YAML (0.003, true, lora)."""
+    import yaml
+
+    values = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise HarnessError(f"--where {pair}: expected KEY=VALUE, e.g. --where learning_rate=0.003.")
+        values[key] = yaml.safe_load(value)
+    return values
+
+
 def cmd_check(args) -> int:
-    from harness.report.check import check_against_baseline, compare_methods, load_baseline
-    from harness.report.render import render
+    from harness.report.check import check_command
 
     records = records_from_args(args)
-    if args.against:
-        rows = compare_methods(records, args.candidate, args.against)
-    else:
-        if not args.baseline:
-            raise HarnessError("give --baseline FILE (see `harness baseline save`) or --candidate M --against lora.")
-        rows = check_against_baseline(records, load_baseline(args.baseline))
-    print(render(rows, list(rows[0]) if rows else ["status"], args.format), end="")
-    regressed = [r for r in rows if r["status"] == "regressed"]
-    counts = {s: sum(r["status"] == s for r in rows) for s in ("pass", "improved", "regressed", "missing")}
-    print(", ".join(f"{n} {s}" for s, n in counts.items()))
-    return 1 if regressed else 0
+    if args.action == "calibrate":
+        return _calibrate(args, records)
+    text, code = check_command(records, candidate=args.candidate, against=args.against, baseline=args.baseline,
+                               fmt=args.format, where=_where(args.where), ignore=tuple(args.ignore or ()),
+                               margin=args.margin, allow_missing=args.allow_missing, alpha=args.alpha,
+                               n_boot=args.n_boot)
+    print(text, end="")
+    return code
+
+
+def _calibrate(args, records) -> int:
+    from harness.report.calibration import calibrate_command
+
+    text = calibrate_command(records, where=_where(args.where), n_boot=args.n_boot, alpha=args.alpha)
+    _write(text, args.out)
+    return 0
 
 
 def add_check(sub) -> None:
-    check = sub.add_parser("check", help="regression check against a baseline or against LoRA (exit 1 on regression)",
-                           description="Compare runs with a stored baseline (results/baselines/*.json), or a "
-                                       "candidate method with LoRA on the same tasks; exit status 1 on a regression.")
+    check = sub.add_parser(
+        "check", help="is a method worse than LoRA, or than a baseline? verdicts with intervals (exit 1 on worse)",
+        description="Compare a candidate method's runs with a reference method's (--candidate M --against lora) or "
+                    "with a stored baseline (--baseline FILE), task by task on the same dev examples: Δ with a 95%% "
+                    "confidence interval from a paired bootstrap over examples and seeds, a Holm-corrected p-value, "
+                    "the minimum detectable effect, and a verdict: better, equivalent (the interval inside "
+                    "±margin), inconclusive or worse. Runs that differ in more than the seed are never pooled: "
+                    "different settings exit 2 naming the fields. Exit 1 on worse, missing or failed entries. "
+                    "`harness check calibrate` writes the false-alarm and detection rates measured on real runs.")
     add_source_options(check)
+    check.add_argument("action", nargs="?", choices=("calibrate",), help="calibrate: measure the check on a "
+                       "calibration grid (experiments/cpu-mini/check_calibration.yaml) and write a report")
     check.add_argument("--baseline", help="baseline JSON written by `harness baseline save`")
-    check.add_argument("--candidate", help="method label to compare, e.g. 'peft:IA3'")
-    check.add_argument("--against", help="the reference method label, e.g. lora")
+    check.add_argument("--candidate", help="the method to check (its name or label, e.g. peft:IA3, my_method.py:fn)")
+    check.add_argument("--against", help="the reference method, e.g. lora")
+    check.add_argument("--ignore", action="append", metavar="FIELD",
+                       help="compare even though this fingerprint field or group differs, e.g. versions (a "
+                            "peft/transformers upgrade), subset.max_train_samples; repeatable")
+    check.add_argument("--where", action="append", metavar="KEY=VALUE",
+                       help="only runs with this setting, e.g. learning_rate=0.003; repeatable")
+    check.add_argument("--margin", type=float, help="equivalence margin in printed units (default: the metric's, "
+                       "e.g. 0.5 point of accuracy, 0.5 BLEU)")
+    check.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate (Holm) (default: 0.05)")
+    check.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default: 2000)")
+    check.add_argument("--allow-missing", action="store_true", help="missing or failed entries do not fail the check")
     check.add_argument("--format", choices=FORMATS, default="text")
+    check.add_argument("--out", help="calibrate: also write the report here (e.g. reports/check_calibration.md)")
     check.set_defaults(func=cmd_check)
 
 
 def cmd_baseline_save(args) -> int:
-    from harness.report.check import save_baseline
+    from harness.report.check import save_baseline_command
 
-    baseline = save_baseline(records_from_args(args), args.out, args.k_std, args.floor)
-    print(f"wrote {args.out}: {len(baseline['entries'])} task/model/method entries")
-    return 0
+    text, code = save_baseline_command(records_from_args(args), args.out, where=_where(args.where))
+    print(text, end="")
+    return code
 
 
 def add_baseline(sub) -> None:
     baseline = sub.add_parser("baseline", help="baselines for `harness check`", description="Baselines.")
     baseline_sub = baseline.add_subparsers(dest="baseline_command", metavar="ACTION", parser_class=Parser)
     baseline_sub.required = True
-    save = baseline_sub.add_parser("save", help="write a baseline from runs",
-                                   description="Median score per task x model x method over seeds, a tolerance of "
-                                               "k x std (at least a floor), and memory, time, size and versions.")
+    save = baseline_sub.add_parser(
+        "save", help="write a baseline from runs",
+        description="Per task x model x method: the setting's fingerprint, every seed's score and per-example "
+                    "predictions (so `harness check --baseline` needs only the candidate's runs), trainable "
+                    "parameters, peak memory, train time, weights size and versions. An entry whose runs differ "
+                    "in more than the seed is refused; fewer than 3 seeds is noted (checks against it are "
+                    "inconclusive).")
     add_source_options(save)
-    save.add_argument("out", help="baseline file, e.g. results/baselines/minilm-sst2.json")
-    save.add_argument("--k-std", type=float, default=2.0, help="tolerance in seed standard deviations (default: 2)")
-    save.add_argument("--floor", type=float, default=0.005, help="smallest tolerance (default: 0.005)")
+    save.add_argument("out", help="baseline file, e.g. results/baselines/minilm-glue.json")
+    save.add_argument("--where", action="append", metavar="KEY=VALUE",
+                      help="only runs with this setting, e.g. learning_rate=0.003; repeatable")
     save.set_defaults(func=cmd_baseline_save)
 
 

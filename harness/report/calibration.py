@@ -93,6 +93,34 @@ def one_candidate_seed(ref: Side, spec, draws, n_boot, alpha, margin, seed, k_re
             "rate_lo": lo, "rate_hi": hi}
 
 
+def _seed_values(side: Side, spec) -> np.ndarray:
+    """Each seed's metric on the whole dev set."""
+    if spec.fn is not None:
+        return np.asarray([spec.fn(o, side.truth) for o in side.outputs], dtype=np.float64)
+    return np.asarray([spec.from_stats(np.asarray(spec.stats(o, side.truth)).sum(0)) for o in side.outputs])
+
+
+def se_check(ref: Side, spec, ks, draws, n_boot, seed, bootstraps: int = 40) -> list[dict]:
+    """The bootstrap's se of Δ against the spread of Δ over random A/A splits of the same dev set:
+    a ratio above 1 means the test is conservative (its MDE overstated) by about that factor."""
+    values, rng = _seed_values(ref, spec), np.random.default_rng(seed + 200)
+    rows = []
+    for k in ks:
+        if len(values) < 2 * k:
+            continue
+        deltas, ses = [], []
+        for i in range(draws):
+            order = rng.permutation(len(values))
+            deltas.append(values[order[:k]].mean() - values[order[k:2 * k]].mean())
+            if i < bootstraps:
+                ses.append(paired_bootstrap(spec, ref.truth, [ref.outputs[j] for j in order[:k]],
+                                            [ref.outputs[j] for j in order[k:2 * k]], n_boot=n_boot, seed=i).se)
+        sd, se = float(np.std(deltas, ddof=1)) * spec.scale, float(np.mean(ses)) * spec.scale
+        rows.append({"k": k, "splits_sd": sd, "bootstrap_se": se, "ratio": se / sd if sd > 0 else None,
+                     "draws": draws, "bootstraps": len(ses)})
+    return rows
+
+
 def detection(ref: Side, reg: Side | None, spec, ks, draws, n_boot, alpha, margin, seed) -> dict:
     """(b) the effect with all seeds (Δ and its CI) and the rate of `worse` at k seeds per side."""
     if reg is None:
@@ -157,8 +185,9 @@ def seeds_needed(cells: list[dict], target: float, alpha: float) -> dict:
     reached = [c["k"] for c in full if c["median_mde"] <= target]
     if reached:
         return {"k": min(reached), "how": "measured"}
+    full = [c for c in full if c["k"] >= 2]  # at k = 1 the bootstrap cannot resample seeds: another se
     if len(full) < 2:
-        return {"k": None, "how": "too few seed counts measured to extrapolate"}
+        return {"k": None, "how": "not measured, and too few seed counts >= 2 to extrapolate"}
     z = minimum_detectable_effect(1.0, alpha)
     ks = np.asarray([c["k"] for c in full], dtype=float)
     se2 = (np.asarray([c["median_mde"] for c in full]) / z) ** 2
@@ -190,6 +219,7 @@ def calibration_report(reference_runs: Sequence[RunRecord], regressed_runs: Sequ
     if reg is None and regressed_runs:
         data["regression"] = {"seeds": [], "runs": [], "unfinished": len(regressed_runs)}
     data["false_alarms"] = false_alarms(ref, spec, false_alarm_ks, draws, n_boot, alpha, stored_margin, seed)
+    data["se_check"] = se_check(ref, spec, false_alarm_ks, draws, n_boot, seed)
     data["one_candidate_seed"] = one_candidate_seed(ref, spec, draws, n_boot, alpha, stored_margin, seed)
     data["detection"] = detection(ref, reg, spec, detection_ks, draws, n_boot, alpha, stored_margin, seed)
     data["mde"] = mde_grid(ref, reg, spec, mde_ks, fractions, mde_draws, n_boot, alpha, seed)
@@ -209,14 +239,18 @@ def _counts(row: dict) -> str:
     return ", ".join(f"{n} {v}" for v, n in row["counts"].items() if n)
 
 
+def _seeds(seeds: list) -> str:
+    return f"{len(seeds)} seed" + ("" if len(seeds) == 1 else "s")
+
+
 def _setup_lines(data: dict) -> list[str]:
     ref, reg = data["reference"], data["regression"] or {"seeds": []}
     return [
         f"# `harness check` calibration: {data['task']} / {data['model']}, {data['metric']}", "",
         f"Regenerate: `{data['command']}`", "",
-        f"Runs used: reference setting {len(ref['seeds'])} seeds ({', '.join(map(str, ref['seeds']))})"
+        f"Runs used: reference setting {_seeds(ref['seeds'])} ({', '.join(map(str, ref['seeds']))})"
         + (f", {ref['unfinished']} not finished" if ref.get("unfinished") else "")
-        + f"; regression setting {len(reg['seeds'])} seeds ({', '.join(map(str, reg['seeds'])) or 'none'})"
+        + f"; regression setting {_seeds(reg['seeds'])} ({', '.join(map(str, reg['seeds'])) or 'none'})"
         + (f", differing from the reference in {data['setting_difference']}" if data["setting_difference"] else "")
         + f". Each run is scored on the same {data['examples']} dev examples.", "",
         f"How: every comparison is `harness check`'s for one entry: a paired bootstrap over dev examples and "
@@ -248,6 +282,14 @@ def _false_alarm_lines(data: dict) -> list[str]:
     if default:
         met = "met" if default["rate"] <= 0.05 else "NOT met"
         lines += ["", f"At the default k = {MIN_SEEDS}: {_rate(default)} false alarms; goal <= 5%: {met}."]
+    checks = [r for r in data.get("se_check", []) if r["ratio"] is not None]
+    if checks:
+        shown = "; ".join(f"k = {r['k']}: se {r['bootstrap_se']:.2f} vs sd {r['splits_sd']:.2f} (x{r['ratio']:.2f})"
+                          for r in checks)
+        lines += ["", f"The bootstrap's standard error of Δ against the spread of Δ over {checks[0]['draws']} random "
+                  f"A/A splits (se: mean over {checks[0]['bootstraps']} bootstraps; points): {shown}. A ratio above "
+                  "1 means the interval is wider than the seed noise on this dev set needs (conservative: fewer false "
+                  "alarms, larger MDE); part of the width is for the sampling of the dev examples themselves."]
     lines += ["", f"1 vs {MIN_SEEDS} is the baseline use (one new candidate run against a {MIN_SEEDS}-seed "
               "baseline): a verdict is given, but the bootstrap sees no seed spread on the candidate's side.",
               "", f"With fewer than {MIN_SEEDS} reference seeds `check` says inconclusive by rule: with one seed per "

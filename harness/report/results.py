@@ -125,6 +125,17 @@ def records_from_experiment(path: str, runs_dir: str | Path, variant: str | None
     return records
 
 
+def _typed(params: dict[str, str]) -> dict:
+    """MLflow keeps params as text: numbers, booleans and None back as values ('0.003' -> 0.003)."""
+    typed = {}
+    for key, value in params.items():
+        try:
+            typed[key] = json.loads(value)
+        except json.JSONDecodeError:
+            typed[key] = None if value == "None" else {"True": True, "False": False}.get(value, value)
+    return typed
+
+
 def records_from_mlflow(uri: str, experiment: str, query: str = "") -> list[RunRecord]:
     """Runs of an MLflow experiment (optionally filtered, e.g. "params.task = 'glue/sst2'")."""
     from mlflow.tracking import MlflowClient
@@ -153,6 +164,6 @@ def records_from_mlflow(uri: str, experiment: str, query: str = "") -> list[RunR
             seed=int(params["seed"]) if "seed" in params else None, status=status, main_metric=main, best=best,
             params={k.removeprefix("params_"): int(v) for k, v in metrics.items() if k.startswith("params_")},
             throughput={k: v for k, v in metrics.items() if k in ("train_samples_per_s", "peak_memory_mb")},
-            experiment=cell["experiment"] if cell else None, config=dict(params),
+            experiment=cell["experiment"] if cell else None, config=_typed(params),
         ))
     return records
