@@ -291,9 +291,13 @@ def test_a_baseline_refuses_mixed_settings_and_warns_on_few_seeds(tmp_path):
     assert not (tmp_path / "c.json").exists()
 
 
-def test_an_old_baseline_file_asks_to_re_save():
+def test_an_old_baseline_file_asks_to_re_save(tmp_path):
+    old = tmp_path / "old.json"  # the format before predictions were stored: medians and tolerances
+    old.write_text(json.dumps({"created": "2026-11-22 00:48:38", "k_std": 2.0, "floor": 0.005, "entries": {
+        "glue/sst2|minilm-l6|lora": {"metric": "accuracy", "value": 0.82, "std": 0.0, "n": 1, "failed": 0,
+                                     "trainable": 73728, "tolerance": 0.005}}}))
     with pytest.raises(HarnessError) as err:
-        load_baseline(ROOT / "results/baselines/minilm-sst2-methods.json")
+        load_baseline(old)
     assert "old format" in str(err.value) and "re-save" in str(err.value) and "\n" not in str(err.value)
 
 
@@ -345,8 +349,9 @@ def test_calibration_report_from_the_runs_there_are(tmp_path):
     one = data["one_candidate_seed"]
     assert (one["draws"], one["k_reference"], sum(one["counts"].values())) == (10, 3, 10)
     out = tmp_path / "reports" / "calibration.md"
-    written, code = calibrate_command(records, out, draws=5, n_boot=100, mde_draws=1, mde_ks=(1,), fractions=(1.0,))
-    assert code == 0 and out.read_text() == written and "regression setting 3 seeds (0, 1, 2)" in written
+    written = calibrate_command(records, out, where={"task": "glue/sst2"}, draws=5, n_boot=100, mde_draws=1,
+                                mde_ks=(1,), fractions=(1.0,))
+    assert out.read_text() == written and "regression setting 3 seeds (0, 1, 2)" in written
 
 
 def test_seeds_needed_is_measured_or_extrapolated():

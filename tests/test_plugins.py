@@ -65,6 +65,22 @@ def test_a_plugin_method_runs_through_run_grid_params_and_table(user_folder):
     row = [line for line in table.stdout.splitlines() if "lora_fa" in line]
     assert len(row) == 1 and ",0.5K," in row[0] and row[0].endswith(",\"0,1\"")
 
+    # check: the plugin against LoRA run on the same data and budget (3 seeds, so a verdict is possible).
+    (user_folder / "lora.yaml").write_text(textwrap.dedent("""\
+        name: lora-reference
+        base: {task: csv, train_file: train.csv, eval_file: dev.csv, model: tiny-bert, epochs: 1, method: lora,
+               method_options: {r: 4}, tracking_uri: none, save_weights: false}
+        axes:
+          seed: [0, 1, 2]
+        """))
+    assert harness(user_folder, "grid", "lora.yaml", "--output-dir", "grid-out").returncode == 0
+    check = harness(user_folder, "check", "--runs", "grid-out/runs", "--candidate", "lora_fa.py:LORA_FA",
+                    "--against", "lora")
+    assert check.returncode in (0, 1), check.stderr  # a verdict, not a grouping or input error
+    entry = next(line for line in check.stdout.splitlines() if line.startswith("csv "))
+    assert "[" in entry and any(v in entry for v in ("better", "equivalent", "inconclusive", "worse"))
+    assert f"{EXPECTED_TRAINABLE:,} / 1,024" in check.stdout  # trainable: the plugin's B only vs LoRA's A and B
+
 
 def test_a_plugin_run_reloads_from_its_saved_tensors(user_folder):
     """Only B is saved; A is rebuilt from its seed, so the reloaded model predicts what the run did."""
