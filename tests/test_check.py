@@ -359,13 +359,16 @@ def test_seeds_needed_is_measured_or_extrapolated():
     assert seeds_needed(cells, 1.0, 0.05) == {"k": 4, "how": "measured"}
     # MDE = z sqrt(a + b / k) with a = 0.01, b = 0.5 (z = 2.80): MDE <= 1 needs k >= b / ((1 / z)^2 - a) = 4.3
     z = 2.8016
-    cells = [{"k": k, "fraction": 1.0, "median_mde": z * (0.01 + 0.5 / k) ** 0.5} for k in (2, 3)]
-    cells.append({"k": 1, "fraction": 1.0, "median_mde": 9.0})  # k = 1 (no seed resampling) is not in the fit
-    need = seeds_needed(cells, 1.0, 0.05)
+    cells = [{"k": k, "fraction": 1.0, "median_mde": z * (0.01 + 0.5 / k) ** 0.5} for k in (3, 4)]
+    cells += [{"k": 1, "fraction": 1.0, "median_mde": 9.0}, {"k": 2, "fraction": 1.0, "median_mde": 7.0}]
+    need = seeds_needed(cells, 1.0, 0.05)  # k < 3 (few degrees of freedom, no seed spread) is not in the fit
     assert need["k"] == 5 and need["how"].startswith("extrapolated")
-    cells = [{"k": k, "fraction": 1.0, "median_mde": z * (0.2 + 0.5 / k) ** 0.5} for k in (1, 2, 3)]
+    cells = [{"k": k, "fraction": 1.0, "median_mde": z * (0.2 + 0.5 / k) ** 0.5} for k in (1, 3, 4)]
     assert seeds_needed(cells, 1.0, 0.05)["k"] is None  # the example term alone is above 1 point
-    assert "too few" in seeds_needed(cells[:2], 1.0, 0.05)["how"]  # k = 1 and 2 only: no fit
+    assert "too few" in seeds_needed(cells[:2], 1.0, 0.05)["how"]  # one seed count >= 3: no fit
+    # An extrapolation never answers a k that was measured and fell short.
+    cells = [{"k": k, "fraction": 1.0, "median_mde": mde} for k, mde in ((3, 2.0), (5, 1.4), (8, 1.06))]
+    assert seeds_needed(cells, 1.0, 0.05)["k"] >= 9
 
 
 def test_a_learning_rate_sweep_needs_one_rate_per_side():

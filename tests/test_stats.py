@@ -414,3 +414,84 @@ def test_a_custom_spec_without_fn_uses_its_statistics():
     labels = np.array([1, 0, 1, 1])
     result = paired_bootstrap(spec, labels, [labels], [1 - labels], n_boot=50)
     assert result.delta == 1.0 and result.lo == result.hi == 1.0
+
+
+# --- crossed_comparison: the interval `harness check` uses (seeds x examples, interaction counted once) ---
+
+def _flips(base: np.ndarray, rate: float, seed: int) -> np.ndarray:
+    """A seed's predictions: the base predictions with a fraction flipped (seed-by-example noise)."""
+    rng = np.random.default_rng(seed)
+    flip = rng.random(len(base)) < rate
+    return np.where(flip, 1 - base, base)
+
+
+def test_crossed_variance_is_seed_spread_plus_example_part_without_the_interaction():
+    from harness.metrics import get_metric
+    from harness.report.stats import crossed_comparison
+
+    spec = get_metric("accuracy")
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 600)
+    cand = [_flips(labels, 0.25 + 0.02 * s, s) for s in range(4)]
+    ref = [_flips(labels, 0.20 + 0.02 * s, 10 + s) for s in range(3)]
+    c = crossed_comparison(spec, labels, cand, ref, n_boot=4000, seed=1)
+    x_c = np.array([p == labels for p in cand], float)
+    x_r = np.array([p == labels for p in ref], float)
+    seed_part = x_c.mean(1).var(ddof=1) / 4 + x_r.mean(1).var(ddof=1) / 3
+    # The example part, computed analytically: the variance of the seed-averaged per-example difference,
+    # less each side's seed-by-example interaction (two-way ANOVA residual variance / (S E)).
+    n = len(labels)
+    d = x_c.mean(0) - x_r.mean(0)
+
+    def interaction(x):
+        residual = x - x.mean(1, keepdims=True) - x.mean(0, keepdims=True) + x.mean()
+        return (residual ** 2).sum() / ((x.shape[0] - 1) * (n - 1)) / (x.shape[0] * n)
+
+    example_part = max(d.var(ddof=1) / n - interaction(x_c) - interaction(x_r), 0.0)
+    assert c.delta == pytest.approx(x_c.mean() - x_r.mean())
+    assert c.se ** 2 == pytest.approx(seed_part + example_part, rel=0.08)  # the bootstrap estimates the example part
+    assert c.df is not None and 2 <= c.df < 50 and c.lo < c.delta < c.hi
+
+
+def test_crossed_with_one_seed_per_side_is_the_paired_example_bootstrap():
+    from harness.metrics import get_metric
+    from harness.report.stats import crossed_comparison, paired_bootstrap
+
+    spec = get_metric("accuracy")
+    labels = np.random.default_rng(3).integers(0, 2, 500)
+    cand, ref = [_flips(labels, 0.3, 1)], [_flips(labels, 0.2, 2)]
+    crossed = crossed_comparison(spec, labels, cand, ref, n_boot=3000, seed=5)
+    paired = paired_bootstrap(spec, labels, cand, ref, n_boot=3000, seed=5)
+    assert crossed.se == pytest.approx(paired.se, rel=1e-9)  # same resamples, no seed part to add
+    assert crossed.df == pytest.approx(len(labels) - 1)
+
+
+def test_crossed_identical_sides_have_delta_zero_and_p_one_and_one_candidate_seed_borrows_the_spread():
+    from harness.metrics import get_metric
+    from harness.report.stats import crossed_comparison
+
+    spec = get_metric("accuracy")
+    labels = np.random.default_rng(4).integers(0, 2, 400)
+    runs = [_flips(labels, 0.2 + 0.03 * s, s) for s in range(3)]
+    same = crossed_comparison(spec, labels, runs, runs, n_boot=1000)
+    assert same.delta == 0 and same.p_value == pytest.approx(1.0) and same.se > 0  # new seeds would differ
+    single = crossed_comparison(spec, labels, runs[:1], runs, n_boot=1000)
+    spread = np.array([(r == labels).mean() for r in runs]).var(ddof=1)
+    assert single.se ** 2 >= spread / 1 + spread / 3 - 1e-12  # the lone seed varies like the reference's
+
+
+def test_crossed_false_alarms_stay_near_alpha_on_synthetic_seeds():
+    """Many same-setting seeds (true Δ = 0): two disjoint groups of 3 are called different about 5%
+    of the time or less, and a real 5-point drop is caught most of the time with 8 seeds."""
+    from harness.metrics import get_metric
+    from harness.report.stats import detection_rate, false_alarm_rate
+
+    spec = get_metric("accuracy")
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, 2, 800)
+    good = [_flips(labels, 0.18 + rng.normal(0, 0.006), 100 + s) for s in range(20)]
+    worse = [_flips(labels, 0.23 + rng.normal(0, 0.006), 200 + s) for s in range(20)]
+    alarms = false_alarm_rate(good, labels, spec, 3, 300, rng_seed=1, n_boot=300)
+    assert alarms["rate"] <= 0.08
+    caught = detection_rate(good, worse, labels, spec, 8, 100, rng_seed=2, n_boot=300)
+    assert caught["rate"] >= 0.8

@@ -27,7 +27,7 @@ from harness.fingerprint import describe, differences
 from harness.report.check import ALPHA, MIN_SEEDS, Side, metric_spec, select, side_from_runs, truth_difference
 from harness.report.results import RunRecord
 from harness.report.stats import (VERDICTS, detection_rate, false_alarm_rate, minimum_detectable_effect,
-                                  paired_bootstrap, verdict, wilson_interval)
+                                  crossed_comparison, verdict, wilson_interval)
 
 COMMAND = ("harness check calibrate --runs results/cpu-mini/check_calibration/runs "
            "--experiment experiments/cpu-mini/check_calibration.yaml --out reports/check_calibration.md")
@@ -75,7 +75,7 @@ def false_alarms(ref: Side, spec, ks, draws, n_boot, alpha, margin, seed) -> lis
 
 def one_candidate_seed(ref: Side, spec, draws, n_boot, alpha, margin, seed, k_ref: int = MIN_SEEDS) -> dict:
     """A/A with 1 candidate seed against k_ref reference seeds: the baseline use (only the candidate
-    runs, once). The candidate's seed spread is then invisible to the bootstrap; this measures the cost."""
+    runs, once). The candidate's seed spread is then borrowed from the reference; this measures the cost."""
     n = len(ref.seeds)
     if n < k_ref + 1:
         return {"k_candidate": 1, "k_reference": k_ref, "skipped": f"needs {k_ref + 1} seeds, {n} finished"}
@@ -84,7 +84,7 @@ def one_candidate_seed(ref: Side, spec, draws, n_boot, alpha, margin, seed, k_re
     for _ in range(draws):
         order = rng.permutation(n)
         base = [ref.outputs[i] for i in order[1:1 + k_ref]]
-        comparison = paired_bootstrap(spec, ref.truth, [ref.outputs[order[0]]], base, n_boot=n_boot,
+        comparison = crossed_comparison(spec, ref.truth, [ref.outputs[order[0]]], base, n_boot=n_boot,
                                       seed=int(rng.integers(2**32)))
         verdicts.append(verdict(comparison, spec, comparison.p_value, margin, alpha, MIN_SEEDS)[0])
     alarms = sum(v in ("better", "worse") for v in verdicts)
@@ -102,7 +102,7 @@ def _seed_values(side: Side, spec) -> np.ndarray:
 
 
 def se_check(ref: Side, spec, ks, draws, n_boot, seed, bootstraps: int = 40) -> list[dict]:
-    """The bootstrap's se of Δ against the spread of Δ over random A/A splits of the same dev set:
+    """The check's se of Δ against the spread of Δ over random A/A splits of the same dev set:
     a ratio above 1 means the test is conservative (its MDE overstated) by about that factor."""
     values, rng = _seed_values(ref, spec), np.random.default_rng(seed + 200)
     rows = []
@@ -114,7 +114,7 @@ def se_check(ref: Side, spec, ks, draws, n_boot, seed, bootstraps: int = 40) -> 
             order = rng.permutation(len(values))
             deltas.append(values[order[:k]].mean() - values[order[k:2 * k]].mean())
             if i < bootstraps:
-                ses.append(paired_bootstrap(spec, ref.truth, [ref.outputs[j] for j in order[:k]],
+                ses.append(crossed_comparison(spec, ref.truth, [ref.outputs[j] for j in order[:k]],
                                             [ref.outputs[j] for j in order[k:2 * k]], n_boot=n_boot, seed=i).se)
         sd, se = float(np.std(deltas, ddof=1)) * spec.scale, float(np.mean(ses)) * spec.scale
         rows.append({"k": k, "splits_sd": sd, "bootstrap_se": se, "ratio": se / sd if sd > 0 else None,
@@ -126,7 +126,7 @@ def detection(ref: Side, reg: Side | None, spec, ks, draws, n_boot, alpha, margi
     """(b) the effect with all seeds (Δ and its CI) and the rate of `worse` at k seeds per side."""
     if reg is None:
         return {"effect": None, "rates": [], "skipped": "no finished runs of the regression setting yet"}
-    effect = paired_bootstrap(spec, ref.truth, reg.outputs, ref.outputs, n_boot=n_boot, seed=seed).to_dict()
+    effect = crossed_comparison(spec, ref.truth, reg.outputs, ref.outputs, n_boot=n_boot, seed=seed).to_dict()
     rates = []
     for k in ks:
         if min(len(ref.seeds), len(reg.seeds)) < k:
@@ -170,10 +170,10 @@ def mde_grid(ref: Side, reg: Side | None, spec, ks, fractions, draws, n_boot, al
                     break
                 cand, base, source = groups
                 idx = np.sort(rng.choice(n, m, replace=False))
-                comparison = paired_bootstrap(spec, _take(ref.truth, idx), [_take(o, idx) for o in cand],
+                comparison = crossed_comparison(spec, _take(ref.truth, idx), [_take(o, idx) for o in cand],
                                               [_take(o, idx) for o in base], n_boot=n_boot,
                                               seed=int(rng.integers(2**32)))
-                values.append(minimum_detectable_effect(comparison.se, alpha) * spec.scale)
+                values.append(minimum_detectable_effect(comparison.se, alpha, df=comparison.df) * spec.scale)
             cells.append({"k": k, "fraction": fraction, "examples": m, "draws": len(values), "source": source,
                           "median_mde": float(np.median(values)) if values else None})
     return cells
@@ -186,9 +186,11 @@ def seeds_needed(cells: list[dict], target: float, alpha: float) -> dict:
     reached = [c["k"] for c in full if c["median_mde"] <= target]
     if reached:
         return {"k": min(reached), "how": "measured"}
-    full = [c for c in full if c["k"] >= 2]  # at k = 1 the bootstrap cannot resample seeds: another se
+    # Below the check's 3 seeds the t interval has so few degrees of freedom that its MDE follows no
+    # se^2 = a + b/k law (and k = 1 measures no seed spread at all): fit on k >= 3 only.
+    full = [c for c in full if c["k"] >= MIN_SEEDS]
     if len(full) < 2:
-        return {"k": None, "how": "not measured, and too few seed counts >= 2 to extrapolate"}
+        return {"k": None, "how": f"not measured, and too few seed counts >= {MIN_SEEDS} to extrapolate"}
     z = minimum_detectable_effect(1.0, alpha)
     ks = np.asarray([c["k"] for c in full], dtype=float)
     se2 = (np.asarray([c["median_mde"] for c in full]) / z) ** 2
@@ -199,14 +201,14 @@ def seeds_needed(cells: list[dict], target: float, alpha: float) -> dict:
         floor = z * math.sqrt(max(a, 0.0))
         return {"k": None, "how": f"not reachable by seeds alone at this dev-set size: the term that does not "
                                   f"shrink with seeds gives an MDE of ~{floor:.2f} ({fit})"}
-    k = int(math.ceil(b / need))
+    k = max(int(math.ceil(b / need)), int(ks.max()) + 1)  # more than every k measured (none reached it)
     far = f"; far beyond the measured k <= {int(ks.max())}, so read it as 'many more'" if k > 2 * ks.max() else ""
     return {"k": k, "how": f"extrapolated, {fit}{far}"}
 
 
 def calibration_report(reference_runs: Sequence[RunRecord], regressed_runs: Sequence[RunRecord] = (), *,
-                       draws: int = 400, n_boot: int = 1000, alpha: float = ALPHA, margin: float | None = None,
-                       false_alarm_ks=(1, 2, 3), detection_ks=(3, 5), mde_ks=(1, 2, 3, 5, 8),
+                       draws: int = 1000, n_boot: int = 1000, alpha: float = ALPHA, margin: float | None = None,
+                       false_alarm_ks=(1, 2, 3, 5), detection_ks=(3, 5, 8), mde_ks=(1, 2, 3, 5, 8, 10),
                        fractions=(0.25, 0.5, 1.0), mde_draws: int = 30, target: float = 1.0, seed: int = 0,
                        command: str = COMMAND) -> tuple[str, dict]:
     """(markdown, data) of the calibration; ``margin`` and ``target`` in printed units (points)."""
@@ -256,8 +258,9 @@ def _setup_lines(data: dict) -> list[str]:
         + f"; regression setting {_seeds(reg['seeds'])} ({', '.join(map(str, reg['seeds'])) or 'none'})"
         + (f", differing from the reference in {data['setting_difference']}" if data["setting_difference"] else "")
         + f". Each run is scored on the same {data['examples']} dev examples.", "",
-        f"How: every comparison is `harness check`'s for one entry: a paired bootstrap over dev examples and "
-        f"seeds (n_boot {data['n_boot']}), verdict at alpha {data['alpha']:g} without multiple-testing adjustment "
+        f"How: every comparison is `harness check`'s for one entry: Δ with a t interval whose variance adds each "
+        f"side's seed spread and a paired bootstrap over dev examples, their interaction counted once "
+        f"(harness.report.stats.crossed_comparison; n_boot {data['n_boot']}), verdict at alpha {data['alpha']:g} without multiple-testing adjustment "
         f"(one entry), equivalence margin +-{data['margin']:g} points, a reference needs {MIN_SEEDS} seeds. "
         f"Rates are over {data['draws']} random draws (random seed {data['seed']}) with 95% Wilson intervals; "
         f"draws repeat when few distinct ones exist, and then the interval understates the uncertainty.", ""]
@@ -289,14 +292,14 @@ def _false_alarm_lines(data: dict) -> list[str]:
     if checks:
         shown = "; ".join(f"k = {r['k']}: se {r['bootstrap_se']:.2f} vs sd {r['splits_sd']:.2f} (x{r['ratio']:.2f})"
                           for r in checks)
-        lines += ["", f"The bootstrap's standard error of Δ against the spread of Δ over {checks[0]['draws']} random "
-                  f"A/A splits (se: mean over {checks[0]['bootstraps']} bootstraps; points): {shown}. A ratio above "
-                  "1 means the interval is wider than the seed noise on this dev set needs (conservative: fewer false "
-                  "alarms, larger MDE); part of the width is for the sampling of the dev examples themselves."]
+        lines += ["", f"The check's standard error of Δ against the spread of Δ over {checks[0]['draws']} random "
+                  f"A/A splits (se: mean over {checks[0]['bootstraps']} comparisons; points): {shown}. A ratio near "
+                  "1 means the interval is as wide as the seed noise on this dev set needs; above 1, conservative "
+                  "(fewer false alarms, larger MDE)."]
     lines += ["", f"1 vs {MIN_SEEDS} is the baseline use (one new candidate run against a {MIN_SEEDS}-seed "
-              "baseline): a verdict is given, but the bootstrap sees no seed spread on the candidate's side.",
+              "baseline): a verdict is given; the candidate's one seed is assumed to vary as the reference's seeds do.",
               "", f"With fewer than {MIN_SEEDS} reference seeds `check` says inconclusive by rule: with one seed per "
-              "side the bootstrap cannot resample seeds, so its interval covers only the dev-example noise. "
+              "side no seed spread can be measured, so the interval covers only the dev-example noise. "
               + _without_rule_reading(data["false_alarms"]), ""]
     return lines
 
@@ -323,7 +326,7 @@ def _detection_lines(data: dict) -> list[str]:
     e, scale = det["effect"], data["scale"]
     lines += [f"Measured effect with all seeds ({e['n_candidate']} vs {e['n_reference']}): Δ = "
               f"{e['delta'] * scale:+.2f} points, 95% CI [{e['lo'] * scale:+.2f}, {e['hi'] * scale:+.2f}] "
-              f"(paired bootstrap over examples and seeds).", "",
+              f"(the check's interval, all seeds).", "",
               "| k per side | distinct draws | draws | verdicts | detection rate (worse) |", "|---|---|---|---|---|"]
     for row in det["rates"]:
         if "skipped" in row:

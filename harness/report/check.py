@@ -7,8 +7,9 @@ rates are never pooled: a side with several settings, or two sides whose setting
 than what legitimately differs between two methods (``METHOD_FIELDS``) or what the user ignores,
 is an error naming the fields.
 
-Verdicts come from per-example predictions, not from the stored scores: a paired bootstrap over
-the dev examples and the seeds (harness.report.stats), p-values Holm-adjusted over all entries,
+Verdicts come from per-example predictions, not from the stored scores: Δ with a t interval whose
+variance adds the seeds' spread of each side and a paired bootstrap over the dev examples, their
+interaction counted once (harness.report.stats.crossed_comparison), p-values Holm-adjusted over all entries,
 then ``verdict`` (better / equivalent / inconclusive / worse). A reference with fewer than 3
 seeds is inconclusive, never a silent pass. Generation runs are compared on sacrebleu BLEU,
 whose per-sentence statistics resample; the official scorers' corpus metrics do not.
@@ -39,7 +40,7 @@ from harness.metrics import MetricSpec, fallback_spec
 from harness.report.render import render
 from harness.report.results import RunRecord
 from harness.report.specs import task_of
-from harness.report.stats import Comparison, holm, minimum_detectable_effect, paired_bootstrap, verdict
+from harness.report.stats import Comparison, crossed_comparison, holm, minimum_detectable_effect, verdict
 
 N_BOOT = 2000
 ALPHA = 0.05
@@ -386,8 +387,8 @@ def compare_entries(entries: list[Entry], ignore=(), margin: float | None = None
                           and entry.method is None)
         entry.spec = metric_spec(entry.ref)
         notes += _score_notes(entry.cand, entry.spec) + _score_notes(entry.ref, entry.spec)
-        entry.comparison = paired_bootstrap(entry.spec, entry.ref.truth, entry.cand.outputs, entry.ref.outputs,
-                                            n_boot=n_boot, seed=seed)
+        entry.comparison = crossed_comparison(entry.spec, entry.ref.truth, entry.cand.outputs, entry.ref.outputs,
+                                              n_boot=n_boot, seed=seed)
     for entry, p in zip(compared, holm([e.comparison.p_value for e in compared])):
         entry.p_holm = p
         stored_margin = None if margin is None else margin / entry.spec.scale
@@ -422,7 +423,7 @@ def _verdict_row(entry: Entry, names: tuple[str, str], alpha: float = ALPHA) -> 
         seeds = f"{len(entry.cand.seeds)}/{len(entry.ref.seeds)}"
         return {**row, "metric": spec.label, names[0]: "-", names[1]: "-", "Δ": "", "95% CI": "", "p (Holm)": "",
                 "MDE": "", "seeds": seeds, "examples": "", "verdict": entry.verdict, "reason": entry.reason}
-    mde = minimum_detectable_effect(c.se, alpha)
+    mde = minimum_detectable_effect(c.se, alpha, df=c.df)
     return {**row, "metric": spec.label, names[0]: _num(spec, c.candidate_value),
             names[1]: _num(spec, c.reference_value),
             "Δ": _num(spec, c.delta, True), "95% CI": f"[{_num(spec, c.lo, True)}, {_num(spec, c.hi, True)}]",
@@ -513,8 +514,8 @@ def _title(mode: str, entries: list[Entry], margin: float | None, alpha: float, 
     compared = _entries_text(sum(e.comparison is not None for e in entries))
     return "\n".join([
         f"harness check: {mode}.",
-        "Values on the metric's printed scale, means over seeds; Δ = candidate - reference; 95% CI from a paired "
-        f"bootstrap over dev examples and seeds (n_boot {n_boot}).",
+        "Values on the metric's printed scale, means over seeds; Δ = candidate - reference; 95% CI: t interval "
+        f"from the seeds' spread and a paired bootstrap over dev examples (n_boot {n_boot}).",
         f"p Holm-adjusted over {compared}, alpha {alpha:g}; equivalent = CI within +-margin "
         f"({', '.join(sorted(margins)) or '-'}); MDE = effect detectable with 80% power at alpha (before Holm); "
         f"a reference needs {MIN_SEEDS} seeds for a verdict.",
