@@ -139,3 +139,23 @@ def test_an_unknown_plugin_is_a_one_line_error(user_folder):
     bad_name = harness(user_folder, "run", "csv", "--train-file", "train.csv", "--eval-file", "dev.csv",
                        "--model", "tiny-bert", "--method", "lora_fa.py:nothing", "--tracking-uri", "none")
     assert bad_name.returncode == 2 and "has no 'nothing'" in bad_name.stderr
+
+
+def test_an_installed_package_publishes_a_method_under_the_entry_point_group(tmp_path, monkeypatch):
+    """A distribution with `[harness.methods] lora_fa = ...` makes the name work like a built-in."""
+    package = tmp_path / "site"
+    (package / "my_methods").mkdir(parents=True)
+    shutil.copy(PLUGIN, package / "my_methods" / "__init__.py")
+    info = package / "my_methods-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-methods\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[harness.methods]\nlora_fa = my_methods:lora_fa\n")
+    monkeypatch.syspath_prepend(str(package))
+    from harness.methods import METHODS, get_method, method_specs
+    from harness.params import count_without_weights
+
+    monkeypatch.setattr(METHODS, "_items", dict(METHODS._items))  # the found plugin is forgotten afterwards
+
+    spec = get_method("lora_fa")
+    assert spec.description.startswith("LoRA-FA") and "lora_fa" in dict(method_specs())
+    assert count_without_weights("tiny-bert", "lora_fa", {"r": 4}).trainable == EXPECTED_TRAINABLE
