@@ -57,13 +57,16 @@ def file_hash(path: str | os.PathLike) -> str | None:
 
 
 def data_name(origin: str, data_dir: str | None) -> str:
-    """A data file's name independent of where the data folder is: its path under the data folder."""
-    if data_dir and not origin.startswith("hub:"):
+    """A data file's name independent of where it is read from: its path under the data folder, or
+    its file name (`harness run csv` files; the content hash beside it tells files apart)."""
+    if origin.startswith("hub:"):
+        return origin
+    if data_dir:
         try:
             return Path(os.path.relpath(origin, data_dir)).as_posix()
         except ValueError:
             pass
-    return origin
+    return Path(origin).name
 
 
 def data_fields(origins: dict[str, str], data_dir: str | None, hashes: dict[str, str] | None = None) -> dict:

@@ -90,8 +90,8 @@ class Registry(Generic[T]):
         """The registered or lazily named item, else an installed plugin's, else None."""
         if name in self._items:
             return self._items[name]
-        if name in self._lazy:
-            self._items[name] = load_object(self._lazy.pop(name), self.kind)
+        if name in self._lazy:  # imported once, then cached (the lazy name stays, so the entry is never lost)
+            self._items[name] = load_object(self._lazy[name], self.kind)
             return self._items[name]
         if self.group:
             plugin = entry_points(self.group).get(name)
