@@ -27,7 +27,7 @@ from harness.fingerprint import describe, differences
 from harness.report.check import ALPHA, MIN_SEEDS, Side, metric_spec, select, side_from_runs, truth_difference
 from harness.report.results import RunRecord
 from harness.report.stats import (VERDICTS, detection_rate, false_alarm_rate, minimum_detectable_effect,
-                                  crossed_comparison, verdict, wilson_interval)
+                                  crossed_comparison, take, verdict, wilson_interval)
 
 COMMAND = ("harness check calibrate --runs results/cpu-mini/check_calibration/runs "
            "--experiment experiments/cpu-mini/check_calibration.yaml --out reports/check_calibration.md")
@@ -151,10 +151,6 @@ def _groups(ref: Side, reg: Side | None, k: int, rng) -> tuple[list, list, str] 
     return None
 
 
-def _take(values, idx):
-    return values[idx] if isinstance(values, np.ndarray) else [values[i] for i in idx]
-
-
 def mde_grid(ref: Side, reg: Side | None, spec, ks, fractions, draws, n_boot, alpha, seed) -> list[dict]:
     """(c) median MDE (printed units) per seed count k and fraction of the dev examples (subsampled)."""
     rng = np.random.default_rng(seed)
@@ -170,8 +166,8 @@ def mde_grid(ref: Side, reg: Side | None, spec, ks, fractions, draws, n_boot, al
                     break
                 cand, base, source = groups
                 idx = np.sort(rng.choice(n, m, replace=False))
-                comparison = crossed_comparison(spec, _take(ref.truth, idx), [_take(o, idx) for o in cand],
-                                              [_take(o, idx) for o in base], n_boot=n_boot,
+                comparison = crossed_comparison(spec, take(ref.truth, idx), [take(o, idx) for o in cand],
+                                              [take(o, idx) for o in base], n_boot=n_boot,
                                               seed=int(rng.integers(2**32)))
                 values.append(minimum_detectable_effect(comparison.se, alpha, df=comparison.df) * spec.scale)
             cells.append({"k": k, "fraction": fraction, "examples": m, "draws": len(values), "source": source,

@@ -41,6 +41,7 @@ from harness.report.render import render
 from harness.report.results import RunRecord
 from harness.report.specs import task_of
 from harness.report.stats import Comparison, crossed_comparison, holm, minimum_detectable_effect, verdict
+from harness.tasks.base import read_records
 
 N_BOOT = 2000
 ALPHA = 0.05
@@ -204,24 +205,17 @@ def _first_per_seed(runs: list[RunRecord], name: str) -> tuple[list[RunRecord], 
 
 
 def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise HarnessError(f"{path}:{number}: invalid JSON ({err.msg}); re-run that run.") from None
-    return sorted(rows, key=lambda row: row.get("index", 0))
+    """A run's per-example rows in example order (read_records gives file:line errors)."""
+    return sorted((row for _, row in read_records(path, "jsonl")), key=lambda row: row.get("index", 0))
 
 
 def _eval_suffix(task_name: str, metric: str | None) -> str:
     """The eval split whose predictions hold the main metric ('m' for MNLI's accuracy_m, else '')."""
     task = task_of(task_name)
-    for suffix in (task.eval_splits if task is not None else ()):
-        if suffix and metric and metric.endswith("_" + suffix):
-            return suffix
-    return ""
+    if task is None or not metric:
+        return ""
+    _, suffix = task.split_key(metric)
+    return suffix if suffix in task.eval_splits else ""
 
 
 def read_outputs(run: RunRecord) -> tuple[str, Any, Any]:

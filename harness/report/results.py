@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +41,10 @@ class RunRecord:
     config: dict[str, Any] = field(default_factory=dict)  # the resolved run config (MLflow: its params)
     record: dict[str, Any] = field(default_factory=dict)  # metrics.json as written by the run
 
-    @property
+    @cached_property
     def fingerprint(self) -> dict[str, Any]:
-        """Everything that changes the result except the seed (harness.fingerprint)."""
+        """Everything that changes the result except the seed (harness.fingerprint); computed once per
+        record (tables, grouping and the check ask for it many times)."""
         return fingerprint(self.config, {"task": self.task, **self.record})
 
     def setting(self, ignore=()) -> str:

@@ -79,11 +79,10 @@ def column_label(task_name: str, key: str) -> str:
     task = task_of(task_name)
     if task is None:
         return label
-    subsets = ("all", *task.subsets) if task.subsets else ()
-    for suffix in (*subsets, *task.eval_splits):
-        if suffix and key.endswith("_" + suffix) and key.removesuffix("_" + suffix) in task.metrics:
-            return f"{label} {suffix[0].upper()}" if suffix in subsets else f"{label} {suffix}"
-    return label
+    _, suffix = task.split_key(key)
+    if task.subsets and suffix in ("all", *task.subsets):
+        return f"{label} {suffix[0].upper()}"
+    return f"{label} {suffix}" if suffix and suffix in task.eval_splits else label
 
 
 def center(values: list[float], spec: MetricSpec) -> float:

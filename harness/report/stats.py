@@ -91,7 +91,8 @@ def _as_column(values):
     return array if array.ndim == 1 and array.dtype.kind in "biuf" else list(values)
 
 
-def _take(values, idx: np.ndarray):
+def take(values, idx: np.ndarray):
+    """The items of an array (fancy indexing) or a list (text) at ``idx``."""
     return values[idx] if isinstance(values, np.ndarray) else [values[i] for i in idx]
 
 
@@ -152,9 +153,26 @@ def _values_by_fn(fns: _Fns, labels, runs: list, indices: np.ndarray) -> tuple[n
     """As ``_values_by_stats``, calling ``fn`` on each resample (metrics whose parts do not add up)."""
     boot = np.empty((len(indices), len(runs)))
     for b, idx in enumerate(indices):
-        resampled_labels = _take(labels, idx)
-        boot[b] = [fns.fn(_take(run, idx), resampled_labels) for run in runs]
+        resampled_labels = take(labels, idx)
+        boot[b] = [fns.fn(take(run, idx), resampled_labels) for run in runs]
     return boot, np.asarray([fns.fn(run, labels) for run in runs], dtype=np.float64)
+
+
+def _inputs(spec_or_fns, labels, candidate: Sequence, reference: Sequence, confidence: float):
+    """The metric's functions and the checked labels and runs that every comparison starts from."""
+    fns, labels = _resolve(spec_or_fns), _as_column(labels)
+    n = len(labels)
+    if n == 0:
+        raise HarnessError("no dev examples to compare on.")
+    if not 0 < confidence < 1:
+        raise HarnessError(f"confidence must be between 0 and 1 (e.g. 0.95), not {confidence}.")
+    return fns, labels, _check_runs("candidate", candidate, n), _check_runs("reference", reference, n)
+
+
+def _values(fns: _Fns, labels, runs: list, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-seed metric on every resample and on the full set: by statistics when the metric has them."""
+    by = _values_by_stats if fns.stats is not None and fns.from_stats is not None else _values_by_fn
+    return by(fns, labels, runs, indices)
 
 
 def paired_bootstrap(spec_or_fns, labels, candidate: Sequence, reference: Sequence, n_boot: int = 2000,
@@ -166,20 +184,13 @@ def paired_bootstrap(spec_or_fns, labels, candidate: Sequence, reference: Sequen
     ``indices`` (n_boot, n) and ``seed_draws`` ((n_boot, a), (n_boot, b)) replace the random example
     and seed draws, so tests can enumerate resamples; ``n_boot`` is then ``len(indices)``.
     """
-    fns = _resolve(spec_or_fns)
-    labels = _as_column(labels)
+    fns, labels, candidate, reference = _inputs(spec_or_fns, labels, candidate, reference, confidence)
     n = len(labels)
-    if n == 0:
-        raise HarnessError("no dev examples to compare on.")
-    if not 0 < confidence < 1:
-        raise HarnessError(f"confidence must be between 0 and 1 (e.g. 0.95), not {confidence}.")
     if indices is None and n_boot < 1:
         raise HarnessError(f"n_boot must be at least 1, not {n_boot}.")
-    candidate, reference = _check_runs("candidate", candidate, n), _check_runs("reference", reference, n)
     rng = np.random.default_rng(seed)
     indices, cand_draws, ref_draws = _draws(rng, n_boot, n, len(candidate), len(reference), indices, seed_draws)
-    by = _values_by_stats if fns.stats is not None and fns.from_stats is not None else _values_by_fn
-    boot, full = by(fns, labels, candidate + reference, indices)
+    boot, full = _values(fns, labels, candidate + reference, indices)
     cand_boot, ref_boot = boot[:, :len(candidate)], boot[:, len(candidate):]
     cand_side = np.take_along_axis(cand_boot, cand_draws, axis=1).mean(axis=1)
     ref_side = np.take_along_axis(ref_boot, ref_draws, axis=1).mean(axis=1)
@@ -213,14 +224,10 @@ def crossed_comparison(spec_or_fns, labels, candidate: Sequence, reference: Sequ
     """
     from scipy import stats as scipy_stats
 
-    fns, labels = _resolve(spec_or_fns), _as_column(labels)
+    fns, labels, candidate, reference = _inputs(spec_or_fns, labels, candidate, reference, confidence)
     n = len(labels)
-    if n == 0:
-        raise HarnessError("no dev examples to compare on.")
-    candidate, reference = _check_runs("candidate", candidate, n), _check_runs("reference", reference, n)
     indices = np.random.default_rng(seed).choice(n, size=(max(2, n_boot), n), replace=True)
-    by = _values_by_stats if fns.stats is not None and fns.from_stats is not None else _values_by_fn
-    boot, full = by(fns, labels, candidate + reference, indices)
+    boot, full = _values(fns, labels, candidate + reference, indices)
     sides = [(boot[:, :len(candidate)], full[:len(candidate)]), (boot[:, len(candidate):], full[len(candidate):])]
     samples = sides[0][0].mean(axis=1) - sides[1][0].mean(axis=1)
     delta = float(sides[0][1].mean() - sides[1][1].mean())

@@ -127,13 +127,18 @@ class Task:
             names += [f"{m}_{suffix}" if suffix else m for m in self.metrics]
         return names
 
-    def metric_spec(self, key: str) -> MetricSpec:
-        """The spec of a metric key as stored in metrics.json ('bleu_seen', 'accuracy_m', 'dev_loss')."""
+    def split_key(self, key: str) -> tuple[str, str]:
+        """(metric, suffix) of a metric key as stored in metrics.json: 'bleu_seen' -> ('bleu', 'seen'),
+        'accuracy_m' -> ('accuracy', 'm'), 'dev_loss' -> ('dev_loss', '')."""
         for suffix in [*self.eval_splits, "all", *self.subsets]:
             if suffix and key.endswith("_" + suffix) and key.removesuffix("_" + suffix) in self.metrics:
-                key = key.removesuffix("_" + suffix)
-                break
-        return fallback_spec(self.metric_specs.get(key, key))
+                return key.removesuffix("_" + suffix), suffix
+        return key, ""
+
+    def metric_spec(self, key: str) -> MetricSpec:
+        """The spec of a metric key as stored in metrics.json ('bleu_seen', 'accuracy_m', 'dev_loss')."""
+        metric, _ = self.split_key(key)
+        return fallback_spec(self.metric_specs.get(metric, metric))
 
     @property
     def main_spec(self) -> MetricSpec:
