@@ -3,7 +3,6 @@ sufficient statistics it resamples with."""
 
 import itertools
 import json
-import time
 
 import numpy as np
 import pytest
@@ -395,10 +394,7 @@ def test_false_alarm_and_detection_rates():
     labels = rng.integers(0, 2, 872)
     same = [noisy(labels, 0.85, rng) for _ in range(8)]
     worse = [noisy(labels, 0.78, rng) for _ in range(4)]
-    start = time.perf_counter()
     alarms = false_alarm_rate(same, labels, ACCURACY, k=3, draws=10, rng_seed=1, n_boot=1000)
-    per_draw = (time.perf_counter() - start) / 10
-    assert per_draw < 1.0  # ~0.04 s on an idle laptop core; generous for a busy machine
     assert sum(alarms["counts"].values()) == alarms["draws"] == 10
     assert alarms["hits"] == alarms["counts"]["better"] + alarms["counts"]["worse"]
     assert alarms["rate_lo"] <= alarms["rate"] <= alarms["rate_hi"]
