@@ -37,6 +37,9 @@ class RunConfig:
     labels: list[str] = _f(None, "task 'csv': label values in class-id order (default: sorted values of the train file)", nargs="+")
     max_train_samples: int | None = _f(None, "use a random subset of this many training examples (fixed by --data-seed)", positive=True)
     max_eval_samples: int | None = _f(None, "use a random subset of this many evaluation examples", positive=True)
+    heldout_samples: int | None = _f(None, "hold this many training examples out (fixed by --data-seed) and evaluate on "
+                                           "them instead of the dev/test sets: choose settings without touching "
+                                           "the reported sets", positive=True)
     data_seed: int = _f(0, "seed of the --max-*-samples subsets (kept apart from --seed so seeds share data)")
     init_from: str | None = _f(None, "start from the method weights of a finished run (its folder or weights/); "
                                      "its task head is not taken (the paper's MRPC/RTE/STS-B from MNLI)")
@@ -66,7 +69,8 @@ class RunConfig:
     no_repeat_ngram_size: int = _f(4, "generation: never repeat an n-gram of this size within the output (0: off)", nonnegative=True)
     max_new_tokens: int = _f(64, "generation: at most this many generated tokens per input", positive=True)
     decode_batch_size: int = _f(16, "generation: inputs decoded together (each takes --num-beams rows)", positive=True)
-    max_decode_samples: int | None = _f(None, "generation: decode and score only the first N test inputs", positive=True)
+    max_decode_samples: int | None = _f(None, "generation: decode and score only the first N test inputs (0: decode "
+                                              "nothing, report the dev loss only)", nonnegative=True)
     metrics: list[str] = _f(None, "generation: compute only these metrics (e.g. bleu nist rouge_l cider without Java)", nargs="+")
     # Output and tracking
     output_dir: str = _f("results", "results folder; each run writes <output-dir>/runs/<run-name>/")

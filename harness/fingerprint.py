@@ -4,7 +4,7 @@ Runs with the same fingerprint are seeds of one setting and may be pooled (table
 `harness check`); runs whose fingerprints differ never are. The fields (flat, dotted names):
 
     task, data.<split>            the task and its files (path under the data folder + content hash)
-    subset.*                      --max-train/eval/decode-samples and the data seed
+    subset.*                      --max-train/eval/decode-samples, the data seed (and --heldout-samples)
     model, model.weights          the model and, where known, its weights' version (package or commit)
     method, method.options        the method and its resolved options
     optim.*                       learning rate, global batch, epochs, warmup, decay, clipping, length, ...
@@ -96,6 +96,8 @@ def fingerprint(config: dict[str, Any], record: dict[str, Any]) -> dict[str, Any
         fields["model.weights"] = record["model_weights"]
     fields.update(data_fields(record.get("data") or {}, config.get("data_dir"), record.get("data_hashes")))
     fields.update({f"subset.{k}": setting(k) for k in SUBSET_KEYS})
+    if config.get("heldout_samples"):  # only when set: older runs keep their fingerprint ids
+        fields["subset.heldout_samples"] = config["heldout_samples"]
     fields.update({f"optim.{k}": setting(k) for k in OPTIM_KEYS})
     batch = record.get("global_batch_size") or (config.get("batch_size", 16) * config.get("grad_accum", 1))
     fields["optim.global_batch_size"] = batch

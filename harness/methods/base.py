@@ -43,6 +43,11 @@ class MethodSpec:
     load: Callable[..., Any] | None = None  # (base_model, folder, options, head_modules) -> model
     merge: Callable[[Any], Any] | None = None  # fold the update into the weights (no inference latency)
     free_options: bool = False  # options are checked by the method itself (peft configs, plain functions)
+    # Training hooks, for methods that need more than AdamW over their parameters (all take the
+    # unwrapped model and the resolved options):
+    optimizer: Callable[..., Any] | None = None  # (model, lr, weight_decay, options): its own groups (LoRA+)
+    before_training: Callable[..., None] | None = None  # (model, batches, total_steps, options): EVA, AdaLoRA
+    after_step: Callable[..., None] | None = None  # (model, step, options): after each optimizer step (AdaLoRA)
 
     def resolve_options(self, given: dict[str, Any]) -> dict[str, Any]:
         """The method's full option dict: defaults overlaid with ``given``, validated."""

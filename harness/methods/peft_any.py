@@ -10,8 +10,63 @@ from pathlib import Path
 from harness.errors import HarnessError, unknown_choice
 from harness.methods.base import MethodSpec
 
-# Names accepted after 'peft:' besides peft's PeftType values: DoRA is LoRA with use_dora.
-ALIASES = {"DORA": ("LORA", {"use_dora": True})}
+# Names accepted after 'peft:' besides peft's PeftType values: LoRA variants that are LoRA configs
+# (DoRA: use_dora; EVA: a data-driven init) or LoRA with another optimizer (LoRA+).
+ALIASES = {"DORA": ("LORA", {"use_dora": True}), "EVA": ("LORA", {"init_lora_weights": "eva"}),
+           "LORAPLUS": ("LORA", {})}
+# Options that are not peft config fields: the training hooks below read them.
+HOOK_OPTIONS = {"LORAPLUS": {"loraplus_lr_ratio": 16.0}}
+
+
+def _loraplus_optimizer(model, learning_rate, weight_decay, options):
+    """LoRA+: B's learning rate is loraplus_lr_ratio x A's (peft's optimizer factory)."""
+    import torch
+    from peft.optimizers import create_loraplus_optimizer
+
+    return create_loraplus_optimizer(model, torch.optim.AdamW, lr=learning_rate, weight_decay=weight_decay,
+                                     loraplus_lr_ratio=float(options.get("loraplus_lr_ratio", 16.0)))
+
+
+def _eva_init(model, batches, total_steps, options):
+    """EVA: initialise LoRA's A from the SVD of the layer inputs on the first training batches."""
+    from peft import initialize_lora_eva_weights
+
+    class Plain:  # plain dicts; class labels (one per row) are no token mask: left out
+        def __len__(self):
+            return len(batches)
+
+        def __iter__(self):
+            for batch in batches:
+                batch = dict(batch)
+                if batch.get("labels") is not None and batch["labels"].ndim < 2:
+                    batch.pop("labels")
+                yield batch
+
+    initialize_lora_eva_weights(model, Plain(), show_progress_bar=False)
+
+
+def _adalora_schedule(model, batches, total_steps, options):
+    """AdaLoRA's rank budget schedule needs the run's step count (known once the data is batched)."""
+    if "total_step" not in options:
+        model.peft_config["default"].total_step = total_steps
+        allocator = getattr(model.base_model, "rankallocator", None)
+        if allocator is not None:
+            allocator.set_total_step(total_steps)
+
+
+def _adalora_step(model, step, options):
+    model.base_model.update_and_allocate(step)
+
+
+def _merge(model):
+    """Fold the update into the weights where the tuner can (peft's merge_and_unload); else an error."""
+    if not hasattr(model, "merge_and_unload"):
+        raise HarnessError(f"{type(model).__name__} cannot be merged.")
+    return model.merge_and_unload()
+
+
+HOOKS = {"LORAPLUS": {"optimizer": _loraplus_optimizer}, "EVA": {"before_training": _eva_init},
+         "ADALORA": {"before_training": _adalora_schedule, "after_step": _adalora_step}}
 
 
 def peft_task_type(model):
@@ -43,11 +98,12 @@ def peft_method(name: str) -> MethodSpec:
         except json.JSONDecodeError as err:
             raise HarnessError(f"{name}:{err.lineno}: invalid JSON ({err.msg}).") from None
         peft_type, fixed = base.pop("peft_type", None), base
+        alias = peft_type
         if peft_type is None:
             raise HarnessError(f"{name}: no 'peft_type' key; is this a peft adapter_config.json?")
     else:
-        peft_type = name.removeprefix("peft:").upper()
-        peft_type, fixed = ALIASES.get(peft_type, (peft_type, {}))
+        alias = name.removeprefix("peft:").upper()
+        peft_type, fixed = ALIASES.get(alias, (alias, {}))
         if peft_type not in _peft_types():
             raise unknown_choice("peft method", name.removeprefix("peft:"), [*_peft_types(), *ALIASES])
 
@@ -56,12 +112,31 @@ def peft_method(name: str) -> MethodSpec:
 
         config_class = PEFT_TYPE_TO_CONFIG_MAPPING[peft_type]
         settings = {k: v for k, v in {**fixed, **options}.items()
-                    if k not in ("task_type", "base_model_name_or_path", "revision", "modules_to_save")}
+                    if k not in ("task_type", "base_model_name_or_path", "revision", "modules_to_save")
+                    and k not in HOOK_OPTIONS.get(alias, {})}
+        if peft_type == "ADALORA" and "total_step" not in settings:
+            settings["total_step"] = 10**9  # a placeholder: the schedule hook sets the run's step count
+        if settings.get("init_lora_weights") == "eva" and "eva_config" not in settings:
+            from peft import EvaConfig
+
+            settings["eva_config"] = EvaConfig()
+        elif isinstance(settings.get("eva_config"), dict):
+            from peft import EvaConfig
+
+            settings["eva_config"] = EvaConfig(**settings["eva_config"])
+        import dataclasses
+
+        known = {f.name for f in dataclasses.fields(config_class)}
+        # Configs without these fields (X-LoRA, trainable tokens, adaption prompt) do not take them.
+        given = {key: value for key, value in (("task_type", peft_task_type(model)),
+                                               ("modules_to_save", head_modules or None)) if key in known}
         try:
-            config = config_class(task_type=peft_task_type(model), modules_to_save=head_modules or None, **settings)
+            config = config_class(**given, **settings)
         except TypeError as err:
             raise HarnessError(f"peft {peft_type}: {err}") from None
         return get_peft_model(model, config)
 
     # Free-form options: peft validates them when the config is built.
-    return MethodSpec(name, f"peft {peft_type}", apply, defaults={"learning_rate": 1e-3}, free_options=True)
+    described = f"peft {peft_type}" + (f" ({alias})" if alias != peft_type else "")
+    return MethodSpec(name, described, apply, defaults={"learning_rate": 1e-3}, free_options=True, merge=_merge,
+                      **HOOKS.get(alias, {}))

@@ -7,6 +7,7 @@ counts, so counting and saving need to know it.
 from __future__ import annotations
 
 PEFT_PREFIX = "base_model.model."
+PROMPT_PREFIX = "base_model."  # peft's prompt-learning models hold the transformers model directly
 
 
 def head_module_names(model) -> list[str]:
@@ -25,5 +26,5 @@ def head_module_names(model) -> list[str]:
 
 def in_head(name: str, head_modules: list[str]) -> bool:
     """Whether a parameter name (peft-wrapped or not) belongs to the task head."""
-    name = name.removeprefix(PEFT_PREFIX)
+    name = name.removeprefix(PEFT_PREFIX) if name.startswith(PEFT_PREFIX) else name.removeprefix(PROMPT_PREFIX)
     return any(name == head or name.startswith(head + ".") for head in head_modules)

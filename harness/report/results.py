@@ -100,7 +100,7 @@ def record_from_dir(run_dir: Path) -> RunRecord | None:
         seed=config.get("seed"), status=metrics.get("status", "running"), main_metric=metrics.get("main_metric"),
         best=metrics.get("best") or {}, history=metrics.get("history") or [], params=metrics.get("params") or {},
         throughput=metrics.get("throughput") or {}, versions=metrics.get("versions") or {},
-        weights_bytes=run.weights_bytes(), experiment=match["experiment"] if match else None,
+        weights_bytes=run.weights_bytes() or metrics.get("weights_bytes"), experiment=match["experiment"] if match else None,
         run_dir=str(run.path), epochs=config.get("epochs"), config=config, record=metrics,
     )
 

@@ -54,6 +54,20 @@ def subsample(split: Split, limit: int | None, seed: int) -> Split:
     return Split([split.examples[i] for i in keep], split.origin)
 
 
+def hold_out(split: Split, count: int | None, seed: int) -> tuple[Split, Split | None]:
+    """(the rest, ``count`` held-out examples): a random slice of a training split, fixed by ``seed``,
+    for choosing settings on data the reported dev/test sets never see. None: (split, None)."""
+    if count is None:
+        return split, None
+    if count >= len(split.examples):
+        raise HarnessError(f"--heldout-samples {count} leaves nothing to train on: {split.origin} has "
+                           f"{len(split.examples)} examples; hold out fewer.")
+    held = set(random.Random(f"heldout-{seed}").sample(range(len(split.examples)), count))
+    origin = f"{split.origin} (held out)"
+    return (Split([e for i, e in enumerate(split.examples) if i not in held], split.origin),
+            Split([e for i, e in enumerate(split.examples) if i in held], origin))
+
+
 def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
     """--data-dir wins, then $HARNESS_DATA_DIR; None means 'use the hub'."""
     value = data_dir if data_dir not in (None, "") else os.environ.get(DATA_DIR_ENV) or None

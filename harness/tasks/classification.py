@@ -10,7 +10,7 @@ from typing import Any
 from harness.errors import HarnessError
 from harness.models import load_for_classification
 from harness.models.heads import head_module_names
-from harness.tasks.base import Split, subsample
+from harness.tasks.base import Split, hold_out, subsample
 from harness.tasks.objective import Data, EvalContext, Evaluation
 
 
@@ -27,12 +27,16 @@ class ClassificationObjective:
     def load_data(self, task, config) -> Data:
         if config.metrics:
             raise HarnessError("--metrics selects generation metrics; a classification task reports all of its metrics.")
-        train = Split([], "none (--epochs 0)")
-        if config.epochs:
-            train = subsample(task.load(task.train_split, config.data_dir), config.max_train_samples, config.data_seed)
-        evals = {suffix: subsample(task.load(split, config.data_dir), config.max_eval_samples, config.data_seed)
-                 for suffix, split in task.eval_splits.items()}
-        return Data(train, evals, task.label_names)
+        train, evals = Split([], "none (--epochs 0)"), task.eval_splits
+        if config.epochs or config.heldout_samples:
+            train, held = hold_out(task.load(task.train_split, config.data_dir), config.heldout_samples,
+                                   config.data_seed)
+            train = subsample(train, config.max_train_samples, config.data_seed)
+            if held is not None:  # the held-out slice replaces the dev set(s): one evaluation split
+                evals = {next(iter(task.eval_splits)): held}
+        evals = {suffix: subsample(split if isinstance(split, Split) else task.load(split, config.data_dir),
+                                   config.max_eval_samples, config.data_seed) for suffix, split in evals.items()}
+        return Data(train if config.epochs else Split([], "none (--epochs 0)"), evals, task.label_names)
 
     def batched_evals(self, data: Data) -> dict[str, Split]:
         return data.evals

@@ -12,7 +12,7 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.models import load_for_causal_lm
-from harness.tasks.base import GenerationExample, Split, first, subsample
+from harness.tasks.base import GenerationExample, Split, first, hold_out, subsample
 from harness.tasks.decoding import DecodeSettings, decode, prompt_of
 from harness.tasks.objective import Data, EvalContext, Evaluation
 
@@ -190,15 +190,20 @@ class GenerationObjective:
     def load_data(self, task, config) -> Data:
         if config.metrics:
             task.check_metrics(config.metrics)
-        train = Split([], "none (--epochs 0)")
-        if config.epochs:
-            train = subsample(one_pair_each(task.load(task.train_split, config.data_dir)), config.max_train_samples,
-                              config.data_seed)
-        dev = subsample(one_pair_each(task.load(task.loss_split, config.data_dir)), config.max_eval_samples,
-                        config.data_seed)
-        tests = {suffix: first(task.load(split, config.data_dir), config.max_decode_samples)
-                 for suffix, split in task.eval_splits.items()}
-        return Data(train, {"loss": dev, **tests})
+        train, held = Split([], "none (--epochs 0)"), None
+        if config.epochs or config.heldout_samples:
+            # Held out by input (an MR with all its references), so no held-out input is trained on.
+            train, held = hold_out(task.load(task.train_split, config.data_dir), config.heldout_samples,
+                                   config.data_seed)
+            train = subsample(one_pair_each(train), config.max_train_samples, config.data_seed)
+        if held is None:
+            dev = task.load(task.loss_split, config.data_dir)
+            tests = {suffix: task.load(split, config.data_dir) for suffix, split in task.eval_splits.items()}
+        else:  # the held-out inputs replace both the dev set (loss) and the test set(s) (decoding)
+            dev, tests = held, {next(iter(task.eval_splits)): held}
+        dev = subsample(one_pair_each(dev), config.max_eval_samples, config.data_seed)
+        tests = {suffix: first(split, config.max_decode_samples) for suffix, split in tests.items()}
+        return Data(train if config.epochs else Split([], "none (--epochs 0)"), {"loss": dev, **tests})
 
     def batched_evals(self, data: Data) -> dict[str, Split]:
         return {"loss": data.evals["loss"]}
@@ -218,6 +223,8 @@ class GenerationObjective:
             return Evaluation(metrics)
         ctx.save_weights()  # first: a failure while decoding or scoring must not lose the training
         splits = {suffix: split for suffix, split in ctx.data.evals.items() if suffix != "loss"}
+        if not any(split.examples for split in splits.values()):  # --max-decode-samples 0: the loss only
+            return Evaluation(metrics)
         outputs = decode_sharded(ctx, splits)
         if ctx.accelerator.is_main_process:
             self.write_outputs(ctx.run, ctx.data, outputs)

@@ -58,6 +58,8 @@ class Loop:
     run: Any  # harness.rundir.RunDir
     tracker: Any
     save_method_weights: Callable[[Any, Any], None]  # (unwrapped model, folder)
+    method: Any = None  # the MethodSpec, for its training hooks
+    method_options: dict = None
     progress: bool = True
     epoch_start_order: Any = None  # the data-order generator state this epoch's shuffle came from
     saved_epoch: int | None = None  # whose weights are in the run folder
@@ -68,10 +70,10 @@ class Loop:
 
 
 def fit(accelerator, objective, task, model, tokenizer, data: Data, config, learning_rate: float, run, tracker,
-        save_method_weights, progress: bool = True) -> dict[str, Any]:
+        save_method_weights, progress: bool = True, method=None, method_options=None) -> dict[str, Any]:
     """Train and evaluate; returns the results part of the run record."""
     loop = prepare(accelerator, objective, task, model, tokenizer, data, config, learning_rate, run, tracker,
-                   save_method_weights, progress)
+                   save_method_weights, progress, method, method_options or {})
     state = LoopState()
     loop.epoch_start_order = loop.generator.get_state()
     if config.resume and has_checkpoint(run.path):
@@ -90,7 +92,7 @@ def fit(accelerator, objective, task, model, tokenizer, data: Data, config, lear
 
 
 def prepare(accelerator, objective, task, model, tokenizer, data, config, learning_rate, run, tracker,
-            save_method_weights, progress) -> Loop:
+            save_method_weights, progress, method=None, method_options=None) -> Loop:
     """Loaders from the objective, AdamW with linear warmup and decay, all prepared by accelerate."""
     import torch
     from torch.utils.data import DataLoader
@@ -105,12 +107,24 @@ def prepare(accelerator, objective, task, model, tokenizer, data, config, learni
     # Steps counted on the unsharded loader: accelerate steps the scheduler once per process.
     total_steps = math.ceil(len(training) / config.grad_accum) * config.epochs
     warmup = config.warmup_steps if config.warmup_steps is not None else int(config.warmup_ratio * total_steps)
-    optimizer = adamw(model, learning_rate, config.weight_decay)
+    hooks = method if method is not None else _NO_HOOKS
+    if hooks.before_training and config.epochs:  # before prepare: data-driven inits see the plain model
+        hooks.before_training(model, training, total_steps, method_options)
+    optimizer = (hooks.optimizer(model, learning_rate, config.weight_decay, method_options) if hooks.optimizer
+                 else adamw(model, learning_rate, config.weight_decay))
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
     model, optimizer, training, scheduler, *loaders = accelerator.prepare(
         model, optimizer, training, scheduler, *evals.values())
     return Loop(accelerator, objective, task, config, data, model, tokenizer, optimizer, scheduler, training,
-                dict(zip(evals, loaders)), generator, run, tracker, save_method_weights, progress)
+                dict(zip(evals, loaders)), generator, run, tracker, save_method_weights, method, method_options,
+                progress)
+
+
+class _NoHooks:
+    optimizer = before_training = after_step = None
+
+
+_NO_HOOKS = _NoHooks()
 
 
 def adamw(model, learning_rate: float, weight_decay: float):
@@ -149,6 +163,8 @@ def train_epoch(loop: Loop, state: LoopState, epoch: int) -> None:
             if accelerator.sync_gradients and config.max_grad_norm > 0:
                 accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
             loop.optimizer.step()
+            if loop.method is not None and loop.method.after_step and accelerator.sync_gradients:
+                loop.method.after_step(accelerator.unwrap_model(model), state.step + 1, loop.method_options)
             loop.scheduler.step()
             loop.optimizer.zero_grad(set_to_none=True)
         value = loss.item()

@@ -107,7 +107,8 @@ def run(config: RunConfig, progress: bool = True) -> dict[str, Any]:
     try:
         save = lambda model, folder: save_weights(model, resolved.method, resolved.method_options, folder)  # noqa: E731
         record.update(fit(accelerator, resolved.objective, resolved.task, model, tokenizer, data, config,
-                          resolved.learning_rate, run_dir, tracker, save, progress))
+                          resolved.learning_rate, run_dir, tracker, save, progress, resolved.method,
+                          resolved.method_options))
         record["status"] = "finished"
         if accelerator.is_main_process:
             shutil.rmtree(run_dir.checkpoint, ignore_errors=True)  # the weights are saved; the state is not needed
@@ -221,6 +222,8 @@ def finish(record: dict, run_dir: RunDir, tracker: MlflowTracker, seconds: float
     if not main:
         return
     record["mlflow_run_id"] = tracker.run_id
+    if (size := run_dir.weights_bytes()) is not None:  # kept in the record: results folders may drop weights/
+        record["weights_bytes"] = size
     tracker.log_metrics(final_metrics(record) if record["status"] == "finished" else {"wall_time_s": seconds})
     run_dir.write_metrics(record)
     tracker.log_artifacts(run_dir.path)

@@ -1,0 +1,368 @@
+"""Suites: a named, versioned benchmark of methods on fixed tasks, for a leaderboard against a reference.
+
+    name: cpu-quick
+    version: 1                    # bump when anything below changes what a cell computes
+    seeds: [0, 1, 2]
+    reference: lora               # every verdict is a method against this entry
+    defaults: {...}               # RunConfig keys every cell shares (the frozen training config)
+    tasks:                        # name: RunConfig keys of the task (task, model, budget)
+      sst2: {task: glue/sst2, model: minilm-l6, max_train_samples: 1000, epochs: 2}
+    search:                       # the learning rate of each method x model, chosen on held-out training data
+      task: {minilm-l6: sst2}     # the task each model's search runs on
+      factors: [0.3, 1, 3]        # times the entry's starting rate
+      heldout_samples: 500        # training examples held out (the reported dev/test sets are never used)
+      seed: 0
+      metric: {e2e: dev_loss}     # what a task's search selects on (default: its main metric)
+      settings: {e2e: {...}}      # RunConfig keys of a task's search cells only
+    methods:                      # entry name: how the method runs
+      lora: {method: lora, method_options: {r: 8}, learning_rate: 3.0e-3}
+      vera: {method: peft:VERA, learning_rate: {minilm-l6: 1.0e-2, smollm2-135m: 3.0e-3},
+             model_options: {smollm2-135m: {r: 128}},           # per-model option overrides
+             override: {why: "...", batch_size: 8}}              # frozen defaults changed, with the reason
+
+A method's entry may change the frozen defaults only through ``override``, whose ``why`` is printed
+on the board. A method not listed (a plugin: ``file.py:OBJ`` or ``pkg.mod:obj``) runs with its own
+default options and learning rate as the search centre.
+
+``run_suite`` runs what is missing: the search cells, then the chosen rate's cells (tasks x seeds),
+then the inference-overhead measurement; every step is a grid (resumable, finished cells skipped)
+or a file written once. ``<output>/entries/<entry>.json`` records what ran: the search's scores and
+choice, the cells, the inference timing. The leaderboard reads those files and the run folders.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.config import RunConfig
+from harness.errors import HarnessError, check_keys
+from harness.grid.experiments import Cell, Experiment, cell_id, merge
+from harness.rundir import RunDir, write_json
+
+SUITE_KEYS = {"name", "version", "description", "seeds", "reference", "defaults", "tasks", "search", "methods"}
+SEARCH_KEYS = {"task", "factors", "heldout_samples", "seed", "metric", "settings"}
+ENTRY_KEYS = {"method", "method_options", "model_options", "learning_rate", "override", "note"}
+SUITES_DIR = Path("experiments") / "suites"
+NAME = re.compile(r"^[a-z0-9][a-z0-9_.]*$")
+
+
+@dataclass
+class MethodEntry:
+    name: str
+    method: str
+    method_options: dict[str, Any] = field(default_factory=dict)
+    model_options: dict[str, dict] = field(default_factory=dict)
+    learning_rate: float | dict[str, float] | None = None  # the search's centre, for all models or per model
+    override: dict[str, Any] = field(default_factory=dict)  # RunConfig keys; its 'why' is kept apart
+    why: str = ""
+    note: str = ""
+    listed: bool = True  # False: a plugin added from the command line
+
+    def options_for(self, model: str) -> dict[str, Any]:
+        return {**self.method_options, **self.model_options.get(model, {})}
+
+    def centre(self, model: str) -> float:
+        """The search's starting rate on ``model``: the entry's, else the method's default there."""
+        if isinstance(self.learning_rate, dict) and model in self.learning_rate:
+            return float(self.learning_rate[model])
+        if isinstance(self.learning_rate, (int, float)):
+            return float(self.learning_rate)
+        from harness.training.runner import resolve
+
+        return resolve(RunConfig(model=model, method=self.method, method_options=self.options_for(model),
+                                 tracking_uri="none")).learning_rate
+
+
+@dataclass
+class Suite:
+    name: str
+    version: int
+    path: Path
+    description: str
+    seeds: list[int]
+    reference: str
+    defaults: dict[str, Any]
+    tasks: dict[str, dict[str, Any]]
+    search: dict[str, Any]
+    methods: dict[str, MethodEntry]
+
+    @property
+    def slug(self) -> str:
+        """'cpu-quick-v1': names the results folder and every cell's experiment."""
+        return f"{self.name}-v{self.version}"
+
+    def models(self) -> list[str]:
+        return list(dict.fromkeys(task["model"] for task in self.tasks.values()))
+
+    def entry(self, name: str) -> MethodEntry:
+        """A listed entry by name, or a method reference (a plugin) as an entry of its own."""
+        if name in self.methods:
+            return self.methods[name]
+        from harness.methods import get_method
+
+        spec = get_method(name)  # fails with the registry's one-line error on an unknown name
+        slug = re.sub(r"[^a-z0-9_.]+", "_", spec.name.lower().rsplit(":", 1)[-1]).strip("_") or "plugin"
+        if slug in self.methods:
+            slug = f"{slug}_plugin"
+        return MethodEntry(slug, name, listed=False)
+
+    # -- the cells -------------------------------------------------------------------------------
+
+    def _config(self, task_name: str, entry: MethodEntry, extra: dict[str, Any]) -> RunConfig:
+        task = self.tasks[task_name]
+        values = merge(merge(self.defaults, task), {"method": entry.method,
+                                                    "method_options": entry.options_for(task["model"])})
+        values = merge(merge(values, entry.override), extra)
+        return RunConfig.from_dict(values, where=f"{self.path} ({entry.name} on {task_name})")
+
+    def _experiment(self, name: str, cells: list[Cell]) -> Experiment:
+        return Experiment(name, self.path, self.description, cells, {})
+
+    def search_experiment(self, entry: MethodEntry, model: str) -> Experiment:
+        task_name = self.search["task"][model]
+        settings = {**self.search.get("settings", {}).get(task_name, {}),
+                    "heldout_samples": self.search["heldout_samples"], "seed": self.search["seed"]}
+        cells = []
+        for factor in self.search["factors"]:
+            rate = float(f"{entry.centre(model) * factor:.3g}")
+            config = self._config(task_name, entry, {**settings, "learning_rate": rate})
+            cells.append(Cell(cell_id(config), config, {"task": task_name, "learning_rate": rate}))
+        return self._experiment(f"{self.slug}-{entry.name}-search-{_slug(model)}", cells)
+
+    def experiment(self, entry: MethodEntry, rates: dict[str, float]) -> Experiment:
+        """The entry's scored cells: every task whose model has a chosen rate, every seed."""
+        cells = []
+        for task_name, task in self.tasks.items():
+            if rates.get(task["model"]) is None:
+                continue
+            for seed in self.seeds:
+                config = self._config(task_name, entry, {"learning_rate": rates[task["model"]], "seed": seed})
+                cells.append(Cell(cell_id(config), config, {"task": task_name, "seed": seed}))
+        return self._experiment(f"{self.slug}-{entry.name}", cells)
+
+    def output_dir(self, root: str | Path = "results/leaderboard") -> Path:
+        return Path(root) / self.slug
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def find_suite(name_or_path: str) -> Path:
+    """A suite file by path, or by name under experiments/suites/."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    candidate = SUITES_DIR / f"{name_or_path}.yaml"
+    if candidate.is_file():
+        return candidate
+    known = sorted(p.stem for p in SUITES_DIR.glob("*.yaml")) if SUITES_DIR.is_dir() else []
+    raise HarnessError(f"suite '{name_or_path}' not found (not a file, not in {SUITES_DIR}/); "
+                       f"suites here: {', '.join(known) or 'none'}.")
+
+
+def load_suite(name_or_path: str) -> Suite:
+    path = find_suite(name_or_path)
+    where = str(path)
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise HarnessError(f"{where}: invalid YAML ({str(err).splitlines()[0]}).") from None
+    if not isinstance(spec, dict):
+        raise HarnessError(f"{where}: a suite file must be a mapping.")
+    check_keys(spec, SUITE_KEYS, where)
+    for key in ("name", "version", "seeds", "tasks", "methods", "reference"):
+        if key not in spec:
+            raise HarnessError(f"{where}: no '{key}'; a suite needs {', '.join(sorted(SUITE_KEYS - {'description'}))}.")
+    run_keys = set(RunConfig.__dataclass_fields__)
+    defaults = spec.get("defaults") or {}
+    check_keys(defaults, run_keys, f"{where} (defaults)")
+    tasks = spec["tasks"]
+    for name, task in tasks.items():
+        check_keys(task, run_keys, f"{where} (task {name})")
+        if "task" not in task or "model" not in task:
+            raise HarnessError(f"{where}: task '{name}' needs 'task' and 'model'.")
+    search = spec.get("search") or {}
+    check_keys(search, SEARCH_KEYS, f"{where} (search)")
+    models = list(dict.fromkeys(t["model"] for t in tasks.values()))
+    for model in models:
+        if search.get("task", {}).get(model) not in tasks:
+            raise HarnessError(f"{where}: search.task has no task of this suite for model '{model}'; "
+                               f"name one of {', '.join(tasks)}.")
+    search = {"factors": [1.0], "seed": 0, "heldout_samples": 500, "metric": {}, "settings": {}, **search}
+    methods = {name: _entry(name, value, run_keys, where) for name, value in (spec["methods"] or {}).items()}
+    if spec["reference"] not in methods:
+        raise HarnessError(f"{where}: the reference '{spec['reference']}' is not one of the methods.")
+    return Suite(spec["name"], int(spec["version"]), path, spec.get("description", ""), list(spec["seeds"]),
+                 spec["reference"], defaults, tasks, search, methods)
+
+
+def _entry(name: str, value: dict, run_keys: set[str], where: str) -> MethodEntry:
+    if not NAME.match(str(name)):
+        raise HarnessError(f"{where}: method entry '{name}' must be lower case letters, digits, '_' or '.'.")
+    check_keys(value, ENTRY_KEYS, f"{where} (method {name})")
+    override = dict(value.get("override") or {})
+    why = override.pop("why", "")
+    if override and not why:
+        raise HarnessError(f"{where}: method '{name}' overrides {', '.join(override)} without a 'why'; "
+                           f"say why the frozen defaults do not serve it.")
+    check_keys(override, run_keys - {"task", "model", "seed", "learning_rate"}, f"{where} (method {name} override)")
+    if "method" not in value:
+        raise HarnessError(f"{where}: method entry '{name}' has no 'method'.")
+    return MethodEntry(name, value["method"], dict(value.get("method_options") or {}),
+                       dict(value.get("model_options") or {}), value.get("learning_rate"), override, why,
+                       value.get("note", ""))
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+
+
+def entry_file(output: Path, entry: MethodEntry) -> Path:
+    return output / "entries" / f"{entry.name}.json"
+
+
+def choose_rate(suite: Suite, entry: MethodEntry, model: str, output: Path) -> dict[str, Any]:
+    """The search's record for one model: each candidate's held-out score and the choice (or why none)."""
+    from harness.grid.runner import run_dir_of
+    from harness.report.specs import spec_of
+
+    experiment = suite.search_experiment(entry, model)
+    task_name = suite.search["task"][model]
+    task = suite.tasks[task_name]["task"]
+    metric = suite.search["metric"].get(task_name)
+    candidates = []
+    for cell in experiment.cells:
+        run = RunDir(run_dir_of(experiment, cell, str(output)))
+        record = run.read_metrics() if run.metrics_path.is_file() else {"status": run.status()}
+        key = metric or record.get("main_metric")
+        score = (record.get("best") or {}).get(key) if record.get("status") == "finished" else None
+        candidates.append({"learning_rate": cell.config.learning_rate, "status": record.get("status"),
+                           "score": score, "run": run.name, "error": record.get("error", "")})
+    spec = spec_of(task, metric) if metric else spec_of(task, None)
+    chosen = None
+    for candidate in candidates:
+        if candidate["score"] is not None and (chosen is None or spec.better(candidate["score"], chosen["score"])):
+            chosen = candidate
+    choice = {"task": task_name, "metric": metric or spec.name, "higher_is_better": spec.higher_is_better,
+              "heldout_samples": suite.search["heldout_samples"], "seed": suite.search["seed"],
+              "candidates": candidates, "chosen": chosen["learning_rate"] if chosen else None}
+    if chosen is None:
+        errors = [c["error"] for c in candidates if c["error"]]
+        choice["reason"] = errors[0] if errors else "no search cell finished"
+    elif chosen is candidates[0] or chosen is candidates[-1]:
+        choice["note"] = "the chosen rate is at the edge of the searched range"
+    return choice
+
+
+def run_suite(suite: Suite, names: list[str], output_root: str | Path = "results/leaderboard", jobs: int = 1,
+              data_dir: str | None = None, progress=print, measure_inference: bool = True) -> dict[str, Any]:
+    """Run (what is missing of) each named entry: search, chosen-rate cells, inference overhead."""
+    from harness.grid.runner import run_grid
+
+    output = suite.output_dir(output_root)
+    overrides = {"data_dir": data_dir} if data_dir else {}
+    summary = {}
+    for name in names:
+        entry = suite.entry(name)
+        started = time.monotonic()
+        record = read_entry(output, entry.name) or {}
+        rates, searches = {}, {}
+        for model in suite.models():
+            experiment = _with(suite.search_experiment(entry, model), overrides)
+            progress(f"[{entry.name}] learning-rate search on {model} ({suite.search['on'][model]}, held-out "
+                     f"{suite.search['heldout_samples']} training examples)")
+            run_grid(experiment, str(output), jobs=jobs, progress=progress)
+            searches[model] = choose_rate(suite, entry, model, output)
+            rates[model] = searches[model]["chosen"]
+            shown = rates[model] if rates[model] is not None else f"none ({searches[model]['reason']})"
+            progress(f"[{entry.name}] {model}: learning rate {shown}")
+        experiment = _with(suite.experiment(entry, rates), overrides)
+        statuses = run_grid(experiment, str(output), jobs=jobs, progress=progress) if experiment.cells else {}
+        inference = record.get("inference") or {}
+        if measure_inference:
+            for model in suite.models():
+                if model not in inference and rates.get(model) is not None:
+                    inference[model] = inference_overhead(entry, model)
+        record = {"suite": suite.slug, "entry": entry.name, "method": entry.method, "listed": entry.listed,
+                  "method_options": {m: entry.options_for(m) for m in suite.models()}, "override": entry.override,
+                  "why": entry.why, "note": entry.note, "learning_rate": rates, "search": searches,
+                  "experiment": experiment.name, "cells": [c.id for c in experiment.cells],
+                  "inference": inference,
+                  "wall_time_s": round((record.get("wall_time_s") or 0) + time.monotonic() - started, 1)}
+        write_json(entry_file(output, entry), record)
+        failed = sum(status != "finished" for status in statuses.values())
+        summary[entry.name] = {"cells": len(experiment.cells), "failed": failed, "learning_rate": rates}
+        progress(f"[{entry.name}] {len(experiment.cells) - failed}/{len(experiment.cells)} cells finished; "
+                 f"{entry_file(output, entry)}")
+    return summary
+
+
+def _with(experiment: Experiment, overrides: dict[str, Any]) -> Experiment:
+    """The experiment with settings that do not enter cell ids (the data folder) applied."""
+    for cell in experiment.cells:
+        for key, value in overrides.items():
+            setattr(cell.config, key, value)
+    return experiment
+
+
+def read_entry(output: Path, name: str) -> dict[str, Any] | None:
+    path = output / "entries" / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def inference_overhead(entry: MethodEntry, model: str, batch_size: int = 16, seq_len: int = 128,
+                       trials: int = 10, warmup: int = 2) -> dict[str, Any]:
+    """Forward latency of the method's model (merged where the method can merge) over the base model's,
+    interleaved so that drifting machine load hits both alike; random weights (latency does not
+    depend on the values). Returns the medians and the ratio, or why it could not be measured."""
+    import torch
+
+    from harness.bench import _random_model
+    from harness.methods import get_method
+    from harness.models import head_module_names
+
+    try:
+        spec = get_method(entry.method)
+        base = _random_model(model).eval()
+        adapted = copy.deepcopy(base)
+        adapted = spec.prepare(adapted, spec.resolve_options(entry.options_for(model)), head_module_names(adapted))
+        merged = False
+        if spec.merge is not None:
+            try:
+                adapted, merged = spec.merge(adapted), True
+            except Exception:  # noqa: BLE001 - a tuner that cannot merge runs unmerged
+                merged = False
+        adapted = adapted.eval()
+        ids = torch.randint(0, base.config.vocab_size, (batch_size, seq_len), generator=torch.Generator().manual_seed(0))
+        times = {"base": [], "method": []}
+        with torch.inference_mode():
+            for i in range(warmup + trials):
+                for name, net in (("base", base), ("method", adapted)):
+                    tic = time.perf_counter()
+                    net(input_ids=ids, attention_mask=torch.ones_like(ids))
+                    if i >= warmup:
+                        times[name].append(time.perf_counter() - tic)
+    except Exception as err:  # noqa: BLE001 - the board shows why instead of a blank
+        return {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"}
+    base_ms, method_ms = (1000 * statistics.median(times[k]) for k in ("base", "method"))
+    return {"merged": merged, "base_ms": round(base_ms, 2), "method_ms": round(method_ms, 2),
+            "overhead_pct": round(100 * (method_ms / base_ms - 1), 1), "batch_size": batch_size, "seq_len": seq_len,
+            "trials": trials, "threads": torch.get_num_threads()}
+
+
+def estimate_minutes(records: list[dict]) -> float | None:
+    """Median wall minutes per entry (search included) over entries that ran everything."""
+    times = [r["wall_time_s"] / 60 for r in records if r.get("wall_time_s")]
+    return statistics.median(times) if times else None
+
+
