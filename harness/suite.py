@@ -279,7 +279,7 @@ def run_suite(suite: Suite, names: list[str], output_root: str | Path = "results
         rates, searches = {}, {}
         for model in suite.models():
             experiment = _with(suite.search_experiment(entry, model), overrides)
-            progress(f"[{entry.name}] learning-rate search on {model} ({suite.search['on'][model]}, held-out "
+            progress(f"[{entry.name}] learning-rate search on {model} ({suite.search['task'][model]}, held-out "
                      f"{suite.search['heldout_samples']} training examples)")
             run_grid(experiment, str(output), jobs=jobs, progress=progress)
             searches[model] = choose_rate(suite, entry, model, output)
