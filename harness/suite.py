@@ -10,6 +10,7 @@
     search:                       # the learning rate of each method x model, chosen on held-out training data
       task: {minilm-l6: sst2}     # the task each model's search runs on
       factors: [0.3, 1, 3]        # times the entry's starting rate
+      extend: 1                   # a best rate at an edge adds the next factor beyond it (this many times)
       heldout_samples: 500        # training examples held out (the reported dev/test sets are never used)
       seed: 0
       metric: {e2e: dev_loss}     # what a task's search selects on (default: its main metric)
@@ -49,7 +50,7 @@ from harness.grid.experiments import Cell, Experiment, cell_id, merge
 from harness.rundir import RunDir, write_json
 
 SUITE_KEYS = {"name", "version", "description", "seeds", "reference", "defaults", "tasks", "search", "methods"}
-SEARCH_KEYS = {"task", "factors", "heldout_samples", "seed", "metric", "settings"}
+SEARCH_KEYS = {"task", "factors", "extend", "heldout_samples", "seed", "metric", "settings"}
 ENTRY_KEYS = {"method", "method_options", "model_options", "learning_rate", "override", "note"}
 SUITES_DIR = Path("experiments") / "suites"
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.]*$")
@@ -127,12 +128,12 @@ class Suite:
     def _experiment(self, name: str, cells: list[Cell]) -> Experiment:
         return Experiment(name, self.path, self.description, cells, {})
 
-    def search_experiment(self, entry: MethodEntry, model: str) -> Experiment:
+    def search_experiment(self, entry: MethodEntry, model: str, factors: list[float] | None = None) -> Experiment:
         task_name = self.search["task"][model]
         settings = {**self.search.get("settings", {}).get(task_name, {}),
                     "heldout_samples": self.search["heldout_samples"], "seed": self.search["seed"]}
         cells = []
-        for factor in self.search["factors"]:
+        for factor in factors or self.search["factors"]:
             rate = float(f"{entry.centre(model) * factor:.3g}")
             config = self._config(task_name, entry, {**settings, "learning_rate": rate})
             cells.append(Cell(cell_id(config), config, {"task": task_name, "learning_rate": rate}))
@@ -198,7 +199,7 @@ def load_suite(name_or_path: str) -> Suite:
         if search.get("task", {}).get(model) not in tasks:
             raise HarnessError(f"{where}: search.task has no task of this suite for model '{model}'; "
                                f"name one of {', '.join(tasks)}.")
-    search = {"factors": [1.0], "seed": 0, "heldout_samples": 500, "metric": {}, "settings": {}, **search}
+    search = {"factors": [1.0], "extend": 1, "seed": 0, "heldout_samples": 500, "metric": {}, "settings": {}, **search}
     methods = {name: _entry(name, value, run_keys, where) for name, value in (spec["methods"] or {}).items()}
     if spec["reference"] not in methods:
         raise HarnessError(f"{where}: the reference '{spec['reference']}' is not one of the methods.")
@@ -231,12 +232,13 @@ def entry_file(output: Path, entry: MethodEntry) -> Path:
     return output / "entries" / f"{entry.name}.json"
 
 
-def choose_rate(suite: Suite, entry: MethodEntry, model: str, output: Path) -> dict[str, Any]:
+def choose_rate(suite: Suite, entry: MethodEntry, model: str, output: Path, factors: list[float] | None = None
+                ) -> dict[str, Any]:
     """The search's record for one model: each candidate's held-out score and the choice (or why none)."""
     from harness.grid.runner import run_dir_of
     from harness.report.specs import spec_of
 
-    experiment = suite.search_experiment(entry, model)
+    experiment = suite.search_experiment(entry, model, factors)
     task_name = suite.search["task"][model]
     task = suite.tasks[task_name]["task"]
     metric = suite.search["metric"].get(task_name)
@@ -260,7 +262,30 @@ def choose_rate(suite: Suite, entry: MethodEntry, model: str, output: Path) -> d
         errors = [c["error"] for c in candidates if c["error"]]
         choice["reason"] = errors[0] if errors else "no search cell finished"
     elif chosen is candidates[0] or chosen is candidates[-1]:
+        choice["edge"] = "low" if chosen is candidates[0] else "high"
         choice["note"] = "the chosen rate is at the edge of the searched range"
+    return choice
+
+
+def search_rate(suite: Suite, entry: MethodEntry, model: str, output: Path, overrides: dict, jobs: int,
+                progress) -> dict[str, Any]:
+    """Run the search's cells; while the best rate is at an edge of the range, add the next factor beyond
+    it (at most ``search.extend`` times), so a poor starting rate does not decide the method's fate."""
+    from harness.grid.runner import run_grid
+
+    factors = sorted(suite.search["factors"])
+    for extension in range(int(suite.search["extend"]) + 1):
+        run_grid(_with(suite.search_experiment(entry, model, factors), overrides), str(output), jobs=jobs,
+                 progress=progress)
+        choice = choose_rate(suite, entry, model, output, factors)
+        if "edge" not in choice or extension == suite.search["extend"] or len(factors) < 2:
+            return choice
+        if choice["edge"] == "low":
+            factors.insert(0, factors[0] ** 2 / factors[1])
+        else:
+            factors.append(factors[-1] ** 2 / factors[-2])
+        progress(f"[{entry.name}] {model}: best rate at the {choice['edge']} edge; adding factor "
+                 f"{factors[0] if choice['edge'] == 'low' else factors[-1]:.3g}")
     return choice
 
 
@@ -278,11 +303,9 @@ def run_suite(suite: Suite, names: list[str], output_root: str | Path = "results
         record = read_entry(output, entry.name) or {}
         rates, searches = {}, {}
         for model in suite.models():
-            experiment = _with(suite.search_experiment(entry, model), overrides)
             progress(f"[{entry.name}] learning-rate search on {model} ({suite.search['task'][model]}, held-out "
                      f"{suite.search['heldout_samples']} training examples)")
-            run_grid(experiment, str(output), jobs=jobs, progress=progress)
-            searches[model] = choose_rate(suite, entry, model, output)
+            searches[model] = search_rate(suite, entry, model, output, overrides, jobs, progress)
             rates[model] = searches[model]["chosen"]
             shown = rates[model] if rates[model] is not None else f"none ({searches[model]['reason']})"
             progress(f"[{entry.name}] {model}: learning rate {shown}")

@@ -258,6 +258,61 @@ def crossed_comparison(spec_or_fns, labels, candidate: Sequence, reference: Sequ
         samples=samples, candidate_samples=sides[0][0].mean(axis=1), reference_samples=sides[1][0].mean(axis=1))
 
 
+@dataclass(frozen=True)
+class Interval:
+    """One setting's mean score over seeds with a t interval (stored units)."""
+
+    value: float
+    lo: float
+    hi: float
+    se: float
+    df: float
+    n_seeds: int
+    n_examples: int
+
+
+def score_interval(spec_or_fns, labels, runs: Sequence, n_boot: int = 2000, seed: int | None = 0,
+                   confidence: float = 0.95) -> Interval:
+    """The interval of one setting's score (mean over its seeds), its noise counted as in
+    ``crossed_comparison``: the seeds' spread / S plus the example bootstrap of the seed mean, less
+    the interaction both hold. One seed: the examples' part only (no seed noise is known)."""
+    from scipy import stats as scipy_stats
+
+    fns, labels, runs, _ = _inputs(spec_or_fns, labels, runs, runs[:1] or [[]], confidence)
+    n, seeds = len(labels), len(runs)
+    indices = np.random.default_rng(seed).choice(n, size=(max(2, n_boot), n), replace=True)
+    boot, full = _values(fns, labels, runs, indices)
+    example_part = float(boot.mean(axis=1).var(ddof=1))
+    terms = []
+    if seeds > 1:
+        example_part -= (boot.var(axis=0, ddof=1).mean() - boot.mean(axis=1).var(ddof=1)) / (seeds - 1)
+        example_part = max(example_part, 0.0)
+        seed_part = float(full.var(ddof=1)) / seeds
+        terms.append((seed_part, seeds - 1))
+    terms.append((example_part, max(n - 1, 1)))
+    variance = sum(part for part, _ in terms)
+    se = float(np.sqrt(variance))
+    df = variance ** 2 / sum(part ** 2 / dof for part, dof in terms) if se > 0 else float(n - 1)
+    t = float(scipy_stats.t.ppf(1 - (1 - confidence) / 2, df)) if se > 0 else 0.0
+    value = float(full.mean())
+    return Interval(value, value - t * se, value + t * se, se, float(df), seeds, n)
+
+
+def mean_of(values: Sequence[float], ses: Sequence[float], dfs: Sequence[float], confidence: float = 0.95
+            ) -> tuple[float, float, float, float, float]:
+    """(mean, lo, hi, se, df) of the mean of independent estimates (tasks of a suite), Satterthwaite's df."""
+    from scipy import stats as scipy_stats
+
+    k = len(values)
+    parts = [(se / k) ** 2 for se in ses]
+    variance = sum(parts)
+    se = math.sqrt(variance)
+    df = variance ** 2 / sum(p ** 2 / max(d, 1.0) for p, d in zip(parts, dfs)) if se > 0 else float("inf")
+    t = float(scipy_stats.t.ppf(1 - (1 - confidence) / 2, df)) if se > 0 else 0.0
+    mean = sum(values) / k
+    return mean, mean - t * se, mean + t * se, se, df
+
+
 def bootstrap_p_value(samples: np.ndarray) -> float:
     """Two-sided p of "no difference": 2 min(P(Δ* <= 0), P(Δ* >= 0)), each (count + 1) / (n + 1).
 

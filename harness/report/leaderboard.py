@@ -1,0 +1,346 @@
+"""A suite's leaderboard: every method's score per task with a 95% interval, its verdict against the
+reference from `harness check`'s statistics, and its costs; as JSON, Markdown, plots and one HTML page.
+
+Everything is computed from the suite's run folders and entry records (harness.suite), so the board
+regenerates with `harness suite report SUITE` and nobody re-runs anything to read it.
+
+Per task, a method's runs are one setting (one per seed) and its score is the mean over seeds with
+``stats.score_interval``; the verdict is ``check.compare_entries`` of its runs against the
+reference's (Holm-adjusted over the method's tasks, as `harness check --candidate M --against lora`
+would give). Generation tasks are scored with sacrebleu's corpus BLEU on the decoded inputs, the
+statistic the check resamples. The average over tasks is the mean of the printed scores with the
+tasks' variances combined (independent tasks); it is shown only where every task ran.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.report.check import ALPHA, Entry, compare_entries, metric_spec, side_from_runs
+from harness.report.results import RunRecord, records_from_runs_dir
+from harness.report.specs import learn, task_label
+from harness.report.stats import mean_of, score_interval
+from harness.rundir import write_json
+
+DEFAULT_OUT = Path("reports") / "leaderboard"
+VERDICT_MARK = {"better": "▲", "equivalent": "≈", "inconclusive": "?", "worse": "▼", "reference": "ref"}
+
+
+def _median(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def _entry_records(output: Path, suite) -> list[dict]:
+    """The entry records that ran, the suite's listed order first, then plugins by name."""
+    folder = output / "entries"
+    found = {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
+    return [found[name] for name in suite.methods if name in found] + \
+        [record for name, record in sorted(found.items()) if name not in suite.methods]
+
+
+def _runs_of(record: dict, by_experiment: dict[str, list[RunRecord]]) -> list[RunRecord]:
+    cells = set(record.get("cells") or [])
+    return [r for r in by_experiment.get(record["experiment"], []) if r.name.rsplit("-", 1)[-1] in cells]
+
+
+def _failure(runs: list[RunRecord]) -> str:
+    errors = [r.record.get("error") for r in runs if r.status == "failed" and r.record.get("error")]
+    return errors[0] if errors else ""
+
+
+def _task_cell(suite, task_name: str, record: dict, runs: list[RunRecord]) -> tuple[dict, Any]:
+    """(the board's cell for one entry x task, its Side or None)."""
+    task = suite.tasks[task_name]
+    model = task["model"]
+    if (record.get("learning_rate") or {}).get(model) is None:
+        search = (record.get("search") or {}).get(model) or {}
+        return {"status": "cannot run", "reason": search.get("reason", "no learning-rate search ran")}, None
+    mine = [r for r in runs if r.task == task["task"]]
+    side = side_from_runs(record["entry"], task["task"], model, mine)
+    if not side.finished:
+        failure = _failure(mine)
+        status = "cannot run" if failure and side.failed == len(mine) else "missing"
+        return {"status": status, "reason": failure or f"{len(mine)} of {len(suite.seeds)} runs present, none "
+                                                        f"finished"}, None
+    spec = metric_spec(side)
+    interval = score_interval(spec, side.truth, side.outputs)
+    cell = {"status": "ok", "value": interval.value, "lo": interval.lo, "hi": interval.hi, "se": interval.se,
+            "df": interval.df, "seeds": side.seeds, "metric": spec.name, "scale": spec.scale,
+            "decimals": spec.decimals, "higher_is_better": spec.higher_is_better,
+            "failed": side.failed, "notes": side.notes}
+    return cell, side
+
+
+def _efficiency(suite, runs: list[RunRecord]) -> dict[str, dict]:
+    """Per model: trainable parameters, median peak memory, training seconds per seed (summed over the
+    model's tasks), median saved weights."""
+    out = {}
+    for model in suite.models():
+        tasks = [t["task"] for t in suite.tasks.values() if t["model"] == model]
+        mine = [r for r in runs if r.model == model and r.status == "finished"]
+        if not mine:
+            continue
+        per_task = [_median((r.throughput or {}).get("train_time_s") for r in mine if r.task == t) for t in tasks]
+        out[model] = {"trainable": (mine[0].params or {}).get("trainable"),
+                      "peak_memory_mb": _median((r.throughput or {}).get("peak_memory_mb") for r in mine),
+                      "train_time_s": sum(t for t in per_task if t is not None),
+                      "weights_bytes": _median(r.weights_bytes for r in mine),
+                      "cell_wall_time_s": sum(r.record.get("wall_time_s") or 0 for r in mine)}
+    return out
+
+
+def _verdicts(rows: list[dict], sides: dict, reference: str, suite) -> None:
+    """Each entry against the reference on every task both finished: the check's comparison, Holm over
+    the entry's tasks; then the average's difference from the tasks' comparisons."""
+    for row in rows:
+        if row["entry"] == reference:
+            for cell in row["tasks"].values():
+                if cell["status"] == "ok":
+                    cell["verdict"] = "reference"
+            continue
+        entries = []
+        for task_name in suite.tasks:
+            cand, ref = sides.get((row["entry"], task_name)), sides.get((reference, task_name))
+            if cand is not None and ref is not None:
+                entries.append((task_name, Entry(cand.task, cand.model, None, cand, ref)))
+        row["check_notes"] = compare_entries([e for _, e in entries], ignore=()) if entries else []
+        for task_name, entry in entries:
+            c, cell = entry.comparison, row["tasks"][task_name]
+            if c is None:
+                continue
+            cell.update(verdict=entry.verdict, verdict_reason=entry.reason, delta=c.delta, delta_lo=c.lo,
+                        delta_hi=c.hi, delta_se=c.se, delta_df=c.df, p_holm=entry.p_holm)
+
+
+def _average(row: dict, suite, reference: str) -> None:
+    """Mean over tasks of the printed scores (and of Δ vs the reference), where every task has one."""
+    cells = [row["tasks"][name] for name in suite.tasks]
+    if any(c["status"] != "ok" for c in cells):
+        row["average"] = None
+        return
+    printed = lambda c, key: c[key] * c["scale"]  # noqa: E731
+    mean, lo, hi, se, df = mean_of([printed(c, "value") for c in cells], [printed(c, "se") for c in cells],
+                                   [c["df"] for c in cells])
+    row["average"] = {"value": mean, "lo": lo, "hi": hi, "se": se, "df": df}
+    if row["entry"] == reference:
+        row["average"]["verdict"] = "reference"
+        return
+    if any("delta" not in c for c in cells):
+        return
+    d, dlo, dhi, dse, ddf = mean_of([c["delta"] * c["scale"] * (1 if c["higher_is_better"] else -1) for c in cells],
+                                    [c["delta_se"] * c["scale"] for c in cells], [c["delta_df"] for c in cells])
+    margin = statistics.mean(_margin(c) for c in cells)
+    verdict = ("equivalent" if -margin < dlo and dhi < margin else "better" if dlo > 0 else "worse" if dhi < 0
+               else "inconclusive")
+    row["average"].update(delta=d, delta_lo=dlo, delta_hi=dhi, verdict=verdict, margin=margin)
+
+
+def _margin(cell: dict) -> float:
+    from harness.metrics import fallback_spec
+
+    return fallback_spec(cell["metric"]).margin * cell["scale"]
+
+
+def board_data(suite, output_root: str | Path = "results/leaderboard") -> dict[str, Any]:
+    output = suite.output_dir(output_root)
+    records = _entry_records(output, suite)
+    if not records:
+        raise HarnessError(f"no method of suite {suite.slug} has run yet (no {output}/entries/*.json); "
+                           f"run: harness suite run {suite.name} --method {suite.reference}.")
+    runs = records_from_runs_dir(output)
+    learn(runs)
+    by_experiment = defaultdict(list)
+    for run in runs:
+        by_experiment[run.experiment].append(run)
+    rows, sides = [], {}
+    for record in records:
+        mine = _runs_of(record, by_experiment)
+        row = {key: record.get(key) for key in ("entry", "method", "listed", "method_options", "learning_rate",
+                                                "override", "why", "note", "inference", "wall_time_s")}
+        row["search"] = record.get("search") or {}
+        row["tasks"] = {}
+        for task_name in suite.tasks:
+            row["tasks"][task_name], side = _task_cell(suite, task_name, record, mine)
+            if side is not None:
+                sides[(record["entry"], task_name)] = side
+        row["efficiency"] = _efficiency(suite, mine)
+        rows.append(row)
+    reference = suite.reference
+    if not any(r["entry"] == reference for r in rows):
+        raise HarnessError(f"the reference {reference} has not run; run: harness suite run {suite.name} "
+                           f"--method {reference}.")
+    _verdicts(rows, sides, reference, suite)
+    for row in rows:
+        _average(row, suite, reference)
+    rows.sort(key=lambda r: (r["average"] is None, -(r["average"] or {}).get("value", 0.0), r["entry"]))
+    tasks = []
+    for name, task in suite.tasks.items():
+        cell = next((r["tasks"][name] for r in rows if r["tasks"][name]["status"] == "ok"), {})
+        tasks.append({"name": name, "task": task["task"], "model": task["model"], "label": task_label(task["task"]),
+                      "metric": cell.get("metric"), "scale": cell.get("scale", 1.0)})
+    return {"suite": suite.slug, "description": " ".join(suite.description.split()), "reference": reference,
+            "seeds": suite.seeds, "alpha": ALPHA, "tasks": tasks, "models": suite.models(), "rows": rows,
+            "command": f"harness suite report {suite.name}", "runs_folder": str(output)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+def _fmt(cell: dict, key: str = "value", signed: bool = False) -> str:
+    value = cell[key] * cell.get("scale", 1.0)
+    return f"{value:{'+' if signed else ''}.{cell.get('decimals', 2)}f}"
+
+
+def _score_text(cell: dict) -> str:
+    if cell["status"] != "ok":
+        return cell["status"]
+    mark = VERDICT_MARK.get(cell.get("verdict", ""), "")
+    return f"{_fmt(cell)} [{_fmt(cell, 'lo')}, {_fmt(cell, 'hi')}] {mark}".strip()
+
+
+def _count(n) -> str:
+    if n is None:
+        return "-"
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else str(n)
+
+
+def _size(b) -> str:
+    if b is None:
+        return "-"
+    return f"{b / 2**20:.1f} MB" if b >= 2**20 else f"{b / 2**10:.0f} KB"
+
+
+def _overhead(inference: dict | None) -> str:
+    if not inference:
+        return "-"
+    if "error" in inference:
+        return "n/a"
+    return f"{inference['overhead_pct']:+.0f}%" + (" (merged)" if inference.get("merged") else "")
+
+
+def markdown(board: dict) -> str:
+    tasks, models = board["tasks"], board["models"]
+    lines = [f"# Leaderboard: {board['suite']}", "", board["description"], "",
+             f"Regenerate: `{board['command']}` (from `{board['runs_folder']}`). Scores are means over seeds "
+             f"{', '.join(map(str, board['seeds']))} with 95% intervals (seed and example noise); the mark is the "
+             f"verdict against **{board['reference']}** from `harness check`'s statistics (Holm over a method's "
+             f"tasks, alpha {board['alpha']}): ▲ better, ≈ equivalent (interval within the metric's margin), "
+             f"? inconclusive, ▼ worse. E2E is sacrebleu's corpus BLEU on the decoded test MRs.", ""]
+    head = ["#", "method", *[f"trainable ({m})" for m in models], *[f"{t['label']} ({t['model']})" for t in tasks],
+            "average", "Δ avg vs ref", *[f"peak MB ({m})" for m in models], *[f"train s ({m})" for m in models],
+            *[f"weights ({m})" for m in models], *[f"inference ({m})" for m in models]]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for rank, row in enumerate(board["rows"], 1):
+        eff, inf, avg = row["efficiency"], row.get("inference") or {}, row["average"]
+        avg_text = f"{avg['value']:.1f} [{avg['lo']:.1f}, {avg['hi']:.1f}]" if avg else "-"
+        delta = (f"{avg['delta']:+.1f} [{avg['delta_lo']:+.1f}, {avg['delta_hi']:+.1f}] "
+                 f"{VERDICT_MARK[avg['verdict']]}" if avg and "delta" in avg else
+                 "ref" if row["entry"] == board["reference"] else "-")
+        cells = [str(rank) if avg else "-", row["entry"], *[_count(eff.get(m, {}).get("trainable")) for m in models],
+                 *[_score_text(row["tasks"][t["name"]]) for t in tasks], avg_text, delta,
+                 *[f"{eff[m]['peak_memory_mb']:.0f}" if m in eff else "-" for m in models],
+                 *[f"{eff[m]['train_time_s']:.0f}" if m in eff else "-" for m in models],
+                 *[_size(eff.get(m, {}).get("weights_bytes")) for m in models],
+                 *[_overhead(inf.get(m)) for m in models]]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Trainable parameters leave out the task head (the paper's convention). Peak MB: the run "
+              "process's peak resident memory (median over runs). Train s: training seconds for one seed of the "
+              "model's tasks (sum of per-task medians). Weights: the saved trainable tensors, head included. "
+              "Inference: forward latency over the base model (batch 16 x 128 tokens, random weights), merged "
+              "where the method can merge.", ""]
+    lines += _reasons(board) + _search_lines(board)
+    return "\n".join(lines) + "\n"
+
+
+def _reasons(board: dict) -> list[str]:
+    out = []
+    for row in board["rows"]:
+        for t in board["tasks"]:
+            cell = row["tasks"][t["name"]]
+            if cell["status"] != "ok":
+                out.append(f"| {row['entry']} | {t['label']} ({t['model']}) | {cell['status']} | "
+                           f"{cell.get('reason', '').replace('|', '/')[:240]} |")
+    if not out:
+        return []
+    return ["## Where a method did not run", "", "| method | task | status | reason |", "|---|---|---|---|", *out, ""]
+
+
+def _search_lines(board: dict) -> list[str]:
+    out = ["## Learning-rate search", "",
+           "Each method's rate: the best held-out score of its candidates (seed 0, held-out training examples; "
+           "the reported sets are never used). An edge choice is marked *.", "",
+           "| method | model | task | metric | candidates (rate: held-out score) | chosen |", "|---|---|---|---|---|---|"]
+    for row in board["rows"]:
+        for model, search in (row.get("search") or {}).items():
+            shown = ", ".join(f"{c['learning_rate']:g}: " + (f"{c['score']:.4f}" if c["score"] is not None else
+                                                           c["status"] or "-") for c in search["candidates"])
+            chosen = f"{search['chosen']:g}" if search.get("chosen") is not None else "none"
+            out.append(f"| {row['entry']} | {model} | {search['task']} | {search['metric']} | {shown} | "
+                       f"{chosen}{' *' if search.get('note') else ''} |")
+    return out + [""]
+
+
+def plots(board: dict, out_dir: Path) -> list[Path]:
+    """Score vs trainable parameters, peak memory and train time per task, 95% intervals as error bars,
+    the Pareto front dashed (PNG and SVG)."""
+    from harness.report.pareto import front
+    from harness.report.plots import _pyplot, _save
+
+    plt = _pyplot()
+    axes_spec = [("trainable", "trainable parameters (log)"), ("peak_memory_mb", "peak memory, MB (log)"),
+                 ("train_time_s", "training seconds per seed (log)")]
+    written = []
+    for key, xlabel in axes_spec:
+        tasks = board["tasks"]
+        fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 4.4), squeeze=False)
+        for ax, task in zip(axes.flat, tasks):
+            points = []
+            for i, row in enumerate(board["rows"]):
+                cell, eff = row["tasks"][task["name"]], row["efficiency"].get(task["model"], {})
+                x = eff.get(key)
+                if cell["status"] != "ok" or not x:
+                    continue
+                if key == "train_time_s":  # this task's share: the per-model sum would mix tasks
+                    x = x / max(1, sum(t["model"] == task["model"] for t in tasks))
+                y, lo, hi = (cell[k] * cell["scale"] for k in ("value", "lo", "hi"))
+                points.append((x, y))
+                ax.errorbar(x, y, yerr=[[y - lo], [hi - y]], fmt="o", ms=4, capsize=2, color=f"C{i % 10}",
+                            ecolor=f"C{i % 10}", elinewidth=0.8)
+                ax.annotate(row["entry"], (x, y), fontsize=6, xytext=(3, 2), textcoords="offset points")
+            edge = front(points, True, False)
+            ax.plot([p[0] for p in edge], [p[1] for p in edge], "k--", lw=0.8)
+            ax.set_xscale("log")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(f"{task['metric'] or 'score'} x {task['scale']:g}")
+            ax.set_title(f"{task['label']} ({task['model']})")
+            ax.grid(alpha=0.3)
+        fig.suptitle(f"{board['suite']}: score (95% CI) vs {key.replace('_', ' ')}; dashed: Pareto front")
+        written += _save(fig, out_dir, f"pareto_{key}")
+    return written
+
+
+def write_leaderboard(suite, output_root: str | Path = "results/leaderboard", out: str | Path | None = None,
+                      screenshot: bool = False) -> list[Path]:
+    from harness.report.board_html import page, take_screenshot
+
+    board = board_data(suite, output_root)
+    out_dir = Path(out) if out else DEFAULT_OUT / suite.slug
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [out_dir / "leaderboard.json", out_dir / "README.md", out_dir / "index.html"]
+    write_json(written[0], board)
+    figures = plots(board, out_dir)
+    written[1].write_text(markdown(board) + "\n" + "\n".join(
+        f"![{p.stem}]({p.name})" for p in figures if p.suffix == ".png") + "\n", encoding="utf-8")
+    written[2].write_text(page(board, [p for p in figures if p.suffix == ".png"]), encoding="utf-8")
+    written += figures
+    if screenshot:
+        written.append(take_screenshot(written[2], out_dir / "screenshot.png"))
+    return written
+
