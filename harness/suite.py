@@ -268,7 +268,7 @@ def choose_rate(suite: Suite, entry: MethodEntry, model: str, output: Path, fact
 
 
 def search_rate(suite: Suite, entry: MethodEntry, model: str, output: Path, overrides: dict, jobs: int,
-                progress) -> dict[str, Any]:
+                progress, launcher: str = "local") -> dict[str, Any]:
     """Run the search's cells; while the best rate is at an edge of the range, add the next factor beyond
     it (at most ``search.extend`` times), so a poor starting rate does not decide the method's fate."""
     from harness.grid.runner import run_grid
@@ -276,7 +276,7 @@ def search_rate(suite: Suite, entry: MethodEntry, model: str, output: Path, over
     factors = sorted(suite.search["factors"])
     for extension in range(int(suite.search["extend"]) + 1):
         run_grid(_with(suite.search_experiment(entry, model, factors), overrides), str(output), jobs=jobs,
-                 progress=progress)
+                 launcher=launcher, progress=progress)
         choice = choose_rate(suite, entry, model, output, factors)
         if "edge" not in choice or extension == suite.search["extend"] or len(factors) < 2:
             return choice
@@ -290,7 +290,8 @@ def search_rate(suite: Suite, entry: MethodEntry, model: str, output: Path, over
 
 
 def run_suite(suite: Suite, names: list[str], output_root: str | Path = "results/leaderboard", jobs: int = 1,
-              data_dir: str | None = None, progress=print, measure_inference: bool = True) -> dict[str, Any]:
+              data_dir: str | None = None, progress=print, measure_inference: bool = True,
+              launcher: str = "local") -> dict[str, Any]:
     """Run (what is missing of) each named entry: search, chosen-rate cells, inference overhead."""
     from harness.grid.runner import run_grid
 
@@ -305,12 +306,13 @@ def run_suite(suite: Suite, names: list[str], output_root: str | Path = "results
         for model in suite.models():
             progress(f"[{entry.name}] learning-rate search on {model} ({suite.search['task'][model]}, held-out "
                      f"{suite.search['heldout_samples']} training examples)")
-            searches[model] = search_rate(suite, entry, model, output, overrides, jobs, progress)
+            searches[model] = search_rate(suite, entry, model, output, overrides, jobs, progress, launcher)
             rates[model] = searches[model]["chosen"]
             shown = rates[model] if rates[model] is not None else f"none ({searches[model]['reason']})"
             progress(f"[{entry.name}] {model}: learning rate {shown}")
         experiment = _with(suite.experiment(entry, rates), overrides)
-        statuses = run_grid(experiment, str(output), jobs=jobs, progress=progress) if experiment.cells else {}
+        statuses = (run_grid(experiment, str(output), jobs=jobs, launcher=launcher, progress=progress)
+                    if experiment.cells else {})
         inference = record.get("inference") or {}
         if measure_inference:
             for model in suite.models():
@@ -322,6 +324,7 @@ def run_suite(suite: Suite, names: list[str], output_root: str | Path = "results
                   "experiment": experiment.name, "cells": [c.id for c in experiment.cells],
                   "inference": inference,
                   "wall_time_s": round((record.get("wall_time_s") or 0) + time.monotonic() - started, 1)}
+        entry_file(output, entry).parent.mkdir(parents=True, exist_ok=True)
         write_json(entry_file(output, entry), record)
         failed = sum(status != "finished" for status in statuses.values())
         summary[entry.name] = {"cells": len(experiment.cells), "failed": failed, "learning_rate": rates}

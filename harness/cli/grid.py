@@ -80,8 +80,9 @@ def add(sub) -> None:
                       "every cell, e.g. --set epochs=1 max_train_samples=500 (repeatable)")
     grid.add_argument("--jobs", type=int, default=1, help="cells at once, each on its own GPU or share of "
                       "the CPU cores (default: 1)")
-    grid.add_argument("--launcher", choices=("local", "slurm", "submitit-local"), default="local",
-                      help="local subprocesses (default), Slurm jobs through submitit, or submitit's local executor")
+    grid.add_argument("--launcher", choices=("local", "inline", "slurm", "submitit-local"), default="local",
+                      help="local subprocesses (default), inline (one cell after another in this process: small "
+                      "models), Slurm jobs through submitit, or submitit's local executor")
     grid.add_argument("--output-dir", default="results", help="results folder (default: results)")
     grid.add_argument("--format", choices=FORMATS, default="text",
                       help="--dry-run table format")

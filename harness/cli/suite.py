@@ -15,8 +15,8 @@ def cmd_suite_run(args) -> int:
                            "examples/plugins/lora_fa.py:LORA_FA), repeatable, or --all.")
     if suite.reference not in names and not args.all and not args.no_reference:
         names.insert(0, suite.reference)  # verdicts need the reference's runs (finished cells are skipped)
-    summary = run_suite(suite, names, args.output_dir, args.jobs, args.data_dir,
-                        measure_inference=not args.no_inference)
+    summary = run_suite(suite, names, args.output_dir, 1 if args.launcher == "inline" else args.jobs, args.data_dir,
+                        measure_inference=not args.no_inference, launcher=args.launcher)
     failed = {name: s for name, s in summary.items() if s["failed"] or not s["cells"]}
     if args.report:
         cmd_suite_report(args)
@@ -76,6 +76,8 @@ def add(sub) -> None:
                      "(plugin file.py:OBJ, pkg.mod:obj, peft:TYPE) added with its defaults; repeatable")
     run.add_argument("--all", action="store_true", help="every method the suite lists")
     run.add_argument("--jobs", type=int, default=2, help="cells at once (default: 2, one core each on 2 cores)")
+    run.add_argument("--launcher", choices=("local", "inline"), default="local", help="local: each cell in its own "
+                     "process (default); inline: one after another in this process (small models)")
     run.add_argument("--data-dir", help="data folder (default: $HARNESS_DATA_DIR)")
     run.add_argument("--no-reference", action="store_true", help="do not run the reference first")
     run.add_argument("--no-inference", action="store_true", help="skip the inference-overhead measurement")

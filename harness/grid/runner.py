@@ -26,7 +26,7 @@ from harness.training.checkpoint import has_checkpoint
 from harness.grid.experiments import Cell, Experiment
 from harness.rundir import RunDir, runs_root
 
-LAUNCHERS = ("local", "slurm", "submitit-local")
+LAUNCHERS = ("local", "inline", "slurm", "submitit-local")
 
 
 def run_dir_of(experiment: Experiment, cell: Cell, output_dir: str) -> Path:
@@ -138,6 +138,34 @@ def launch_command(config_path: Path, num_processes: int) -> list[str]:
     return [sys.executable, "-m", "harness", "run", "--config", str(config_path)]
 
 
+def execute_inline(config_path: str, run_dir: str) -> str:
+    """Run one cell in this process (small models: no interpreter start per cell); a failure is
+    recorded in the cell's folder as a subprocess cell's would be."""
+    from harness.config import RunConfig
+    from harness.training.runner import run
+
+    run_dir = Path(run_dir)
+    if status_of(run_dir) == "finished":
+        return "already finished"
+    claim = Claim(run_dir)
+    if not claim.acquire():
+        return "claimed by another worker"
+    try:
+        if run_dir.exists() and (status_of(run_dir) == "failed" or not has_checkpoint(run_dir)):
+            set_aside(run_dir)
+        values = yaml.safe_load(Path(config_path).read_text(encoding="utf-8"))
+        try:
+            run(RunConfig.from_dict(values, where=str(config_path)), progress=False)
+        except Exception as err:  # noqa: BLE001 - the cell failed; the grid goes on
+            if not RunDir(run_dir).metrics_path.is_file():
+                run_dir.mkdir(parents=True, exist_ok=True)
+                RunDir(run_dir).write_metrics({"status": "failed", "error": f"{type(err).__name__}: {err}"})
+        final = status_of(run_dir)
+        return final if final != "running" else "failed"
+    finally:
+        claim.release()
+
+
 def execute_cell(config_path: str, run_dir: str, num_processes: int = 1, env: dict | None = None) -> str:
     """Run one cell unless it is finished or claimed; returns its status afterwards. This is also
     what a Slurm job runs."""
@@ -196,16 +224,22 @@ def run_grid(experiment: Experiment, output_dir: str = "results", jobs: int = 1,
             if wave:
                 results.update(_run_submitit(wave, num_processes, launcher, slurm or {}, output_dir, experiment, jobs))
         return results
-    if launcher != "local":
+    if launcher not in ("local", "inline"):
         raise HarnessError(f"unknown launcher '{launcher}'; choose one of {', '.join(LAUNCHERS)}.")
+    if launcher == "inline" and (jobs > 1 or num_processes > 1):
+        raise HarnessError("--launcher inline runs one cell at a time in this process; use --jobs 1 and one process.")
 
     started, done, lock = time.monotonic(), 0, threading.Lock()
 
     def one(slot_and_item):
         nonlocal done
         slot, (cell, path, run_dir) = slot_and_item
-        env = _slot_env(slot % jobs, jobs)
-        status = execute_cell(str(path), str(run_dir), num_processes, env)
+        if launcher == "inline":
+            status = execute_inline(str(path), str(run_dir))
+        else:
+            # Fewer cells than workers (a short wave): each gets a larger share of the cores.
+            share = max(1, min(jobs, len(todo)))
+            status = execute_cell(str(path), str(run_dir), num_processes, _slot_env(slot % share, share))
         with lock:
             done += 1
             progress(f"  [{done}/{len(todo)} {_eta(time.monotonic() - started, done, len(todo))}] "

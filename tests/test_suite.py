@@ -1,0 +1,155 @@
+"""Suites and the leaderboard: a tiny suite run end to end (search on held-out data, seeds, a plugin
+added by one command), the board's statistics, its files, and its HTML page read back in a browser."""
+
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import sentiment_rows, write_csv
+from harness.cli import main
+from harness.errors import HarnessError
+from harness.report.leaderboard import board_data, write_leaderboard
+from harness.suite import load_suite, run_suite
+
+ROOT = Path(__file__).resolve().parents[1]
+PLUGIN = ROOT / "examples" / "plugins" / "lora_fa.py"
+
+
+def suite_file(folder: Path, train: Path, dev: Path, extra_methods: str = "") -> Path:
+    path = folder / "tiny.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        name: tiny
+        version: 1
+        description: a tiny suite for tests
+        seeds: [0, 1, 2]
+        reference: lora
+        defaults: {{model: tiny-bert, epochs: 2, tracking_uri: none, save_weights: true, batch_size: 16}}
+        tasks:
+          senti: {{task: csv, model: tiny-bert, train_file: {train}, eval_file: {dev}}}
+        search:
+          task: {{tiny-bert: senti}}
+          factors: [0.5, 2]
+          extend: 0
+          heldout_samples: 100
+        methods:
+          lora: {{method: lora, method_options: {{r: 4}}, learning_rate: 1.0e-2}}
+          full: {{method: full, learning_rate: 1.0e-3}}
+          nothing: {{method: "peft:POLY"}}
+        {extra_methods}"""), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory):
+    """One tiny suite run shared by the tests below: lora (the reference), full, a method that cannot
+    run, then a plugin added by one `harness suite run` command, which also writes the board."""
+    folder = tmp_path_factory.mktemp("suite")
+    train = write_csv(folder / "train.csv", sentiment_rows(400, 0))
+    dev = write_csv(folder / "dev.csv", sentiment_rows(120, 1))
+    path = suite_file(folder, train, dev)
+    suite, out = load_suite(str(path)), folder / "results"
+    summary = run_suite(suite, ["lora", "full", "nothing"], out, launcher="inline", progress=lambda *_: None)
+    plugin = folder / "lora_fa.py"
+    shutil.copy(PLUGIN, plugin)
+    code = main(["suite", "run", str(path), "--method", f"{plugin}:LORA_FA", "--launcher", "inline",
+                 "--output-dir", str(out), "--no-inference", "--report", "--out", str(folder / "board")])
+    return {"suite": suite, "out": out, "summary": summary, "cli_code": code, "board_dir": folder / "board",
+            "folder": folder}
+
+
+def test_suite_file_errors_name_the_problem(tmp_path):
+    train = write_csv(tmp_path / "train.csv", sentiment_rows(50, 0))
+    path = suite_file(tmp_path, train, train)
+    text = path.read_text()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("full: {method: full, learning_rate: 1.0e-3}",
+                                "full: {method: full, override: {batch_size: 8}}"))
+    with pytest.raises(HarnessError, match="overrides batch_size without a 'why'"):
+        load_suite(str(bad))
+    bad.write_text(text.replace("reference: lora", "reference: dora"))
+    with pytest.raises(HarnessError, match="reference 'dora' is not one of the methods"):
+        load_suite(str(bad))
+    bad.write_text(text.replace("task: {tiny-bert: senti}", "task: {tiny-bert: nope}"))
+    with pytest.raises(HarnessError, match="search.task has no task of this suite for model 'tiny-bert'"):
+        load_suite(str(bad))
+    with pytest.raises(HarnessError, match="suite 'nope' not found"):
+        load_suite("nope")
+
+
+def test_search_cells_hold_out_training_data_and_main_cells_use_the_chosen_rate(tmp_path):
+    train = write_csv(tmp_path / "train.csv", sentiment_rows(50, 0))
+    tiny_suite = load_suite(str(suite_file(tmp_path, train, train)))
+    entry = tiny_suite.entry("lora")
+    search = tiny_suite.search_experiment(entry, "tiny-bert")
+    assert [c.config.learning_rate for c in search.cells] == [5e-3, 2e-2]
+    assert all(c.config.heldout_samples == 100 and c.config.seed == 0 for c in search.cells)
+    main_cells = tiny_suite.experiment(entry, {"tiny-bert": 5e-3}).cells
+    assert [(c.config.seed, c.config.learning_rate, c.config.heldout_samples) for c in main_cells] == \
+        [(0, 5e-3, None), (1, 5e-3, None), (2, 5e-3, None)]
+    assert tiny_suite.experiment(entry, {"tiny-bert": None}).cells == []  # no rate: nothing to run
+
+
+def test_tiny_suite_end_to_end_with_a_plugin_and_a_method_that_cannot_run(ran):
+    summary, out, tiny_suite = ran["summary"], ran["out"], ran["suite"]
+    assert summary["lora"]["cells"] == 3 and summary["lora"]["failed"] == 0
+    assert summary["nothing"]["cells"] == 0  # POLY needs task ids: every search cell failed
+    board = board_data(tiny_suite, out)
+    rows = {r["entry"]: r for r in board["rows"]}
+    assert set(rows) == {"lora", "full", "nothing", "lora_fa"}
+    lora = rows["lora"]
+    # The search: two candidates scored on the held-out slice, the better one chosen.
+    search = lora["search"]["tiny-bert"]
+    scores = {c["learning_rate"]: c["score"] for c in search["candidates"]}
+    assert set(scores) == {5e-3, 2e-2} and search["chosen"] == max(scores, key=scores.get)
+    held = json.loads((out / "tiny-v1" / "runs" / search["candidates"][0]["run"] / "metrics.json").read_text())
+    assert held["eval_examples"] == {"": 100} and held["train_examples"] == 300
+    cell = lora["tasks"]["senti"]
+    assert cell["status"] == "ok" and sorted(cell["seeds"]) == [0, 1, 2] and cell["verdict"] == "reference"
+    assert cell["lo"] < cell["value"] < cell["hi"]
+    full = rows["full"]["tasks"]["senti"]
+    assert full["verdict"] in ("better", "equivalent", "inconclusive", "worse") and "delta" in full
+    assert full["delta"] == pytest.approx(full["value"] - cell["value"])
+    nothing = rows["nothing"]["tasks"]["senti"]
+    assert nothing["status"] == "cannot run" and "task_ids" in nothing["reason"]
+    assert rows["lora"]["efficiency"]["tiny-bert"]["weights_bytes"] > 0
+    assert rows["full"]["efficiency"]["tiny-bert"]["trainable"] > rows["lora"]["efficiency"]["tiny-bert"]["trainable"]
+    assert rows["lora"]["inference"]["tiny-bert"]["merged"] is True
+    # Files: JSON, Markdown with the reason and the search, the page, the plots.
+    written = write_leaderboard(tiny_suite, out, ran["folder"] / "board2")
+    names = {p.name for p in written}
+    assert {"leaderboard.json", "README.md", "index.html", "pareto_trainable.png", "pareto_trainable.svg"} <= names
+    text = (ran["folder"] / "board2" / "README.md").read_text()
+    assert "| nothing | csv (tiny-bert) | cannot run |" in text and "## Learning-rate search" in text
+    # Rerunning runs nothing new: every cell is finished.
+    again = run_suite(tiny_suite, ["lora"], out, launcher="inline", progress=lambda *_: None)
+    assert again["lora"]["failed"] == 0
+
+
+def test_a_plugin_joins_the_board_with_one_command(ran):
+    assert ran["cli_code"] == 0
+    board = json.loads((ran["board_dir"] / "leaderboard.json").read_text())
+    rows = {r["entry"]: r for r in board["rows"]}
+    assert rows["lora_fa"]["listed"] is False  # not in the suite file: added from the command line
+    assert rows["lora_fa"]["tasks"]["senti"]["verdict"] in ("better", "equivalent", "inconclusive", "worse")
+    assert rows["lora_fa"]["learning_rate"]["tiny-bert"] is not None
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="no headless chromium (apt-get install chromium)")
+def test_leaderboard_page_renders_in_a_real_browser(ran, tmp_path):
+    from harness.report.board_html import read_table, take_screenshot
+
+    page = ran["board_dir"] / "index.html"
+    board = json.loads((ran["board_dir"] / "leaderboard.json").read_text())
+    rows = read_table(page)
+    assert [r["method"] for r in rows] == [r["entry"] for r in board["rows"]]  # average, best first
+    lora = next(r for r in rows if r["method"] == "lora")
+    value = board["rows"][[r["entry"] for r in board["rows"]].index("lora")]["tasks"]["senti"]
+    assert lora["csv (tiny-bert)"].startswith(f"{value['value'] * value['scale']:.{value['decimals']}f} [")
+    assert next(r for r in rows if r["method"] == "nothing")["csv (tiny-bert)"] == "cannot run"
+    by_name = read_table(page, "sort=entry&desc=0")
+    assert [r["method"] for r in by_name] == sorted(r["method"] for r in rows)
+    shot = take_screenshot(page, tmp_path / "shot.png", 900, 600)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
