@@ -231,7 +231,7 @@ def _throughput_report(config, task, train, lora, full, minimal_speed, recipe, r
     }
 
 
-def _random_model(model_name: str):
+def random_model(model_name: str):
     """A preset's architecture with random weights (latency does not depend on the values)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
@@ -252,13 +252,13 @@ def latency_variants(model_name: str, lora_r: int, adapter_r: int, adapter_h_r: 
     from harness.models import build_config, get_model_spec, head_module_names
 
     def prepared(method, options):
-        model = _random_model(model_name)
+        model = random_model(model_name)
         spec = get_method(method)
         return spec.prepare(model, spec.resolve_options(options), head_module_names(model))
 
     # GPT-2: the paper's placement (q and v inside the fused c_attn), as the paper measured it.
     lora_options = {"r": lora_r, "fused_qv": build_config(get_model_spec(model_name)).model_type == "gpt2"}
-    yield "base", _random_model(model_name)
+    yield "base", random_model(model_name)
     unmerged = prepared("lora", lora_options)
     yield "lora (unmerged)", unmerged
     # Merging works in place; keep the unmerged variant intact.

@@ -15,6 +15,7 @@
       seed: 0
       metric: {e2e: dev_loss}     # what a task's search selects on (default: its main metric)
       settings: {e2e: {...}}      # RunConfig keys of a task's search cells only
+    methods_from: cpu-quick       # optional: another suite's method entries (this file's override them)
     methods:                      # entry name: how the method runs
       lora: {method: lora, method_options: {r: 8}, learning_rate: 3.0e-3}
       vera: {method: peft:VERA, learning_rate: {minilm-l6: 1.0e-2, smollm2-135m: 3.0e-3},
@@ -49,7 +50,8 @@ from harness.errors import HarnessError, check_keys
 from harness.grid.experiments import Cell, Experiment, cell_id, merge
 from harness.rundir import RunDir, write_json
 
-SUITE_KEYS = {"name", "version", "description", "seeds", "reference", "defaults", "tasks", "search", "methods"}
+SUITE_KEYS = {"name", "version", "description", "seeds", "reference", "defaults", "tasks", "search", "methods",
+              "methods_from"}
 SEARCH_KEYS = {"task", "factors", "extend", "heldout_samples", "seed", "metric", "settings"}
 ENTRY_KEYS = {"method", "method_options", "model_options", "learning_rate", "override", "note"}
 SUITES_DIR = Path("experiments") / "suites"
@@ -181,6 +183,10 @@ def load_suite(name_or_path: str) -> Suite:
     if not isinstance(spec, dict):
         raise HarnessError(f"{where}: a suite file must be a mapping.")
     check_keys(spec, SUITE_KEYS, where)
+    if spec.get("methods_from"):  # another suite's entries (one list of methods), this file's on top
+        base = yaml.safe_load(find_suite(spec["methods_from"]).read_text(encoding="utf-8")) or {}
+        spec["methods"] = {**(base.get("methods") or {}), **(spec.get("methods") or {})}
+        spec.setdefault("reference", base.get("reference"))
     for key in ("name", "version", "seeds", "tasks", "methods", "reference"):
         if key not in spec:
             raise HarnessError(f"{where}: no '{key}'; a suite needs {', '.join(sorted(SUITE_KEYS - {'description'}))}.")
@@ -353,13 +359,13 @@ def inference_overhead(entry: MethodEntry, model: str, batch_size: int = 16, seq
     depend on the values). Returns the medians and the ratio, or why it could not be measured."""
     import torch
 
-    from harness.bench import _random_model
+    from harness.bench import random_model
     from harness.methods import get_method
     from harness.models import head_module_names
 
     try:
         spec = get_method(entry.method)
-        base = _random_model(model).eval()
+        base = random_model(model).eval()
         adapted = copy.deepcopy(base)
         adapted = spec.prepare(adapted, spec.resolve_options(entry.options_for(model)), head_module_names(adapted))
         merged = False

@@ -153,3 +153,18 @@ def test_leaderboard_page_renders_in_a_real_browser(ran, tmp_path):
     assert [r["method"] for r in by_name] == sorted(r["method"] for r in rows)
     shot = take_screenshot(page, tmp_path / "shot.png", 900, 600)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_committed_suites_load_and_name_every_installed_peft_tuner():
+    from harness.methods import get_method
+    from harness.methods.peft_any import peft_types
+
+    quick = load_suite(str(ROOT / "experiments" / "suites" / "cpu-quick.yaml"))
+    for entry in quick.methods.values():
+        get_method(entry.method)  # every entry names a method this harness knows
+    named = {e.method.removeprefix("peft:") for e in quick.methods.values() if e.method.startswith("peft:")}
+    assert set(peft_types()) <= named  # the board covers whatever the installed peft offers
+    paper = load_suite(str(ROOT / "experiments" / "suites" / "paper-gpu.yaml"))
+    assert set(paper.methods) == set(quick.methods) and paper.reference == "lora"
+    assert paper.methods["lora"].options_for("gpt2-medium")["fused_qv"] is True
+    assert [t["model"] for t in paper.tasks.values()] == ["roberta-base"] * 3 + ["gpt2-medium"]
