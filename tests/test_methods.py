@@ -234,3 +234,48 @@ def test_peft_method_runs_end_to_end_through_the_training_loop(tmp_path, sentime
                  progress=False)
     assert record["status"] == "finished" and 0 < record["params"]["trainable"] < 1000
     assert (tmp_path / "runs" / record["run_name"] / "weights" / "adapter_config.json").is_file()
+
+
+def test_loraplus_gives_b_a_larger_learning_rate_than_a():
+    model = prepared("peft:LORAPLUS", {"r": 4, "loraplus_lr_ratio": 8})
+    spec = get_method("peft:LORAPLUS")
+    optimizer = spec.optimizer(model, 1e-3, 0.0, {"loraplus_lr_ratio": 8})
+    rates = {}
+    for group in optimizer.param_groups:
+        for parameter in group["params"]:
+            rates[id(parameter)] = group["lr"]
+    names = {id(p): n for n, p in model.named_parameters()}
+    a = {rates[i] for i in rates if "lora_A" in names[i]}
+    b = {rates[i] for i in rates if "lora_B" in names[i]}
+    assert a == {1e-3} and b == {8e-3}
+
+
+def test_adalora_learns_the_run_step_count_and_reallocates_ranks():
+    spec = get_method("peft:ADALORA")
+    options = {"init_r": 6, "target_r": 2, "tinit": 1, "tfinal": 1, "deltaT": 1}
+    model = prepared("peft:ADALORA", options)
+    assert model.peft_config["default"].total_step == 10**9  # the placeholder until training starts
+    spec.before_training(model, [], 8, options)
+    assert model.peft_config["default"].total_step == 8
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for step in range(1, 9):
+        model(**batch()).loss.backward()
+        optimizer.step()
+        spec.after_step(model, step, options)
+        optimizer.zero_grad()
+    ranks = [int(m.ranknum["default"].item()) if hasattr(m, "ranknum") else None for m in model.modules()]
+    kept = [int((m.lora_E["default"] != 0).sum()) for m in model.modules() if hasattr(m, "lora_E")]
+    assert kept and sum(kept) < 6 * len(kept) and any(r is not None for r in ranks)  # budget cut below init_r
+
+
+def test_eva_initialises_a_from_the_layer_inputs():
+    spec = get_method("peft:EVA")
+    options = spec.resolve_options({"r": 4})
+    model = prepared("peft:EVA", {"r": 4})
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_A" in n}
+    spec.before_training(model, [batch(s) for s in range(6)], 6, options)
+    after = {n: p.detach() for n, p in model.named_parameters() if "lora_A" in n}
+    assert before and any(not torch.equal(before[n], after[n]) for n in before)
+    # EVA's A rows are right-singular vectors of the inputs: orthonormal.
+    first = next(iter(after.values()))
+    assert torch.allclose(first @ first.T, torch.eye(first.shape[0]), atol=1e-4)

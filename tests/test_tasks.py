@@ -154,3 +154,37 @@ def test_hub_task_offline_gives_a_one_line_error():
     with pytest.raises(HarnessError, match=r"could not load hub:nyu-mll/glue/sst2\[validation\].*--data-dir") as err:
         get_task("glue/sst2").load("dev", None)
     assert "\n" not in str(err.value)
+
+
+def test_held_out_slice_is_fixed_disjoint_and_leaves_the_rest_to_train():
+    from harness.tasks.base import Example, Split, hold_out
+
+    split = Split([Example(str(i), None, i % 2) for i in range(100)], "train.tsv")
+    rest, held = hold_out(split, 20, seed=0)
+    again, held_again = hold_out(split, 20, seed=0)
+    assert len(held.examples) == 20 and len(rest.examples) == 80 and held.examples == held_again.examples
+    assert not {e.text for e in held.examples} & {e.text for e in rest.examples}
+    assert hold_out(split, 20, seed=1)[1].examples != held.examples
+    assert hold_out(split, None, seed=0) == (split, None)
+    with pytest.raises(HarnessError, match="leaves nothing to train on"):
+        hold_out(split, 100, seed=0)
+
+
+def test_generation_holds_out_whole_inputs_with_their_references(tmp_path):
+    from harness.config import RunConfig
+    from harness.tasks.generation import GENERATION
+
+    rows = [{"mr": f"name[{i % 30}]", "ref": f"text {i}"} for i in range(90)]  # 30 inputs, 3 references each
+    write_csv(tmp_path / "train.csv", rows)
+    write_csv(tmp_path / "test.csv", rows[:6])
+    (tmp_path / "gen.yaml").write_text(
+        "name: gen\ntype: generation\nfiles: {train: train.csv, validation: train.csv, test: test.csv}\n"
+        "source_column: mr\ntarget_column: ref\nscorer: e2e\nmetrics: [bleu]\n")
+    task = file_task(tmp_path / "gen.yaml")
+    data = GENERATION.load_data(task, RunConfig(task=str(tmp_path / "gen.yaml"), heldout_samples=5, epochs=1))
+    held_inputs = {e.source for e in data.evals["loss"].examples}
+    assert len(held_inputs) == 5 and len(data.evals["loss"].examples) == 15  # all references of each input
+    assert not held_inputs & {e.source for e in data.train.examples}
+    assert len(data.train.examples) == 75
+    tests = [split for name, split in data.evals.items() if name != "loss"]
+    assert len(tests) == 1 and {e.source for e in tests[0].examples} == held_inputs
