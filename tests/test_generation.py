@@ -282,3 +282,30 @@ def test_bench_decode_reports_both_ways_and_identical_outputs(tmp_path, data_dir
     assert report["results"]["batched"]["batch_size"] == 4 and report["results"]["one_at_a_time"]["batch_size"] == 1
     assert report["speedup"] == pytest.approx(report["results"]["one_at_a_time"]["seconds"]
                                               / report["results"]["batched"]["seconds"])
+
+
+@pytest.mark.parametrize("method,options", [("lora", {}), ("prefix_embed", {"tokens": 3}),
+                                            ("peft:PROMPT_TUNING", {"num_virtual_tokens": 3})])
+def test_loss_on_target_positions_only_equals_the_full_logits_loss(method, options):
+    import torch
+    import torch.nn.functional as F
+
+    from harness.bench import random_model
+    from harness.methods import get_method
+    from harness.models import head_module_names
+    from harness.tasks.generation import lm_loss
+
+    torch.manual_seed(0)
+    ids = torch.randint(5, 200, (3, 10))
+    mask = torch.ones_like(ids)
+    mask[2, 7:] = 0
+    labels = ids.clone()
+    labels[:, :4], labels[0, :6], labels[2, 7:] = -100, -100, -100  # prompts of different lengths, padding
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    spec = get_method(method)
+    model = random_model("tiny-gpt2")
+    model = spec.prepare(model, spec.resolve_options(options), head_module_names(model)).eval()
+    logits = model(input_ids=ids, attention_mask=mask).logits[:, -labels.shape[1]:]  # every position
+    full = F.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100,
+                           label_smoothing=0.1)
+    assert float(lm_loss(model, batch, 0.1)) == pytest.approx(float(full), rel=1e-6)

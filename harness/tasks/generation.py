@@ -56,13 +56,26 @@ class PairCollator:
 
 
 def lm_loss(model, batch, label_smoothing: float = 0.0):
-    """Mean cross-entropy over the target tokens (next-token prediction), with label smoothing."""
+    """Mean cross-entropy over the target tokens (next-token prediction), with label smoothing.
+
+    Logits are computed only at the positions that predict a target token of some row (the model's
+    ``logits_to_keep``): the vocabulary projection of the prompt positions is never needed, and at
+    49,152 tokens (SmolLM2) it is most of the loss's memory. Positions count from the end, so the
+    positions a prefix method prepends do not shift them."""
     import torch.nn.functional as F
 
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     labels = batch["labels"]
-    logits = logits[:, -labels.shape[1]:]  # prefix methods prepend positions: drop their outputs
-    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
+    length = labels.shape[1]
+    positions = (labels[:, 1:] != -100).any(0).nonzero().squeeze(1)  # logits here predict labels[:, p + 1]
+    from_end = positions - length
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    try:
+        logits = model(**inputs, logits_to_keep=from_end).logits
+    except TypeError:  # a model without logits_to_keep: every position, then the same ones
+        logits = model(**inputs).logits[:, from_end]
+    if logits.shape[1] != len(positions):  # the model ignored logits_to_keep
+        logits = logits[:, from_end]
+    return F.cross_entropy(logits.flatten(0, 1).float(), labels[:, positions + 1].flatten(),
                            ignore_index=-100, label_smoothing=label_smoothing)
 
 
