@@ -74,6 +74,7 @@ function columns(task) {
       show: r => { const i = (r.inference || {})[m]; return !i ? "-" : i.error ? "n/a" :
         (i.overhead_pct >= 0 ? "+" : "") + i.overhead_pct.toFixed(0) + "%" + (i.merged ? " (merged)" : ""); }});
   }
+  cols.push({key: "cells", label: "cells min", get: r => r.cell_time_s / 60, show: r => fmt(r.cell_time_s / 60, 0)});
   return cols;
 }
 const state = {sort: "average", desc: true, task: ""};

@@ -170,6 +170,10 @@ def board_data(suite, output_root: str | Path = "results/leaderboard") -> dict[s
             if side is not None:
                 sides[(record["entry"], task_name)] = side
         row["efficiency"] = _efficiency(suite, mine)
+        # Compute spent: every cell of the entry (search included), in seconds of one cell's process.
+        spent = [r for name, group in by_experiment.items() if name == record["experiment"]
+                 or name.startswith(record["experiment"] + "-search-") for r in group]
+        row["cell_time_s"] = sum(r.record.get("wall_time_s") or 0 for r in spent)
         rows.append(row)
     reference = suite.reference
     if not any(r["entry"] == reference for r in rows):
@@ -235,7 +239,7 @@ def markdown(board: dict) -> str:
              f"? inconclusive, ▼ worse. E2E is sacrebleu's corpus BLEU on the decoded test MRs.", ""]
     head = ["#", "method", *[f"trainable ({m})" for m in models], *[f"{t['label']} ({t['model']})" for t in tasks],
             "average", "Δ avg vs ref", *[f"peak MB ({m})" for m in models], *[f"train s ({m})" for m in models],
-            *[f"weights ({m})" for m in models], *[f"inference ({m})" for m in models]]
+            *[f"weights ({m})" for m in models], *[f"inference ({m})" for m in models], "cells min"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for rank, row in enumerate(board["rows"], 1):
         eff, inf, avg = row["efficiency"], row.get("inference") or {}, row["average"]
@@ -248,13 +252,14 @@ def markdown(board: dict) -> str:
                  *[f"{eff[m]['peak_memory_mb']:.0f}" if m in eff else "-" for m in models],
                  *[f"{eff[m]['train_time_s']:.0f}" if m in eff else "-" for m in models],
                  *[_size(eff.get(m, {}).get("weights_bytes")) for m in models],
-                 *[_overhead(inf.get(m)) for m in models]]
+                 *[_overhead(inf.get(m)) for m in models], f"{row['cell_time_s'] / 60:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Trainable parameters leave out the task head (the paper's convention). Peak MB: the run "
               "process's peak resident memory (median over runs). Train s: training seconds for one seed of the "
               "model's tasks (sum of per-task medians). Weights: the saved trainable tensors, head included. "
               "Inference: forward latency over the base model (batch 16 x 128 tokens, random weights), merged "
-              "where the method can merge.", ""]
+              "where the method can merge. Cells min: the minutes its cells ran (search included), one "
+              "process each; `--jobs 2` on 2 cores takes about half of it.", ""]
     lines += _reasons(board) + _search_lines(board)
     return "\n".join(lines) + "\n"
 
