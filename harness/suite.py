@@ -242,7 +242,7 @@ def choose_rate(suite: Suite, entry: MethodEntry, model: str, output: Path, fact
                 ) -> dict[str, Any]:
     """The search's record for one model: each candidate's held-out score and the choice (or why none)."""
     from harness.grid.runner import run_dir_of
-    from harness.report.specs import spec_of
+    from harness.report.specs import main_spec_of, spec_of
 
     experiment = suite.search_experiment(entry, model, factors)
     task_name = suite.search["task"][model]
@@ -256,7 +256,7 @@ def choose_rate(suite: Suite, entry: MethodEntry, model: str, output: Path, fact
         score = (record.get("best") or {}).get(key) if record.get("status") == "finished" else None
         candidates.append({"learning_rate": cell.config.learning_rate, "status": record.get("status"),
                            "score": score, "run": run.name, "error": record.get("error", "")})
-    spec = spec_of(task, metric) if metric else spec_of(task, None)
+    spec = spec_of(task, metric) if metric else main_spec_of(task)
     chosen = None
     for candidate in candidates:
         if candidate["score"] is not None and (chosen is None or spec.better(candidate["score"], chosen["score"])):

@@ -147,7 +147,7 @@ noise). Marks: the verdict against <b>{esc(board['reference'])}</b> from <code>h
 <span id="shown"></span> &middot; click a header to sort</div>
 <noscript>This table is drawn by the page's script; leaderboard.json beside this page has the same data.</noscript>
 <table id="board"></table>
-<details><summary>Figures: score vs trainable parameters, memory and training time (95% intervals)</summary>{images}
+<details open><summary>Figures: score vs trainable parameters, memory and training time (95% intervals)</summary>{images}
 </details>
 <script>const BOARD = {data};
 {SCRIPT}</script>
