@@ -71,7 +71,7 @@ def _task_cell(suite, task_name: str, record: dict, runs: list[RunRecord]) -> tu
     spec = metric_spec(side)
     interval = score_interval(spec, side.truth, side.outputs)
     cell = {"status": "ok", "value": interval.value, "lo": interval.lo, "hi": interval.hi, "se": interval.se,
-            "df": interval.df, "seeds": side.seeds, "metric": spec.name, "scale": spec.scale,
+            "df": interval.df, "seeds": side.seeds, "metric": spec.name, "metric_label": spec.label, "scale": spec.scale,
             "decimals": spec.decimals, "higher_is_better": spec.higher_is_better,
             "failed": side.failed, "notes": side.notes}
     return cell, side
@@ -187,7 +187,8 @@ def board_data(suite, output_root: str | Path = "results/leaderboard") -> dict[s
     for name, task in suite.tasks.items():
         cell = next((r["tasks"][name] for r in rows if r["tasks"][name]["status"] == "ok"), {})
         tasks.append({"name": name, "task": task["task"], "model": task["model"], "label": task_label(task["task"]),
-                      "metric": cell.get("metric"), "scale": cell.get("scale", 1.0)})
+                      "metric": cell.get("metric"), "metric_label": cell.get("metric_label") or cell.get("metric"),
+                      "scale": cell.get("scale", 1.0)})
     return {"suite": suite.slug, "description": " ".join(suite.description.split()), "reference": reference,
             "seeds": suite.seeds, "alpha": ALPHA, "tasks": tasks, "models": suite.models(), "rows": rows,
             "command": f"harness suite report {suite.name}", "runs_folder": str(output)}
@@ -323,7 +324,7 @@ def plots(board: dict, out_dir: Path) -> list[Path]:
             ax.plot([p[0] for p in edge], [p[1] for p in edge], "k--", lw=0.8)
             ax.set_xscale("log")
             ax.set_xlabel(xlabel)
-            ax.set_ylabel(f"{task['metric'] or 'score'} x {task['scale']:g}")
+            ax.set_ylabel(task["metric_label"] or "score")
             ax.set_title(f"{task['label']} ({task['model']})")
             ax.grid(alpha=0.3)
         fig.suptitle(f"{board['suite']}: score (95% CI) vs {key.replace('_', ' ')}; dashed: Pareto front")
