@@ -109,6 +109,11 @@ class RunConfig:
         check_keys(values, (f.name for f in dataclasses.fields(cls)), where)
         return cls(**values)
 
+    @classmethod
+    def of_run(cls, stored: dict[str, Any], where: str = "config.json") -> RunConfig:
+        """The config of a finished run from its config.json (which also records derived keys)."""
+        return cls.from_dict({k: v for k, v in stored.items() if k in cls.__dataclass_fields__}, where)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

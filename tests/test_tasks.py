@@ -178,9 +178,9 @@ def test_generation_holds_out_whole_inputs_with_their_references(tmp_path):
     write_csv(tmp_path / "train.csv", rows)
     write_csv(tmp_path / "test.csv", rows[:6])
     (tmp_path / "gen.yaml").write_text(
-        "name: gen\ntype: generation\nfiles: {train: train.csv, validation: train.csv, test: test.csv}\n"
+        "task: gen\ntype: generation\nfiles: {train: train.csv, dev: train.csv, test: test.csv}\n"
         "source_column: mr\ntarget_column: ref\nscorer: e2e\nmetrics: [bleu]\n")
-    task = file_task(tmp_path / "gen.yaml")
+    task = get_task(str(tmp_path / "gen.yaml"))
     data = GENERATION.load_data(task, RunConfig(task=str(tmp_path / "gen.yaml"), heldout_samples=5, epochs=1))
     held_inputs = {e.source for e in data.evals["loss"].examples}
     assert len(held_inputs) == 5 and len(data.evals["loss"].examples) == 15  # all references of each input

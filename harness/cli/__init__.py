@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from harness.cli import bench, grid, report, run, suite, sync
+from harness.cli import analyze, bench, grid, report, run, suite, sync
 from harness.cli.common import Parser
 from harness.errors import HarnessError
 
@@ -21,7 +21,7 @@ def build_parser() -> Parser:
     parser = Parser(prog="harness", description="Reproduce the LoRA paper and benchmark PEFT methods.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    for module in (run, grid, suite, report, sync, bench):
+    for module in (run, grid, suite, report, analyze, sync, bench):
         module.add(sub)
     return parser
 
