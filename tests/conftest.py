@@ -5,6 +5,11 @@ from pathlib import Path
 
 import pytest
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Parallel workers share the cores: one thread each (and for the harness processes tests start),
+    # set before any test module imports torch.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 # The shared benchmark data sits beside the project (../shared/data); $HARNESS_DATA_DIR overrides.
 DATA_DIR = Path(os.environ.get("HARNESS_DATA_DIR") or ROOT.parent / "shared" / "data")
