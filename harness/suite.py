@@ -21,6 +21,7 @@
       vera: {method: peft:VERA, learning_rate: {minilm-l6: 1.0e-2, smollm2-135m: 3.0e-3},
              model_options: {smollm2-135m: {r: 128}},           # per-model option overrides
              override: {why: "...", batch_size: 8}}              # frozen defaults changed, with the reason
+      lora_r64: {method: lora, method_options: {r: 64}, rate_from: lora}  # the rate lora's search chose
 
 A method's entry may change the frozen defaults only through ``override``, whose ``why`` is printed
 on the board. A method not listed (a plugin: ``file.py:OBJ`` or ``pkg.mod:obj``) runs with its own
@@ -53,7 +54,7 @@ from harness.rundir import RunDir, write_json
 SUITE_KEYS = {"name", "version", "description", "seeds", "reference", "defaults", "tasks", "search", "methods",
               "methods_from"}
 SEARCH_KEYS = {"task", "factors", "extend", "heldout_samples", "seed", "metric", "settings"}
-ENTRY_KEYS = {"method", "method_options", "model_options", "learning_rate", "override", "note"}
+ENTRY_KEYS = {"method", "method_options", "model_options", "learning_rate", "rate_from", "override", "note"}
 SUITES_DIR = Path("experiments") / "suites"
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.]*$")
 
@@ -69,6 +70,7 @@ class MethodEntry:
     why: str = ""
     note: str = ""
     listed: bool = True  # False: a plugin added from the command line
+    rate_from: str | None = None  # another entry whose searched rate this one uses (e.g. every rank of a weight set)
 
     def options_for(self, model: str) -> dict[str, Any]:
         return {**self.method_options, **self.model_options.get(model, {})}
@@ -207,6 +209,10 @@ def load_suite(name_or_path: str) -> Suite:
                                f"name one of {', '.join(tasks)}.")
     search = {"factors": [1.0], "extend": 1, "seed": 0, "heldout_samples": 500, "metric": {}, "settings": {}, **search}
     methods = {name: _entry(name, value, run_keys, where) for name, value in (spec["methods"] or {}).items()}
+    for entry in methods.values():
+        if entry.rate_from and entry.rate_from not in methods:
+            raise HarnessError(f"{where}: method '{entry.name}' takes its rate from '{entry.rate_from}', which is "
+                               f"not one of the methods.")
     if spec["reference"] not in methods:
         raise HarnessError(f"{where}: the reference '{spec['reference']}' is not one of the methods.")
     return Suite(spec["name"], int(spec["version"]), path, spec.get("description", ""), list(spec["seeds"]),
@@ -227,7 +233,7 @@ def _entry(name: str, value: dict, run_keys: set[str], where: str) -> MethodEntr
         raise HarnessError(f"{where}: method entry '{name}' has no 'method'.")
     return MethodEntry(name, value["method"], dict(value.get("method_options") or {}),
                        dict(value.get("model_options") or {}), value.get("learning_rate"), override, why,
-                       value.get("note", ""))
+                       value.get("note", ""), rate_from=value.get("rate_from"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,7 +318,10 @@ def run_suite(suite: Suite, names: list[str], output_root: str | Path = "results
         for model in suite.models():
             progress(f"[{entry.name}] learning-rate search on {model} ({suite.search['task'][model]}, held-out "
                      f"{suite.search['heldout_samples']} training examples)")
-            searches[model] = search_rate(suite, entry, model, output, overrides, jobs, progress, launcher)
+            searched = suite.entry(entry.rate_from) if entry.rate_from else entry
+            searches[model] = search_rate(suite, searched, model, output, overrides, jobs, progress, launcher)
+            if entry.rate_from:
+                searches[model]["shared_from"] = entry.rate_from
             rates[model] = searches[model]["chosen"]
             shown = rates[model] if rates[model] is not None else f"none ({searches[model]['reason']})"
             progress(f"[{entry.name}] {model}: learning rate {shown}")

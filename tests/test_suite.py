@@ -38,6 +38,7 @@ def suite_file(folder: Path, train: Path, dev: Path, extra_methods: str = "") ->
           lora: {{method: lora, method_options: {{r: 4}}, learning_rate: 1.0e-2}}
           full: {{method: full, learning_rate: 1.0e-3}}
           nothing: {{method: "peft:POLY"}}
+          lora_r2: {{method: lora, method_options: {{r: 2}}, rate_from: lora}}
         {extra_methods}"""), encoding="utf-8")
     return path
 
@@ -51,7 +52,8 @@ def ran(tmp_path_factory):
     dev = write_csv(folder / "dev.csv", sentiment_rows(120, 1))
     path = suite_file(folder, train, dev)
     suite, out = load_suite(str(path)), folder / "results"
-    summary = run_suite(suite, ["lora", "full", "nothing"], out, launcher="inline", progress=lambda *_: None)
+    summary = run_suite(suite, ["lora", "full", "nothing", "lora_r2"], out, launcher="inline",
+                        progress=lambda *_: None)
     plugin = folder / "lora_fa.py"
     shutil.copy(PLUGIN, plugin)
     code = main(["suite", "run", str(path), "--method", f"{plugin}:LORA_FA", "--launcher", "inline",
@@ -98,8 +100,12 @@ def test_tiny_suite_end_to_end_with_a_plugin_and_a_method_that_cannot_run(ran):
     assert summary["nothing"]["cells"] == 0  # POLY needs task ids: every search cell failed
     board = board_data(tiny_suite, out)
     rows = {r["entry"]: r for r in board["rows"]}
-    assert set(rows) == {"lora", "full", "nothing", "lora_fa"}
+    assert set(rows) == {"lora", "full", "nothing", "lora_fa", "lora_r2"}
     lora = rows["lora"]
+    # rate_from: lora_r2 trains at the rate lora's search chose, with no search of its own.
+    assert rows["lora_r2"]["learning_rate"] == lora["learning_rate"]
+    assert rows["lora_r2"]["search"]["tiny-bert"]["shared_from"] == "lora"
+    assert not list((out / "tiny-v1" / "runs").glob("tiny-v1-lora_r2-search-*"))
     # The search: two candidates scored on the held-out slice, the better one chosen.
     search = lora["search"]["tiny-bert"]
     scores = {c["learning_rate"]: c["score"] for c in search["candidates"]}
