@@ -174,3 +174,14 @@ def test_the_committed_suites_load_and_name_every_installed_peft_tuner():
     assert set(paper.methods) == set(quick.methods) and paper.reference == "lora"
     assert paper.methods["lora"].options_for("gpt2-medium")["fused_qv"] is True
     assert [t["model"] for t in paper.tasks.values()] == ["roberta-base"] * 3 + ["gpt2-medium"]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "experiments" / "suites").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_committed_suite_loads_and_its_cells_resolve(path):
+    from harness.training.runner import resolve
+
+    suite = load_suite(str(path))
+    for entry in suite.methods.values():
+        cells = suite.experiment(entry, {model: 1e-3 for model in suite.models()}).cells
+        assert len(cells) == len(suite.tasks) * len(suite.seeds)
+        resolve(cells[0].config)  # task, model preset and method exist; options are the method's
