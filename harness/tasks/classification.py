@@ -64,13 +64,15 @@ class ClassificationObjective:
 
     def evaluate(self, ctx: EvalContext, epoch: int, last: bool) -> Evaluation:
         import torch
+        from tqdm.auto import tqdm
 
         ctx.model.eval()
         metrics, predictions = {}, {}
         for suffix, loader in ctx.loaders.items():
             all_preds, all_labels = [], []
             with torch.no_grad():
-                for batch in loader:
+                for batch in tqdm(loader, desc=f"evaluate{' ' + suffix if suffix else ''}", unit="batch", leave=False,
+                                  disable=not (ctx.progress and ctx.accelerator.is_main_process), dynamic_ncols=True):
                     logits = ctx.model(**batch).logits
                     preds = logits.squeeze(-1).float() if self.regression else logits.argmax(-1)
                     preds, labels = ctx.accelerator.gather_for_metrics((preds, batch["labels"]))

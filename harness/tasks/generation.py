@@ -143,14 +143,17 @@ def decode_settings(config, task) -> DecodeSettings:
                           batch_size=config.decode_batch_size)
 
 
-def mean_target_loss(accelerator, model, loader) -> float:
+def mean_target_loss(accelerator, model, loader, progress: bool = True) -> float:
     """Mean target-token loss (no label smoothing) over a loader of encode_pair rows, all processes."""
     import torch
+    from tqdm.auto import tqdm
 
     model.eval()
     total = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
+    bar = tqdm(loader, desc="dev loss", unit="batch", disable=not (progress and accelerator.is_main_process),
+               dynamic_ncols=True)
     with torch.no_grad():
-        for batch in loader:
+        for batch in bar:
             targets = int((batch["labels"][:, 1:] != -100).sum())
             total += torch.tensor([lm_loss(model, batch).item() * targets, targets], dtype=torch.float64,
                                   device=accelerator.device)
@@ -231,7 +234,7 @@ class GenerationObjective:
         return lm_loss(model, batch, config.label_smoothing)
 
     def evaluate(self, ctx: EvalContext, epoch: int, last: bool) -> Evaluation:
-        metrics = {"dev_loss": mean_target_loss(ctx.accelerator, ctx.model, ctx.loaders["loss"])}
+        metrics = {"dev_loss": mean_target_loss(ctx.accelerator, ctx.model, ctx.loaders["loss"], ctx.progress)}
         if not last:
             return Evaluation(metrics)
         ctx.save_weights()  # first: a failure while decoding or scoring must not lose the training
