@@ -6,8 +6,8 @@ regenerates with `harness suite report SUITE` and nobody re-runs anything to rea
 
 Per task, a method's runs are one setting (one per seed) and its score is the mean over seeds with
 ``stats.score_interval``; the verdict is ``check.compare_entries`` of its runs against the
-reference's (Holm-adjusted over the method's tasks, as `harness check --candidate M --against lora`
-would give). Generation tasks are scored with sacrebleu's corpus BLEU on the decoded inputs, the
+reference's: the comparison and verdict rules of `harness check`, Holm-adjusted over the method's
+tasks. Generation tasks are scored with sacrebleu's corpus BLEU on the decoded inputs, the
 statistic the check resamples. The average over tasks is the mean of the printed scores with the
 tasks' variances combined (independent tasks); it is shown only where every task ran.
 """
