@@ -6,8 +6,10 @@ What a column is called, how it is scaled and aggregated comes from the task and
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import defaultdict
+from functools import lru_cache
 
 from harness.fingerprint import differences
 from harness.metrics import MetricSpec
@@ -222,6 +224,25 @@ def _delta(value: float | None, printed: str | None, spec: MetricSpec | None) ->
     return f"{value * spec.scale - printed:+.{spec.decimals}f}"
 
 
+def _our_count(row, matched: list[RunRecord], table: str) -> str:
+    """'# Trainable' of our row: what our runs trained, else our count of the row's setting (the paper's
+    printed count belongs to the paper row); '' for rows the harness does not reproduce."""
+    trained = next((r.params.get("trainable") for r in matched if r.params), None)
+    if trained is not None:
+        return _millions(trained)
+    if row.method is None:
+        return ""
+    return _millions(_count(row.model, row.method, json.dumps(row.options, sort_keys=True), table != "table2"))
+
+
+@lru_cache(maxsize=None)
+def _count(model: str, method: str, options: str, causal_lm: bool) -> int:
+    """Trainable parameters of a setting, built on the meta device once per process (tables repeat rows)."""
+    from harness.params import count_without_weights
+
+    return count_without_weights(model, method, json.loads(options), causal_lm=causal_lm).trainable
+
+
 def paper_table(name: str, records: list[RunRecord], with_paper: bool = True) -> tuple[list[dict], list[str]]:
     """The paper's table `name` ('table2', 'table3') in its own row and column order, markers
     kept, our values from ``records``, then (optionally) the paper's row and ours - paper."""
@@ -233,7 +254,7 @@ def paper_table(name: str, records: list[RunRecord], with_paper: bool = True) ->
     rows = []
     for row in paper_rows:
         matched = [r for r in records if _matches(row, r)]
-        ours = {"row": f"{row.label}{row.marker}", "": "ours", "# Trainable": row.params}
+        ours = {"row": f"{row.label}{row.marker}", "": "ours", "# Trainable": _our_count(row, matched, name)}
         values, specs = {}, {}
         for key, label, spec, value_of in columns:
             task_records = [r for r in matched if r.task == (task or key)]
@@ -245,7 +266,7 @@ def paper_table(name: str, records: list[RunRecord], with_paper: bool = True) ->
         rows.append(ours)
         if with_paper:
             keys = [key for key, *_ in columns] + ["avg"] * with_avg
-            rows.append({"row": "", "": "paper", "# Trainable": "",
+            rows.append({"row": "", "": "paper", "# Trainable": row.params,
                          **{label: row.values.get(key, "") for key, label in zip(keys, labels)}})
             rows.append({"row": "", "": "Δ (ours − paper)", "# Trainable": "",
                          **{label: _delta(values.get(key), row.values.get(key), specs.get(key))
