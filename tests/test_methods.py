@@ -279,3 +279,19 @@ def test_eva_initialises_a_from_the_layer_inputs():
     # EVA's A rows are right-singular vectors of the inputs: orthonormal.
     first = next(iter(after.values()))
     assert torch.allclose(first @ first.T, torch.eye(first.shape[0]), atol=1e-4)
+
+
+def test_full_weights_save_and_reload_when_save_pretrained_refuses(tmp_path, monkeypatch):
+    """A GGUF-loaded model (SmolLM2) refuses save_pretrained; the full method saves its tensors instead."""
+    model = prepared("full", {}, "llama")
+    spec = get_method("full")
+
+    def refuse(*args, **kwargs):
+        raise ValueError("The model is quantized with gguf and is not serializable")
+
+    monkeypatch.setattr(model, "save_pretrained", refuse)
+    save_weights(model, spec, {}, tmp_path / "weights")
+    assert (tmp_path / "weights" / "model.safetensors").is_file()
+    reloaded = load_trained(tiny_model("llama", seed=5), spec, {}, tmp_path / "weights", [])
+    with torch.no_grad():
+        assert torch.allclose(model(**batch()).logits, reloaded.eval()(**batch()).logits, atol=1e-6)

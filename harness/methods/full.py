@@ -10,7 +10,18 @@ def apply_full(model, options, head_modules):
 
 
 def save_full(model, folder) -> None:
-    model.save_pretrained(folder)
+    try:
+        model.save_pretrained(folder)
+    except ValueError:
+        # A model read from a GGUF file (SmolLM2) is dequantized on load, but transformers still refuses
+        # save_pretrained; its tensors are plain fp32: save them and the config as from_pretrained reads them.
+        from pathlib import Path
+
+        from safetensors.torch import save_model
+
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        model.config.save_pretrained(folder)
+        save_model(model, str(Path(folder) / "model.safetensors"))
 
 
 def load_full(base_model, folder, options, head_modules):
