@@ -59,8 +59,8 @@ class RunConfig:
     max_grad_norm: float = _f(1.0, "clip the gradient norm to this (0 disables clipping)", nonnegative=True)
     mixed_precision: str = _f("no", "mixed precision: no, fp16 (CUDA) or bf16", choices=MIXED_PRECISION)
     trust_remote_code: bool = _f(False, "allow a hub model's own Python code to run (off: only transformers' code runs)")
-    quantize: str | None = _f(None, "load the frozen backbone in 8bit or 4bit (NF4) with bitsandbytes, QLoRA-style; "
-                                    "needs a CUDA GPU and a peft method", choices=("8bit", "4bit"))
+    quantize: str | None = _f(None, "load the frozen backbone in 8bit or 4bit (NF4) with bitsandbytes, QLoRA-style, "
+                                    "for LoRA and peft methods (a CPU: 4bit only)", choices=("8bit", "4bit"))
     label_smoothing: float = _f(0.0, "generation: label smoothing of the target-token loss (the paper's 0.1 for E2E/WebNLG)", nonnegative=True)
     # Decoding (generation tasks): after the last epoch the model decodes the test inputs, which are scored
     num_beams: int = _f(10, "generation: beam size (the paper's 10; 1 is greedy, for quick CPU runs)", positive=True)

@@ -2,6 +2,7 @@
 formulas, and saved weights reload to the same predictions."""
 
 import copy
+import importlib.util
 
 import pytest
 import torch
@@ -179,9 +180,10 @@ def test_quantize_is_refused_where_it_cannot_run():
 
     with pytest.raises(HarnessError, match="method 'full' would train backbone weights"):
         check_quantization("4bit", "full", get_method("full").trains_backbone)
-    if not torch.cuda.is_available():
-        with pytest.raises(HarnessError, match="--quantize 8bit needs a CUDA GPU"):
+    if not torch.cuda.is_available() and importlib.util.find_spec("bitsandbytes") is not None:
+        with pytest.raises(HarnessError, match="--quantize 8bit trains only on a CUDA GPU"):
             check_quantization("8bit", "lora", get_method("lora").trains_backbone)
+        check_quantization("4bit", "lora", get_method("lora").trains_backbone)  # NF4 trains on a CPU
     check_quantization(None, "full", True)  # no quantization: nothing to check
 
 
@@ -295,3 +297,34 @@ def test_full_weights_save_and_reload_when_save_pretrained_refuses(tmp_path, mon
     reloaded = load_trained(tiny_model("llama", seed=5), spec, {}, tmp_path / "weights", [])
     with torch.no_grad():
         assert torch.allclose(model(**batch()).logits, reloaded.eval()(**batch()).logits, atol=1e-6)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is None, reason="bitsandbytes not installed")
+def test_qlora_4bit_on_cpu_quantizes_the_backbone_and_lora_trains():
+    import bitsandbytes as bnb
+
+    from harness.models import quantize_backbone
+
+    torch.manual_seed(0)
+    config = AutoConfig.for_model("bert", vocab_size=VOCAB, hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
+                                  intermediate_size=256, num_labels=2)
+    model = AutoModelForSequenceClassification.from_config(config).eval()
+    reference = model(**batch()).logits.detach()
+    quantized = quantize_backbone(model)
+    layers = [m for m in quantized.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert len(layers) == 12 and all(m.weight.dtype == torch.uint8 for m in layers)  # q,k,v,o,in,out x 2 layers
+    assert isinstance(quantized.classifier, torch.nn.Linear)  # the head stays full precision
+    assert torch.allclose(quantized(**batch()).logits, reference, atol=0.05)  # NF4 is close, not equal
+    spec = get_method("lora")
+    model = spec.prepare(quantized, spec.resolve_options({"r": 4}), head_module_names(quantized)).train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    losses = []
+    for _ in range(5):
+        loss = model(**batch()).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    assert all(not p.requires_grad for n, p in model.named_parameters() if "lora_" not in n and "classifier" not in n
+               and "pooler" not in n)

@@ -210,6 +210,37 @@ def quantization_config(quantize: str | None):
     raise HarnessError(f"--quantize must be 8bit or 4bit, got {quantize!r}.")
 
 
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def quantize_backbone(model):
+    """QLoRA's frozen 4-bit backbone on a CPU: every nn.Linear outside the task head (and the LM head)
+    becomes bitsandbytes' Linear4bit with NF4 and double quantization; moving it to the CPU
+    quantizes it (bitsandbytes' CPU backend). from_pretrained's quantization_config leaves CPU
+    weights unquantized, hence the replacement here. Compute stays fp32."""
+    import bitsandbytes as bnb
+    import torch
+    from torch import nn
+
+    heads = head_module_names(model) + ["lm_head"]
+    # bitsandbytes quantizes in blocks of 64 inputs: a narrower layer (tiny test models) stays fp32.
+    targets = [(name, module) for name, module in model.named_modules()
+               if isinstance(module, nn.Linear) and not in_head(name, heads) and module.in_features % 64 == 0]
+    for name, linear in targets:
+        quantized = bnb.nn.Linear4bit(linear.in_features, linear.out_features, bias=linear.bias is not None,
+                                      compute_dtype=torch.float32, compress_statistics=True, quant_type="nf4")
+        quantized.weight = bnb.nn.Params4bit(linear.weight.data.float(), requires_grad=False, quant_type="nf4",
+                                             compress_statistics=True)
+        if linear.bias is not None:
+            quantized.bias = nn.Parameter(linear.bias.data.float(), requires_grad=False)
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, child, quantized.to("cpu"))  # quantizes here
+    return model
+
+
 def check_quantization(quantize: str | None, method: str, trains_backbone: bool) -> None:
     """Fail before loading anything when quantized training cannot run here."""
     if quantize is None:
@@ -221,11 +252,12 @@ def check_quantization(quantize: str | None, method: str, trains_backbone: bool)
     if trains_backbone:
         raise HarnessError(f"--quantize {quantize} freezes the backbone in low precision; method '{method}' would "
                            f"train backbone weights. Use lora or a peft: method.")
-    if not torch.cuda.is_available():
-        raise HarnessError(f"--quantize {quantize} needs a CUDA GPU (bitsandbytes' k-bit training does not run on "
-                           f"this CPU); drop --quantize here.")
     if importlib.util.find_spec("bitsandbytes") is None:
-        raise HarnessError(f"--quantize {quantize} needs bitsandbytes: pip install bitsandbytes.")
+        raise HarnessError(f"--quantize {quantize} needs bitsandbytes: pip install bitsandbytes "
+                           f"(or 'lora-harness[qlora]').")
+    if quantize == "8bit" and not torch.cuda.is_available():
+        raise HarnessError("--quantize 8bit trains only on a CUDA GPU (bitsandbytes' CPU backend has no 8-bit "
+                           "backward); use --quantize 4bit (NF4) on this CPU.")
 
 
 def load_for_classification(spec: ModelSpec, num_labels: int, problem_type: str, data_dir=None, quantize=None,
@@ -255,16 +287,20 @@ def _load(auto_class, spec: ModelSpec, data_dir, quantize, trust_remote_code: bo
         model = auto_class.from_config(build_config(spec, **head))
     else:
         check_available(spec)
+        on_gpu = _cuda()
         try:
             model = auto_class.from_pretrained(
-                model_source(spec), quantization_config=quantization_config(quantize),
+                model_source(spec), quantization_config=quantization_config(quantize) if on_gpu else None,
                 trust_remote_code=trust_remote_code, **source_kwargs(spec), **head)
         except OSError as err:
             raise HarnessError(f"cannot load model '{spec.name}': {str(err).splitlines()[0]}") from None
-        if quantize:
-            from peft import prepare_model_for_kbit_training
+    if quantize:
+        from peft import prepare_model_for_kbit_training
 
-            model = prepare_model_for_kbit_training(model)
+        if not _cuda():
+            model = quantize_backbone(model)  # bitsandbytes' CPU backend: NF4 layers, fp32 compute
+        # No gradient checkpointing on a CPU: it trades time for memory that a CPU run has.
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=_cuda())
     if tokenizer.pad_token is None:  # decoder-only models (GPT-2, Llama) pad with end-of-text
         tokenizer.pad_token = tokenizer.eos_token
     model.config.pad_token_id = tokenizer.pad_token_id
