@@ -121,3 +121,21 @@ class RunConfig:
 def resolved_tracking_uri(config: RunConfig) -> str | None:
     uri = config.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
     return None if uri.lower() == "none" else uri
+
+
+def read_yaml_mapping(path, what: str) -> dict[str, Any]:
+    """A YAML file that must hold a mapping (experiment, suite): its content, or a one-line error."""
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise HarnessError(f"{what} '{path}' does not exist.")
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise HarnessError(f"{path}: invalid YAML ({str(err).splitlines()[0]}).") from None
+    if not isinstance(spec, dict):
+        raise HarnessError(f"{path}: an {what} must be a mapping.")
+    return spec

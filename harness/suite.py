@@ -44,9 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
-from harness.config import RunConfig
+from harness.config import RunConfig, read_yaml_mapping
 from harness.errors import HarnessError, check_keys
 from harness.grid.experiments import Cell, Experiment, cell_id, merge
 from harness.rundir import RunDir, write_json
@@ -178,15 +177,10 @@ def find_suite(name_or_path: str) -> Path:
 def load_suite(name_or_path: str) -> Suite:
     path = find_suite(name_or_path)
     where = str(path)
-    try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise HarnessError(f"{where}: invalid YAML ({str(err).splitlines()[0]}).") from None
-    if not isinstance(spec, dict):
-        raise HarnessError(f"{where}: a suite file must be a mapping.")
+    spec = read_yaml_mapping(path, "suite file")
     check_keys(spec, SUITE_KEYS, where)
     if spec.get("methods_from"):  # another suite's entries (one list of methods), this file's on top
-        base = yaml.safe_load(find_suite(spec["methods_from"]).read_text(encoding="utf-8")) or {}
+        base = read_yaml_mapping(find_suite(spec["methods_from"]), "suite file")
         spec["methods"] = {**(base.get("methods") or {}), **(spec.get("methods") or {})}
         spec.setdefault("reference", base.get("reference"))
     for key in ("name", "version", "seeds", "tasks", "methods", "reference"):

@@ -77,7 +77,6 @@ def test_analyze_reads_tiny_runs_end_to_end(tmp_path):
 
 
 def test_gpt2_fused_qv_and_merged_updates(tmp_path, data_dir):
-    from harness.methods.lora import FusedQVLoRA  # noqa: F401 - the placement under test
 
     rows = [{"source": f"name[{i}]", "target": f"place {i}"} for i in range(16)]
     write_csv(tmp_path / "train.csv", rows)

@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from harness.config import RunConfig
+from harness.config import RunConfig, read_yaml_mapping
 from harness.errors import HarnessError, check_keys
 
 FILE_KEYS = {"name", "description", "base", "axes", "variants", "launch"}
@@ -129,14 +129,7 @@ def _link_dependencies(cells: list[Cell], where: str) -> None:
 def load_experiment(path: str | Path, variant: str | None = None, overrides: dict | None = None) -> Experiment:
     path = Path(path)
     where = str(path)
-    if not path.is_file():
-        raise HarnessError(f"experiment file '{path}' does not exist.")
-    try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise HarnessError(f"{path}: invalid YAML ({str(err).splitlines()[0]}).") from None
-    if not isinstance(spec, dict):
-        raise HarnessError(f"{path}: an experiment file must be a mapping.")
+    spec = read_yaml_mapping(path, "experiment file")
     check_keys(spec, FILE_KEYS, where)
     run_keys = {f for f in RunConfig.__dataclass_fields__}
     base = spec.get("base") or {}

@@ -138,38 +138,10 @@ def launch_command(config_path: Path, num_processes: int) -> list[str]:
     return [sys.executable, "-m", "harness", "run", "--config", str(config_path)]
 
 
-def execute_inline(config_path: str, run_dir: str) -> str:
-    """Run one cell in this process (small models: no interpreter start per cell); a failure is
-    recorded in the cell's folder as a subprocess cell's would be."""
-    from harness.config import RunConfig
-    from harness.training.runner import run
-
-    run_dir = Path(run_dir)
-    if status_of(run_dir) == "finished":
-        return "already finished"
-    claim = Claim(run_dir)
-    if not claim.acquire():
-        return "claimed by another worker"
-    try:
-        if run_dir.exists() and (status_of(run_dir) == "failed" or not has_checkpoint(run_dir)):
-            set_aside(run_dir)
-        values = yaml.safe_load(Path(config_path).read_text(encoding="utf-8"))
-        try:
-            run(RunConfig.from_dict(values, where=str(config_path)), progress=False)
-        except Exception as err:  # noqa: BLE001 - the cell failed; the grid goes on
-            if not RunDir(run_dir).metrics_path.is_file():
-                run_dir.mkdir(parents=True, exist_ok=True)
-                RunDir(run_dir).write_metrics({"status": "failed", "error": f"{type(err).__name__}: {err}"})
-        final = status_of(run_dir)
-        return final if final != "running" else "failed"
-    finally:
-        claim.release()
-
-
-def execute_cell(config_path: str, run_dir: str, num_processes: int = 1, env: dict | None = None) -> str:
-    """Run one cell unless it is finished or claimed; returns its status afterwards. This is also
-    what a Slurm job runs."""
-    run_dir = Path(run_dir)
+def _claimed(run_dir: Path, body) -> str:
+    """Run ``body(claim)`` on a cell unless it is finished or claimed; returns the cell's status after.
+    A failed or checkpoint-less earlier attempt is set aside first; a run that ends without writing
+    its record gets one from what ``body`` returns (the fields of a failed record)."""
     if status_of(run_dir) == "finished":
         return "already finished"
     claim = Claim(run_dir)
@@ -180,6 +152,39 @@ def execute_cell(config_path: str, run_dir: str, num_processes: int = 1, env: di
             return "already finished"
         if run_dir.exists() and (status_of(run_dir) == "failed" or not has_checkpoint(run_dir)):
             set_aside(run_dir)  # failed, or killed before its first checkpoint: keep it, start afresh
+        failure = body(claim)
+        if status_of(run_dir) != "finished" and not RunDir(run_dir).metrics_path.is_file():
+            # Failed before (or without) writing its record, e.g. bad data: record it here.
+            run_dir.mkdir(parents=True, exist_ok=True)
+            RunDir(run_dir).write_metrics({"status": "failed", **(failure or {})})
+        final = status_of(run_dir)
+        return final if final != "running" else "failed"
+    finally:
+        claim.release()
+
+
+def execute_inline(config_path: str, run_dir: str) -> str:
+    """Run one cell in this process (small models: no interpreter start per cell)."""
+    from harness.config import RunConfig
+    from harness.training.runner import run
+
+    def body(claim) -> dict | None:
+        values = yaml.safe_load(Path(config_path).read_text(encoding="utf-8"))
+        try:
+            run(RunConfig.from_dict(values, where=str(config_path)), progress=False)
+        except Exception as err:  # noqa: BLE001 - the cell failed; the grid goes on
+            return {"error": f"{type(err).__name__}: {err}"}
+        return None
+
+    return _claimed(Path(run_dir), body)
+
+
+def execute_cell(config_path: str, run_dir: str, num_processes: int = 1, env: dict | None = None) -> str:
+    """Run one cell in a subprocess unless it is finished or claimed; returns its status afterwards.
+    This is also what a Slurm job runs."""
+    run_dir = Path(run_dir)
+
+    def body(claim) -> dict:
         log = run_dir.parent / ".logs" / f"{run_dir.name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "w") as handle:
@@ -188,17 +193,10 @@ def execute_cell(config_path: str, run_dir: str, num_processes: int = 1, env: di
                                      preexec_fn=_die_with_parent)
             claim.add_pid(child.pid)
             code = child.wait()
-        final = status_of(run_dir)
-        if final != "finished" and not RunDir(run_dir).metrics_path.is_file():
-            # Failed before (or without) writing its record, e.g. bad data: record it here.
-            lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
-            run_dir.mkdir(parents=True, exist_ok=True)
-            RunDir(run_dir).write_metrics({"status": "failed", "exit_code": code,
-                                           "error": lines[-1] if lines else "", "log": str(log)})
-        final = status_of(run_dir)
-        return final if final != "running" else "failed"
-    finally:
-        claim.release()
+        lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+        return {"exit_code": code, "error": lines[-1] if lines else "", "log": str(log)}
+
+    return _claimed(run_dir, body)
 
 
 def run_grid(experiment: Experiment, output_dir: str = "results", jobs: int = 1, launcher: str = "local",
