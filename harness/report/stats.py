@@ -205,6 +205,26 @@ def paired_bootstrap(spec_or_fns, labels, candidate: Sequence, reference: Sequen
         confidence=confidence, samples=samples, candidate_samples=cand_side, reference_samples=ref_side)
 
 
+def _interaction(resampled: np.ndarray) -> float:
+    """The seed-by-example interaction that both a side's seed spread and the example bootstrap of its
+    seed mean hold: (v1 − v_S) / (S − 1), from resampled per-seed values (n_boot, S)."""
+    return (resampled.var(axis=0, ddof=1).mean() - resampled.mean(axis=1).var(ddof=1)) / (resampled.shape[1] - 1)
+
+
+def _satterthwaite(terms: Sequence[tuple[float, float]], confidence: float, fallback_df: float
+                   ) -> tuple[float, float, float]:
+    """(se, df, t) of a sum of independent variance parts, each with its degrees of freedom: the t
+    quantile at Satterthwaite's df (``fallback_df`` when there is no spread)."""
+    from scipy import stats as scipy_stats
+
+    variance = sum(part for part, _ in terms)
+    se = math.sqrt(max(variance, 0.0))
+    denominator = sum(part ** 2 / max(dof, 1) for part, dof in terms)
+    df = variance ** 2 / denominator if se > 0 and denominator > 0 else fallback_df
+    t = float(scipy_stats.t.ppf(1 - (1 - confidence) / 2, df)) if se > 0 else 0.0
+    return se, float(df), t
+
+
 def crossed_comparison(spec_or_fns, labels, candidate: Sequence, reference: Sequence, n_boot: int = 2000,
                        seed: int | None = 0, confidence: float = 0.95) -> Comparison:
     """Δ with an interval whose variance counts each source of noise once: the default of `check`.
@@ -237,19 +257,15 @@ def crossed_comparison(spec_or_fns, labels, candidate: Sequence, reference: Sequ
     example_part = float(samples.var(ddof=1))
     for resampled, values in sides:
         if len(values) > 1:  # the interaction, present in both the seed spread and the example resampling
-            example_part -= (resampled.var(axis=0, ddof=1).mean() - resampled.mean(axis=1).var(ddof=1)) / (len(values) - 1)
+            example_part -= _interaction(resampled)
     example_part = max(example_part, 0.0)
-    variance, df_terms = example_part, [example_part ** 2 / max(n - 1, 1)]
+    terms = [(example_part, n - 1)]
     for spread, (_, values) in zip(seed_var, sides):
         # A side with one seed has no spread of its own: it borrows the other side's (and its degrees of freedom).
         spread_used, dof = (spread, len(values) - 1) if spread is not None else (known[0][0], known[0][1] - 1) \
             if known else (0.0, 1)
-        part = spread_used / len(values)
-        variance += part
-        df_terms.append(part ** 2 / max(dof, 1))
-    se = float(np.sqrt(max(variance, 0.0)))
-    df = variance ** 2 / sum(df_terms) if se > 0 and sum(df_terms) > 0 else float(n - 1)
-    t = float(scipy_stats.t.ppf(1 - (1 - confidence) / 2, df)) if se > 0 else 0.0
+        terms.append((spread_used / len(values), dof))
+    se, df, t = _satterthwaite(terms, confidence, float(n - 1))
     p = float(2 * scipy_stats.t.sf(abs(delta) / se, df)) if se > 0 else (1.0 if delta == 0 else 0.0)
     return Comparison(
         delta=delta, lo=delta - t * se, hi=delta + t * se, p_value=min(1.0, p), se=se, n_examples=n,
@@ -276,8 +292,6 @@ def score_interval(spec_or_fns, labels, runs: Sequence, n_boot: int = 2000, seed
     """The interval of one setting's score (mean over its seeds), its noise counted as in
     ``crossed_comparison``: the seeds' spread / S plus the example bootstrap of the seed mean, less
     the interaction both hold. One seed: the examples' part only (no seed noise is known)."""
-    from scipy import stats as scipy_stats
-
     fns, labels, runs, _ = _inputs(spec_or_fns, labels, runs, runs[:1] or [[]], confidence)
     n, seeds = len(labels), len(runs)
     indices = np.random.default_rng(seed).choice(n, size=(max(2, n_boot), n), replace=True)
@@ -285,30 +299,19 @@ def score_interval(spec_or_fns, labels, runs: Sequence, n_boot: int = 2000, seed
     example_part = float(boot.mean(axis=1).var(ddof=1))
     terms = []
     if seeds > 1:
-        example_part -= (boot.var(axis=0, ddof=1).mean() - boot.mean(axis=1).var(ddof=1)) / (seeds - 1)
-        example_part = max(example_part, 0.0)
-        seed_part = float(full.var(ddof=1)) / seeds
-        terms.append((seed_part, seeds - 1))
-    terms.append((example_part, max(n - 1, 1)))
-    variance = sum(part for part, _ in terms)
-    se = float(np.sqrt(variance))
-    df = variance ** 2 / sum(part ** 2 / dof for part, dof in terms) if se > 0 else float(n - 1)
-    t = float(scipy_stats.t.ppf(1 - (1 - confidence) / 2, df)) if se > 0 else 0.0
+        example_part = max(example_part - _interaction(boot), 0.0)
+        terms.append((float(full.var(ddof=1)) / seeds, seeds - 1))
+    terms.append((example_part, n - 1))
+    se, df, t = _satterthwaite(terms, confidence, float(n - 1))
     value = float(full.mean())
-    return Interval(value, value - t * se, value + t * se, se, float(df), seeds, n)
+    return Interval(value, value - t * se, value + t * se, se, df, seeds, n)
 
 
 def mean_of(values: Sequence[float], ses: Sequence[float], dfs: Sequence[float], confidence: float = 0.95
             ) -> tuple[float, float, float, float, float]:
     """(mean, lo, hi, se, df) of the mean of independent estimates (tasks of a suite), Satterthwaite's df."""
-    from scipy import stats as scipy_stats
-
     k = len(values)
-    parts = [(se / k) ** 2 for se in ses]
-    variance = sum(parts)
-    se = math.sqrt(variance)
-    df = variance ** 2 / sum(p ** 2 / max(d, 1.0) for p, d in zip(parts, dfs)) if se > 0 else float("inf")
-    t = float(scipy_stats.t.ppf(1 - (1 - confidence) / 2, df)) if se > 0 else 0.0
+    se, df, t = _satterthwaite([((se / k) ** 2, d) for se, d in zip(ses, dfs)], confidence, float("inf"))
     mean = sum(values) / k
     return mean, mean - t * se, mean + t * se, se, df
 
