@@ -247,7 +247,7 @@ def truth_difference(kind: str, a, b) -> str | None:
     return f"{what} differ at {differ} of {len(a)} examples" if differ else None
 
 
-def _median(values) -> float | None:
+def median_known(values) -> float | None:
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
 
@@ -265,7 +265,7 @@ def side_from_runs(name: str, task: str, model: str, runs: list[RunRecord], igno
     first = finished[0]
     side.metric, side.fingerprint, side.versions = first.main_metric, first.fingerprint, first.versions
     side.trainable = (first.params or {}).get("trainable")
-    side.weights_bytes = _median(r.weights_bytes for r in finished)
+    side.weights_bytes = median_known(r.weights_bytes for r in finished)
     for run in finished:
         kind, outputs, truth = read_outputs(run)
         if side.truth is None:
@@ -445,9 +445,9 @@ def _efficiency(entry: Entry, n_boot: int, seed: int) -> tuple[dict, dict]:
     kb = lambda b: None if b is None else b / 1024  # noqa: E731
     row = {"task": entry.task, "model": entry.model, **({"method": entry.method} if entry.method is not None else {}),
            "trainable": _pair(cand.trainable, ref.trainable, "{:,}"),
-           "peak MB": _pair(_median(cand.peak_memory_mb), _median(ref.peak_memory_mb), "{:.0f}"),
+           "peak MB": _pair(median_known(cand.peak_memory_mb), median_known(ref.peak_memory_mb), "{:.0f}"),
            "peak ratio": _ratio_text(memory),
-           "train s": _pair(_median(cand.train_time_s), _median(ref.train_time_s), "{:.1f}"),
+           "train s": _pair(median_known(cand.train_time_s), median_known(ref.train_time_s), "{:.1f}"),
            "time ratio": _ratio_text(train),
            "weights KB": _pair(kb(cand.weights_bytes), kb(ref.weights_bytes), "{:,.0f}")}
     return row, {"peak_memory": memory, "train_time": train}
@@ -594,8 +594,8 @@ def _baseline_entry(side: Side) -> dict:
     return {"task": side.task, "model": side.model, "method": side.name, "metric": side.metric, "kind": side.kind,
             "fingerprint": side.fingerprint, "seeds": seeds,
             ("references" if side.kind == "generation" else "labels"): truth,
-            "efficiency": {"trainable": side.trainable, "peak_memory_mb": _median(side.peak_memory_mb),
-                           "train_time_s": _median(side.train_time_s), "weights_bytes": side.weights_bytes,
+            "efficiency": {"trainable": side.trainable, "peak_memory_mb": median_known(side.peak_memory_mb),
+                           "train_time_s": median_known(side.train_time_s), "weights_bytes": side.weights_bytes,
                            "versions": side.versions}}
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.report.check import ALPHA, Entry, compare_entries, metric_spec, side_from_runs
+from harness.report.check import ALPHA, Entry, compare_entries, median_known, metric_spec, side_from_runs
 from harness.report.results import RunRecord, records_from_runs_dir
 from harness.report.specs import learn, task_label
 from harness.report.stats import mean_of, score_interval
@@ -29,11 +29,6 @@ from harness.rundir import runs_root, write_json
 
 DEFAULT_OUT = Path("reports") / "leaderboard"
 VERDICT_MARK = {"better": "▲", "equivalent": "≈", "inconclusive": "?", "worse": "▼", "reference": "ref"}
-
-
-def _median(values) -> float | None:
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
 
 
 def _entry_records(output: Path, suite) -> list[dict]:
@@ -86,12 +81,11 @@ def _efficiency(suite, runs: list[RunRecord]) -> dict[str, dict]:
         mine = [r for r in runs if r.model == model and r.status == "finished"]
         if not mine:
             continue
-        per_task = [_median((r.throughput or {}).get("train_time_s") for r in mine if r.task == t) for t in tasks]
+        per_task = [median_known((r.throughput or {}).get("train_time_s") for r in mine if r.task == t) for t in tasks]
         out[model] = {"trainable": (mine[0].params or {}).get("trainable"),
-                      "peak_memory_mb": _median((r.throughput or {}).get("peak_memory_mb") for r in mine),
+                      "peak_memory_mb": median_known((r.throughput or {}).get("peak_memory_mb") for r in mine),
                       "train_time_s": sum(t for t in per_task if t is not None),
-                      "weights_bytes": _median(r.weights_bytes for r in mine),
-                      "cell_wall_time_s": sum(r.record.get("wall_time_s") or 0 for r in mine)}
+                      "weights_bytes": median_known(r.weights_bytes for r in mine)}
     return out
 
 
