@@ -185,3 +185,19 @@ def test_every_committed_suite_loads_and_its_cells_resolve(path):
         cells = suite.experiment(entry, {model: 1e-3 for model in suite.models()}).cells
         assert len(cells) == len(suite.tasks) * len(suite.seeds)
         resolve(cells[0].config)  # task, model preset and method exist; options are the method's
+
+
+def test_the_average_verdict_uses_each_cell_metric_margin():
+    """The margin comes from the spec the cell was scored with (sacrebleu BLEU: 0.5 BLEU), not from a
+    lookup by name that falls back to another spec's margin."""
+    from types import SimpleNamespace
+
+    from harness.metrics.nlg import sacrebleu_spec
+    from harness.report.leaderboard import _average
+
+    spec = sacrebleu_spec("bleu")
+    cell = {"status": "ok", "value": 50.0, "se": 1.0, "df": 10.0, "scale": spec.scale, "metric": spec.name,
+            "margin": spec.margin, "higher_is_better": True, "delta": 0.0, "delta_se": 0.05, "delta_df": 50.0}
+    row = {"entry": "candidate", "tasks": {"e2e": dict(cell), "e2e_again": dict(cell)}}
+    _average(row, SimpleNamespace(tasks={"e2e": {}, "e2e_again": {}}), "lora")
+    assert row["average"]["margin"] == pytest.approx(0.5) and row["average"]["verdict"] == "equivalent"

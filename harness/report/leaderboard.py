@@ -67,7 +67,7 @@ def _task_cell(suite, task_name: str, record: dict, runs: list[RunRecord]) -> tu
     interval = score_interval(spec, side.truth, side.outputs)
     cell = {"status": "ok", "value": interval.value, "lo": interval.lo, "hi": interval.hi, "se": interval.se,
             "df": interval.df, "seeds": side.seeds, "metric": spec.name, "metric_label": spec.label, "scale": spec.scale,
-            "decimals": spec.decimals, "higher_is_better": spec.higher_is_better,
+            "decimals": spec.decimals, "higher_is_better": spec.higher_is_better, "margin": spec.margin,
             "failed": side.failed, "notes": side.notes}
     return cell, side
 
@@ -129,16 +129,10 @@ def _average(row: dict, suite, reference: str) -> None:
         return
     d, dlo, dhi, dse, ddf = mean_of([c["delta"] * c["scale"] * (1 if c["higher_is_better"] else -1) for c in cells],
                                     [c["delta_se"] * c["scale"] for c in cells], [c["delta_df"] for c in cells])
-    margin = statistics.mean(_margin(c) for c in cells)
+    margin = statistics.mean(c["margin"] * c["scale"] for c in cells)
     verdict = ("equivalent" if -margin < dlo and dhi < margin else "better" if dlo > 0 else "worse" if dhi < 0
                else "inconclusive")
     row["average"].update(delta=d, delta_lo=dlo, delta_hi=dhi, verdict=verdict, margin=margin)
-
-
-def _margin(cell: dict) -> float:
-    from harness.metrics import fallback_spec
-
-    return fallback_spec(cell["metric"]).margin * cell["scale"]
 
 
 def board_data(suite, output_root: str | Path = "results/leaderboard") -> dict[str, Any]:
