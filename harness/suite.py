@@ -44,7 +44,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from harness.config import RunConfig, read_yaml_mapping
 from harness.errors import HarnessError, check_keys
 from harness.grid.experiments import Cell, Experiment, cell_id, merge
@@ -234,8 +233,9 @@ def _entry(name: str, value: dict, run_keys: set[str], where: str) -> MethodEntr
 # Running
 
 
-def entry_file(output: Path, entry: MethodEntry) -> Path:
-    return output / "entries" / f"{entry.name}.json"
+def entry_file(output: Path, name: str) -> Path:
+    """Where a suite run records an entry: its search, chosen rates, cells and inference timing."""
+    return output / "entries" / f"{name}.json"
 
 
 def choose_rate(suite: Suite, entry: MethodEntry, model: str, output: Path, factors: list[float] | None = None
@@ -333,12 +333,12 @@ def run_suite(suite: Suite, names: list[str], output_root: str | Path = "results
                   "experiment": experiment.name, "cells": [c.id for c in experiment.cells],
                   "inference": inference,
                   "wall_time_s": round((record.get("wall_time_s") or 0) + time.monotonic() - started, 1)}
-        entry_file(output, entry).parent.mkdir(parents=True, exist_ok=True)
-        write_json(entry_file(output, entry), record)
+        entry_file(output, entry.name).parent.mkdir(parents=True, exist_ok=True)
+        write_json(entry_file(output, entry.name), record)
         failed = sum(status != "finished" for status in statuses.values())
         summary[entry.name] = {"cells": len(experiment.cells), "failed": failed, "learning_rate": rates}
         progress(f"[{entry.name}] {len(experiment.cells) - failed}/{len(experiment.cells)} cells finished; "
-                 f"{entry_file(output, entry)}")
+                 f"{entry_file(output, entry.name)}")
     return summary
 
 
@@ -351,7 +351,7 @@ def _with(experiment: Experiment, overrides: dict[str, Any]) -> Experiment:
 
 
 def read_entry(output: Path, name: str) -> dict[str, Any] | None:
-    path = output / "entries" / f"{name}.json"
+    path = entry_file(output, name)
     return json.loads(path.read_text()) if path.is_file() else None
 
 
