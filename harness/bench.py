@@ -266,6 +266,23 @@ def latency_variants(model_name: str, lora_r: int, adapter_r: int, adapter_h_r: 
     yield "adapter_h", prepared("adapter_h", {"r": adapter_h_r or adapter_r})
 
 
+def interleaved_ms(variants, inputs: dict, warmup: int, trials: int, tick=lambda: None) -> dict[str, list[float]]:
+    """Forward times (ms) of each (name, model) on the same inputs, ``trials`` each after ``warmup``.
+    Round-robin over the variants, so slow drift of the machine (clock, other load) hits all alike."""
+    import torch
+
+    times: dict[str, list[float]] = {name: [] for name, _ in variants}
+    with torch.inference_mode():
+        for i in range(warmup + trials):
+            for name, model in variants:
+                tic = time.perf_counter()
+                model(**inputs)
+                if i >= warmup:
+                    times[name].append((time.perf_counter() - tic) * 1000)
+                tick()
+    return times
+
+
 def measure_latency(model_name: str, batch_size: int, seq_len: int, trials: int, warmup: int = 3,
                     lora_r: int = 4, adapter_r: int = 8, out: str | None = None,
                     adapter_h_r: int | None = None, progress: bool = True) -> dict[str, Any]:
@@ -279,18 +296,10 @@ def measure_latency(model_name: str, batch_size: int, seq_len: int, trials: int,
     variants = [(name, model.eval()) for name, model in latency_variants(model_name, lora_r, adapter_r, adapter_h_r)]
     vocab = variants[0][1].config.vocab_size
     ids = torch.randint(0, vocab, (batch_size, seq_len), generator=torch.Generator().manual_seed(0))
-    times: dict[str, list[float]] = {name: [] for name, _ in variants}
     bar = tqdm(total=(warmup + trials) * len(variants), desc=f"latency batch {batch_size} x length {seq_len}",
                unit="pass", disable=not progress, dynamic_ncols=True)
-    with torch.inference_mode(), bar:
-        # Round-robin over the variants, so slow drift of the machine (clock, other load) hits all alike.
-        for i in range(warmup + trials):
-            for name, model in variants:
-                tic = time.perf_counter()
-                model(input_ids=ids)
-                if i >= warmup:
-                    times[name].append((time.perf_counter() - tic) * 1000)
-                bar.update()
+    with bar:
+        times = interleaved_ms(variants, {"input_ids": ids}, warmup, trials, bar.update)
     results = []
     for name, model in variants:
         total = sum(p.numel() for n, p in model.named_parameters() if ".original_module." not in n)

@@ -362,7 +362,7 @@ def inference_overhead(entry: MethodEntry, model: str, batch_size: int = 16, seq
     depend on the values). Returns the medians and the ratio, or why it could not be measured."""
     import torch
 
-    from harness.bench import random_model
+    from harness.bench import interleaved_ms, random_model
     from harness.methods import get_method
     from harness.models import head_module_names
 
@@ -379,17 +379,11 @@ def inference_overhead(entry: MethodEntry, model: str, batch_size: int = 16, seq
                 merged = False
         adapted = adapted.eval()
         ids = torch.randint(0, base.config.vocab_size, (batch_size, seq_len), generator=torch.Generator().manual_seed(0))
-        times = {"base": [], "method": []}
-        with torch.inference_mode():
-            for i in range(warmup + trials):
-                for name, net in (("base", base), ("method", adapted)):
-                    tic = time.perf_counter()
-                    net(input_ids=ids, attention_mask=torch.ones_like(ids))
-                    if i >= warmup:
-                        times[name].append(time.perf_counter() - tic)
+        times = interleaved_ms([("base", base), ("method", adapted)],
+                               {"input_ids": ids, "attention_mask": torch.ones_like(ids)}, warmup, trials)
     except Exception as err:  # noqa: BLE001 - the board shows why instead of a blank
         return {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"}
-    base_ms, method_ms = (1000 * statistics.median(times[k]) for k in ("base", "method"))
+    base_ms, method_ms = (statistics.median(times[k]) for k in ("base", "method"))
     return {"merged": merged, "base_ms": round(base_ms, 2), "method_ms": round(method_ms, 2),
             "overhead_pct": round(100 * (method_ms / base_ms - 1), 1), "batch_size": batch_size, "seq_len": seq_len,
             "trials": trials, "threads": torch.get_num_threads()}
