@@ -4,6 +4,7 @@ This is how a new peft method is checked against the paper's LoRA on the same lo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -116,16 +117,11 @@ def peft_method(name: str) -> MethodSpec:
                     and k not in HOOK_OPTIONS.get(alias, {})}
         if peft_type == "ADALORA" and "total_step" not in settings:
             settings["total_step"] = 10**9  # a placeholder: the schedule hook sets the run's step count
-        if settings.get("init_lora_weights") == "eva" and "eva_config" not in settings:
-            from peft import EvaConfig
+        eva = settings.get("eva_config")
+        if isinstance(eva, dict) or eva is None and settings.get("init_lora_weights") == "eva":
+            from peft import EvaConfig  # EVA's settings (YAML gives a mapping; none: its defaults)
 
-            settings["eva_config"] = EvaConfig()
-        elif isinstance(settings.get("eva_config"), dict):
-            from peft import EvaConfig
-
-            settings["eva_config"] = EvaConfig(**settings["eva_config"])
-        import dataclasses
-
+            settings["eva_config"] = EvaConfig(**(eva or {}))
         known = {f.name for f in dataclasses.fields(config_class)}
         # Configs without these fields (X-LoRA, trainable tokens, adaption prompt) do not take them.
         given = {key: value for key, value in (("task_type", peft_task_type(model)),
