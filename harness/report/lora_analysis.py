@@ -253,12 +253,9 @@ def _linear(model, name: str, weight: np.ndarray) -> np.ndarray:
 def pretrained_weights(run: str | Path, modules: list[str]) -> dict[str, np.ndarray]:
     """W of each named module from the run's pretrained model (Linear orientation: out x in)."""
     model = _pretrained_model(run)
-    out = {}
-    for name in modules:
-        module = model.get_submodule(name.removesuffix(".base_layer"))
-        weight = module.weight.detach().float().numpy()
-        out[name] = weight.T if type(module).__name__ == "Conv1D" else weight  # GPT-2 stores in x out
-    return out
+    weights = {name: model.get_submodule(name.removesuffix(".base_layer")).weight for name in modules}
+    return {name: _linear(model, f"{name.removesuffix('.base_layer')}.weight", w.detach().float().numpy())
+            for name, w in weights.items()}
 
 
 def subspace_report(run_a: str | Path, run_b: str | Path, modules=None, layers=None, seed: int = 0,
