@@ -283,11 +283,11 @@ def _load(auto_class, spec: ModelSpec, data_dir, quantize, trust_remote_code: bo
     hf_logging.set_verbosity_error()  # the 'newly initialized head' report is expected here
     hf_logging.disable_progress_bar()
     tokenizer = load_tokenizer(spec, data_dir, trust_remote_code)
+    on_gpu = bool(quantize) and _cuda()  # k-bit loading through transformers; a CPU quantizes below
     if spec.random_init:
         model = auto_class.from_config(build_config(spec, **head))
     else:
         check_available(spec)
-        on_gpu = _cuda()
         try:
             model = auto_class.from_pretrained(
                 model_source(spec), quantization_config=quantization_config(quantize) if on_gpu else None,
@@ -297,10 +297,10 @@ def _load(auto_class, spec: ModelSpec, data_dir, quantize, trust_remote_code: bo
     if quantize:
         from peft import prepare_model_for_kbit_training
 
-        if not _cuda():
+        if not on_gpu:
             model = quantize_backbone(model)  # bitsandbytes' CPU backend: NF4 layers, fp32 compute
         # No gradient checkpointing on a CPU: it trades time for memory that a CPU run has.
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=_cuda())
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=on_gpu)
     if tokenizer.pad_token is None:  # decoder-only models (GPT-2, Llama) pad with end-of-text
         tokenizer.pad_token = tokenizer.eos_token
     model.config.pad_token_id = tokenizer.pad_token_id
