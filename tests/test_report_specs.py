@@ -9,7 +9,8 @@ from harness.report import specs
 from harness.report.reference import PAPER_TABLES
 from harness.report.render import render
 from harness.report.results import RunRecord, records_from_experiment, records_from_runs_dir
-from harness.report.tables import paper_table, results_table, run_score
+from harness.report.results import run_score
+from harness.report.tables import paper_table, results_table
 from harness.tasks import TASKS, Task
 
 from conftest import ROOT

@@ -127,6 +127,42 @@ def test_table_command_writes_every_format(tracked_runs, tmp_path):
         assert marker in out.read_text()
 
 
+def test_table_prints_to_stdout_and_writes_nothing_without_out(tracked_runs, tmp_path):
+    runs_dir, _ = tracked_runs
+    result = subprocess.run([sys.executable, "-m", "harness", "table", "--runs", str(runs_dir)], capture_output=True,
+                            text=True, cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "| model |" in result.stdout and list(tmp_path.iterdir()) == []
+
+
+def test_runs_frame_has_one_row_per_run_and_exports_as_data(tracked_runs, tmp_path):
+    import pandas as pd
+    from harness.report.results import frame
+
+    runs_dir, records = tracked_runs
+    runs = frame(runs_dir)
+    assert len(runs) == len(records) and set(runs["label"]) == {"full", "lora"}
+    for column in ("task", "method.options", "optim.learning_rate", "best_accuracy", "params_trainable",
+                   "train_samples_per_s", "version_torch", "setting"):
+        assert column in runs, column
+    # The table's cells are the frame's groupby: median over seeds of the best-epoch accuracy.
+    medians = runs.groupby("label")["score"].median()
+    rows, _ = results_table(records_from_runs_dir(runs_dir))
+    assert {r["method"]: r["csv"].split("±")[0] for r in rows} == {k: f"{v * 100:.1f}" for k, v in medians.items()}
+    # --per-run exports that frame; csv/json/parquet of the aggregated table are data too.
+    for fmt in ("csv", "json", "parquet"):
+        out = tmp_path / f"runs.{fmt}"
+        result = harness("table", "--runs", runs_dir, "--per-run", "--format", fmt, "--out", out)
+        assert result.returncode == 0, result.stderr
+        read = {"csv": pd.read_csv, "json": pd.read_json, "parquet": pd.read_parquet}[fmt](out)
+        assert len(read) == len(records) and sorted(read["run"]) == sorted(runs["run"])
+        assert read["best_accuracy"].round(6).tolist() == runs.set_index("run").loc[read["run"], "best_accuracy"].round(6).tolist()
+    result = harness("table", "--runs", runs_dir, "--format", "json")
+    assert result.returncode == 0 and {r["method"] for r in json.loads(result.stdout)} == {"full", "lora"}
+    result = harness("table", "--runs", runs_dir, "--format", "parquet")
+    assert result.returncode != 0 and "--out" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
 def test_plots_are_written_as_png_and_svg(tracked_runs, tmp_path):
     runs_dir, _ = tracked_runs
     result = harness("plot", "--runs", runs_dir, "--out-dir", tmp_path)
@@ -142,14 +178,18 @@ def test_runs_read_from_mlflow_give_the_same_table(tmp_path):
 
     train = write_csv(tmp_path / "train.csv", sentiment_rows(64, 0))
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    for seed in (0, 1):
-        run(RunConfig(task="csv", train_file=str(train), eval_file=str(train), model="tiny-bert", method="bitfit",
-                      seed=seed, epochs=1, tracking_uri=uri, experiment="tables", output_dir=str(tmp_path / "out"),
-                      save_weights=False), progress=False)
+    # LoRA with alpha given as YAML gives it (an int, 32) and with a boolean option at its default.
+    settings = [("bitfit", {}, 0), ("bitfit", {}, 1), ("lora", {"alpha": 32, "fused_qv": False}, 0)]
+    for method, options, seed in settings:
+        run(RunConfig(task="csv", train_file=str(train), eval_file=str(train), model="tiny-bert", method=method,
+                      method_options=options, seed=seed, epochs=1, tracking_uri=uri, experiment="tables",
+                      output_dir=str(tmp_path / "out"), save_weights=False), progress=False)
     from_mlflow, _ = results_table(records_from_mlflow(uri, "tables"))
     from_dirs, _ = results_table(records_from_runs_dir(tmp_path / "out" / "runs"))
-    assert from_mlflow[0]["csv"] == from_dirs[0]["csv"] and from_mlflow[0]["method"] == "bitfit"
-    assert from_mlflow[0]["# trainable"] == from_dirs[0]["# trainable"]
+    # One label per setting, the same from both sources: no 'fused_qv=False' (the default), no 'alpha=32.0'.
+    assert [r["method"] for r in from_mlflow] == [r["method"] for r in from_dirs] == ["bitfit", "lora (alpha=32)"]
+    assert [r["csv"] for r in from_mlflow] == [r["csv"] for r in from_dirs]
+    assert [r["# trainable"] for r in from_mlflow] == [r["# trainable"] for r in from_dirs]
 
 
 def test_generation_runs_give_a_metric_table_on_the_paper_scale():

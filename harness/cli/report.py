@@ -10,7 +10,7 @@ from harness.cli.common import Parser, _write, add_source_options, records_from_
 from harness.config import RunConfig
 from harness.errors import HarnessError
 from harness.report.reference import PAPER_TABLES
-from harness.report.render import FORMATS
+from harness.report.render import DATA_FORMATS, FORMATS
 
 
 def _config_keys(keys: list[str], option: str) -> list[str]:
@@ -24,11 +24,22 @@ def _config_keys(keys: list[str], option: str) -> list[str]:
 
 
 def cmd_table(args) -> int:
-    from harness.report.render import render
+    from harness.report.render import export, render
+    from harness.report.results import records_frame
     from harness.report.tables import paper_matches, paper_table, results_table
 
     by = tuple(_config_keys(args.by or [], "--by"))
     records = records_from_args(args)
+    if args.per_run:
+        if not records:
+            raise HarnessError(f"no runs found in {args.runs}; run something first or pass --runs/--experiment.")
+        runs = records_frame(records)
+        if args.format in ("markdown", "latex", "html", "text"):
+            _write(render(runs.astype(object).where(runs.notna(), "").to_dict("records"), list(runs.columns),
+                          args.format), args.out)
+        else:
+            export(runs, args.format, args.out)
+        return 0
     if args.paper:
         rows, columns = paper_table(args.paper, records, with_paper=not args.no_paper_values)
         ran = [r for r in records if r.status != "missing"]
@@ -41,9 +52,12 @@ def cmd_table(args) -> int:
         if not records:
             raise HarnessError(f"no runs found in {args.runs}; run something first or pass --runs/--experiment.")
         rows, columns = results_table(records, by=by)
-    ext = {"markdown": "md", "latex": "tex", "csv": "csv", "html": "html", "text": "txt"}[args.format]
-    name = args.paper or (Path(args.experiment).stem if args.experiment else "results")
-    _write(render(rows, columns, args.format), args.out or f"reports/{name}.{ext}")
+    if args.format in ("json", "parquet"):
+        import pandas as pd
+
+        export(pd.DataFrame(rows, columns=columns).fillna(""), args.format, args.out)
+    else:
+        _write(render(rows, columns, args.format), args.out)  # stdout, and the file with --out
     return 0
 
 
@@ -51,15 +65,20 @@ def add_table(sub) -> None:
     table = sub.add_parser("table", help="paper-style results table from runs",
                            description="Rows = model x method (# trainable params), columns = tasks (+ Avg); seeds "
                                        "aggregated as the paper does (GLUE: median ± std of the best epochs; NLG: mean). "
-                                       "--paper table2|table3|table13|table14 reproduces the paper's layout with its numbers and Δ.")
+                                       "--paper table2|table3|table13|table14 reproduces the paper's layout with its numbers and Δ. "
+                                       "--per-run: one row per run instead (every setting, metric, count and version), "
+                                       "e.g. --per-run --format parquet --out runs.parquet for pandas.")
     add_source_options(table)
     table.add_argument("--paper", choices=tuple(PAPER_TABLES), help="the paper's table layout, rows and markers "
                        "(table2 GLUE, table3 E2E, table13 WebNLG, table14 DART)")
     table.add_argument("--no-paper-values", action="store_true", help="with --paper: leave out the paper and Δ rows")
     table.add_argument("--by", action="append", metavar="SETTING",
                        help="also split rows by this run setting, e.g. --by learning_rate for a sweep (repeatable)")
-    table.add_argument("--format", choices=FORMATS, default="markdown")
-    table.add_argument("--out", help="output file (default: reports/<paper table, experiment or 'results'>.<ext>)")
+    table.add_argument("--per-run", action="store_true",
+                       help="one row per run (harness.report.results.frame) instead of the aggregated table")
+    table.add_argument("--format", choices=tuple(dict.fromkeys(FORMATS + DATA_FORMATS)), default="markdown",
+                       help="markdown (default), text, latex, html, or data: csv, json, parquet (parquet needs --out)")
+    table.add_argument("--out", help="also write the table to this file (default: print only)")
     table.set_defaults(func=cmd_table)
 
 

@@ -3,38 +3,30 @@ panel per task, with the front of methods that no other beats on both (each colu
 
 from __future__ import annotations
 
-import statistics
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from harness.errors import HarnessError, unknown_choice
 from harness.report.plots import _pyplot, _save
-from harness.report.results import RunRecord
-from harness.report.specs import center, learn, main_spec_of, task_label
-from harness.report.tables import run_score
+from harness.report.results import RunRecord, records_frame
+from harness.report.specs import main_spec_of, task_label
 
 
 @dataclass(frozen=True)
 class Column:
     label: str
-    value: Callable[[RunRecord], float | None]
+    key: str  # the column of the runs' frame (harness.report.results.records_frame)
     lower_is_better: bool
     log_scale: bool = False
 
 
-def _throughput(key: str):
-    return lambda record: record.throughput.get(key)
-
-
 COLUMNS = {
-    "trainable": Column("trainable parameters (head excluded)", lambda r: r.params.get("trainable"), True, True),
-    "peak_memory_mb": Column("peak memory (MB)", _throughput("peak_memory_mb"), True),
-    "train_time_s": Column("training time (s)", _throughput("train_time_s"), True),
-    "train_samples_per_s": Column("training samples/s", _throughput("train_samples_per_s"), False),
-    "weights_bytes": Column("saved weights (bytes)", lambda r: r.weights_bytes, True, True),
-    "score": Column("dev score", lambda r: None, False),  # the task's main score, filled in per task
+    "trainable": Column("trainable parameters (head excluded)", "params_trainable", True, True),
+    "peak_memory_mb": Column("peak memory (MB)", "peak_memory_mb", True),
+    "train_time_s": Column("training time (s)", "train_time_s", True),
+    "train_samples_per_s": Column("training samples/s", "train_samples_per_s", False),
+    "weights_bytes": Column("saved weights (bytes)", "weights_bytes", True, True),
+    "score": Column("dev score", "score", False),  # the task's main score
 }
 
 
@@ -54,27 +46,23 @@ def _column(name: str) -> Column:
 
 
 def _points(records: list[RunRecord], x: str, y: str) -> dict[str, dict[str, tuple[float, float]]]:
-    """task -> method label -> (x, y): per method the seeds' center of each column."""
-    values = defaultdict(lambda: defaultdict(lambda: ([], [])))
-    for record in records:
-        if record.status != "finished":
-            continue
-        pair = [run_score(record) if name == "score" else _column(name).value(record) for name in (x, y)]
-        if None not in pair:
-            xs, ys = values[record.task][record.method_label]
-            xs.append(pair[0])
-            ys.append(pair[1])
+    """task -> method label -> (x, y): per method the seeds' center of each column (the score as its
+    task's spec aggregates it, anything else the median)."""
+    keys = [_column(name).key for name in (x, y)]
+    runs = records_frame(records)
+    if not all(key in runs for key in keys):
+        return {}
+    runs = runs[(runs["status"] == "finished") & runs[keys].notna().all(axis=1)]
     out = {}
-    for task, methods in values.items():
-        spec = main_spec_of(task)
-        middle = {name: (lambda v: center(v, spec)) if name == "score" else statistics.median for name in (x, y)}
-        out[task] = {label: (middle[x](xs), middle[y](ys)) for label, (xs, ys) in methods.items()}
+    for task, group in runs.groupby("task"):
+        how = {key: main_spec_of(task).aggregate if key == "score" else "median" for key in keys}
+        centers = group.groupby("label")[keys].agg(how)
+        out[task] = {label: (float(row[keys[0]]), float(row[keys[1]])) for label, row in centers.iterrows()}
     return out
 
 
 def pareto_plot(records: list[RunRecord], out_dir: Path, x: str = "trainable", y: str = "score") -> list[Path]:
     cx, cy = _column(x), _column(y)
-    learn(records)
     points = _points(records, x, y)
     if not points:
         raise HarnessError(f"no finished run has both {x} and {y}.")

@@ -3,15 +3,14 @@ points, validation curves, and LoRA rank sweeps. PNG and SVG, titled and labelle
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 
+import pandas as pd
+
 from harness.errors import HarnessError
-from harness.metrics import MetricSpec
 from harness.report.reference import PAPER_TABLE2
-from harness.report.results import RunRecord
-from harness.report.specs import axis_note, center, learn, main_spec_of, spec_of, task_label
-from harness.report.tables import run_score
+from harness.report.results import RunRecord, records_frame
+from harness.report.specs import axis_note, learn, main_spec_of, spec_of, task_label
 
 
 def _pyplot():
@@ -36,12 +35,10 @@ def _save(fig, out_dir: Path, name: str) -> list[Path]:
 
 
 def _by_task_and_method(records: list[RunRecord]):
-    groups = defaultdict(lambda: defaultdict(list))
-    for record in records:
-        score = run_score(record)
-        if score is not None:
-            groups[record.task][(record.model, record.method_label)].append((record, score))
-    return groups
+    """task -> (model, method label) -> the frame rows of its finished runs (one per seed)."""
+    runs = records_frame(records)
+    runs = runs[runs["score"].notna()]
+    return {task: dict(list(group.groupby(["model", "label"]))) for task, group in runs.groupby("task")}
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -78,12 +75,12 @@ def params_vs_score(records: list[RunRecord], out_dir: Path, paper: bool = True)
     method_handles, other_handles = {}, {}
     for ax, task in zip(axes.flat, tasks):
         points = []
-        spec = main_spec_of(task, next(r.main_metric for runs in groups[task].values() for r, _ in runs))
+        spec = main_spec_of(task, next(iter(pd.concat(groups[task].values())["main_metric"].dropna()), None))
         for key, runs in sorted(groups[task].items()):
-            trainable = runs[0][0].params.get("trainable")
+            trainable = next(iter(runs["params_trainable"].dropna()), None) if "params_trainable" in runs else None
             if not trainable:
                 continue
-            score = spec.printed(center([s for _, s in runs], spec))
+            score = spec.printed(float(runs["score"].agg(spec.aggregate)))
             points.append((trainable, score))
             color, marker = style[key]
             method_handles[key] = ax.scatter([trainable], [score], s=44, zorder=3, color=color, marker=marker)
@@ -118,33 +115,30 @@ def params_vs_score(records: list[RunRecord], out_dir: Path, paper: bool = True)
     return _save(fig, out_dir, "params_vs_score")
 
 
-def _curve(runs: list[RunRecord], spec: MetricSpec) -> tuple[list[int], list[float]]:
-    """(epochs, value per epoch) of the runs' main metric, seeds aggregated as its spec says; epochs
-    where no run evaluated it are left out."""
-    points = []
-    for epoch in sorted({h["epoch"] for r in runs for h in r.history}):
-        values = [h[r.main_metric] for r in runs for h in r.history if h["epoch"] == epoch and r.main_metric in h]
-        if values:
-            points.append((epoch, spec.printed(center(values, spec))))
-    return [e for e, _ in points], [v for _, v in points]
+def history_frame(records: list[RunRecord]):
+    """One row per run and evaluated epoch: task, model, label, run, the main metric's stored key and value."""
+    import pandas as pd
+
+    learn(records)
+    return pd.DataFrame([{"task": r.task, "model": r.model, "label": r.method_label, "run": r.name,
+                          "metric": r.main_metric, "epoch": h["epoch"], "value": h[r.main_metric]}
+                         for r in records if r.main_metric for h in r.history if r.main_metric in h])
 
 
 def validation_curves(records: list[RunRecord], out_dir: Path) -> list[Path]:
-    """One panel per task: the main metric after each epoch, one line per method."""
+    """One panel per task: the main metric after each epoch (seeds aggregated as its spec says), one line
+    per method; epochs where no run evaluated it are left out."""
     plt = _pyplot()
-    learn(records)
-    by_task = defaultdict(lambda: defaultdict(list))
-    for record in records:
-        if record.history and record.main_metric:
-            by_task[record.task][(record.model, record.method_label)].append(record)
-    if not by_task:
+    history = history_frame(records)
+    if history.empty:
         raise HarnessError("no runs with a per-epoch history to plot.")
-    tasks = sorted(by_task)
+    tasks = sorted(set(history["task"]))
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 4), squeeze=False)
     for ax, task in zip(axes.flat, tasks):
-        for (model, label), runs in sorted(by_task[task].items()):
-            spec = spec_of(task, runs[0].main_metric)  # the stored per-epoch key (MNLI: matched accuracy)
-            ax.plot(*_curve(runs, spec), marker="o", label=label)
+        for (model, label), runs in history[history["task"] == task].groupby(["model", "label"]):
+            spec = spec_of(task, runs["metric"].iloc[0])  # the stored per-epoch key (MNLI: matched accuracy)
+            curve = runs.groupby("epoch")["value"].agg(spec.aggregate)
+            ax.plot(curve.index, [spec.printed(v) for v in curve], marker="o", label=label)
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"dev {spec.label} ({axis_note(spec)})")
         ax.set_title(f"{task_label(task)}: validation curves")
@@ -157,18 +151,18 @@ def rank_sweep(records: list[RunRecord], out_dir: Path) -> list[Path]:
     """One line per task: LoRA's score against its rank r, each task scaled and aggregated as its
     main metric says."""
     plt = _pyplot()
-    by_task, specs = defaultdict(lambda: defaultdict(list)), {}
-    for record in records:
-        score = run_score(record)
-        if record.method == "lora" and score is not None:
-            specs[record.task] = main_spec_of(record.task, record.main_metric)
-            by_task[record.task][int(record.method_options.get("r", 8))].append(specs[record.task].printed(score))
-    if not by_task:
+    lora = [r for r in records if r.method == "lora"]
+    runs = records_frame(lora)
+    runs["r"] = [int(r.method_options.get("r", 8)) for r in lora]
+    runs = runs[runs["score"].notna()]
+    if runs.empty:
         raise HarnessError("no finished LoRA runs to sweep over r.")
     fig, ax = plt.subplots(figsize=(6, 4))
-    for task, by_rank in sorted(by_task.items()):
-        ranks = sorted(by_rank)
-        ax.plot(ranks, [center(by_rank[r], specs[task]) for r in ranks], marker="o", label=task_label(task))
+    specs = {}
+    for task, group in runs.groupby("task"):
+        specs[task] = spec = main_spec_of(task, next(iter(group["main_metric"].dropna()), None))
+        by_rank = group.groupby("r")["score"].agg(spec.aggregate)
+        ax.plot(by_rank.index, [spec.printed(v) for v in by_rank], marker="o", label=task_label(task))
     notes = {axis_note(spec) for spec in specs.values()}
     ax.set_xscale("log", base=2)
     ax.set_xlabel("LoRA rank r (log2 scale)")

@@ -1,6 +1,11 @@
 """Reading finished runs back: from run folders, an experiment's cells, or an MLflow query.
 
-Every source gives the same RunRecord, so tables, plots and checks never care where runs live.
+Every source gives the same RunRecord, so tables, plots and checks never care where runs live, and
+``frame`` turns records into a pandas DataFrame (one row per run) that they aggregate with groupby:
+
+    from harness.report.results import frame
+    runs = frame("results/runs")                     # or frame(mlflow_uri=..., mlflow_experiment=...)
+    runs.groupby(["task", "label"])["score"].agg(["median", "std", "count"])
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.fingerprint import fingerprint, fingerprint_id
+from harness.report.specs import learn, task_of
 from harness.rundir import RunDir, run_dirs
 
 CELL_NAME = re.compile(r"^(?P<experiment>.+)-(?P<cell>[0-9a-f]{12})$")
@@ -84,7 +90,12 @@ def method_label(method: str, options: dict[str, Any]) -> str:
     changed = {k: v for k, v in sorted(options.items()) if k not in defaults or defaults[k] != v}
     if "target_modules" in changed and defaults.get("target_modules") is None:
         changed.pop("target_modules")  # naming the per-architecture default explicitly changes nothing
-    return method + (f" ({', '.join(f'{k}={v}' for k, v in changed.items())})" if changed else "")
+    return method + (f" ({', '.join(f'{k}={_shown(v)}' for k, v in changed.items())})" if changed else "")
+
+
+def _shown(value) -> str:
+    """An option value as a label prints it: 32 whether it came from YAML (32) or the command line (32.0)."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 def record_from_dir(run_dir: Path) -> RunRecord | None:
@@ -149,13 +160,9 @@ def records_from_mlflow(uri: str, experiment: str, query: str = "") -> list[RunR
     records = []
     for run in client.search_runs([found.experiment_id], filter_string=query, max_results=50000):
         params, metrics = run.data.params, run.data.metrics
-        options = {}
-        for key, value in params.items():
-            if key.startswith("method_options."):
-                try:
-                    options[key.removeprefix("method_options.")] = json.loads(value)
-                except json.JSONDecodeError:
-                    options[key.removeprefix("method_options.")] = None if value == "None" else value
+        # Options typed as in run folders ('False' -> False), so a run's label is the same from both sources.
+        options = _typed({k.removeprefix("method_options."): v for k, v in params.items()
+                          if k.startswith("method_options.")})
         status = {"FINISHED": "finished", "FAILED": "failed"}.get(run.info.status, "running")
         best = {k.removeprefix("best_"): v for k, v in metrics.items() if k.startswith("best_") and k != "best_epoch"}
         main = run.data.tags.get("main_metric") or (next(iter(best)) if best else None)
@@ -169,3 +176,63 @@ def records_from_mlflow(uri: str, experiment: str, query: str = "") -> list[RunR
             experiment=cell["experiment"] if cell else None, config=_typed(params),
         ))
     return records
+
+
+def run_score(record: RunRecord) -> float | None:
+    """The number a run contributes to a table: its task's main score of the best epoch (MNLI: the
+    accuracy over both dev sets); a run of an unknown task, its own main metric."""
+    if record.status != "finished":
+        return None
+    learn([record])
+    task = task_of(record.task)
+    return task.main_score(record.best) if task is not None else record.score
+
+
+def _scalar(value):
+    """A frame cell: lists and mappings as sorted JSON text, so columns stay hashable for groupby."""
+    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list, tuple)) else value
+
+
+def records_frame(records: list[RunRecord], with_records: bool = False):
+    """One row per run: who it is (run, experiment, status, seed, label, setting), its fingerprint fields
+    (task, model, method, method.options, optim.learning_rate, ...), the main score, every stored metric of
+    the best epoch (best_<metric>), parameter counts (params_<kind>), efficiency (throughput, wall time,
+    saved weights) and library versions (version_<package>). ``with_records`` adds the RunRecord itself
+    (column ``record``) for code that needs a run's history or outputs."""
+    import pandas as pd
+
+    learn(records)
+    rows = []
+    for record in records:
+        row = {"run": record.name, "experiment": record.experiment, "status": record.status, "seed": record.seed,
+               "label": record.method_label, "setting": record.setting(), "epochs": record.epochs,
+               "main_metric": record.main_metric, "score": run_score(record), "task": record.task,
+               "model": record.model, "method": record.method}
+        row.update({key: _scalar(value) for key, value in record.fingerprint.items() if key not in row})
+        row.update({f"best_{key}": value for key, value in record.best.items()})
+        row.update({f"params_{key}": value for key, value in record.params.items()})
+        row.update(record.throughput)
+        row.update(weights_bytes=record.weights_bytes, wall_time_s=record.record.get("wall_time_s"))
+        row.update({f"version_{key}": value for key, value in record.versions.items()})
+        row["run_dir"] = record.run_dir
+        if with_records:
+            row["record"] = record
+        rows.append(row)
+    # With no runs the frame still has its identity columns, so selections on them read as empty.
+    base = ["run", "experiment", "status", "seed", "label", "setting", "epochs", "main_metric", "score", "task",
+            "model", "method", *(["record"] if with_records else [])]
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=base)
+
+
+def frame(runs: str | Path | None = None, *, experiment: str | None = None, variant: str | None = None,
+          mlflow_uri: str | None = None, mlflow_experiment: str = "harness", query: str = ""):
+    """The results API: a DataFrame with one row per run (``records_frame``) of a folder of run folders,
+    of one experiment file's cells (``experiment``; cells that never ran have status 'missing'), or of an
+    MLflow experiment (``mlflow_uri``, optionally filtered by ``query``)."""
+    if mlflow_uri:
+        return records_frame(records_from_mlflow(mlflow_uri, mlflow_experiment, query))
+    if runs is None:
+        raise HarnessError("frame() needs a folder of run folders (or mlflow_uri=...).")
+    if experiment:
+        return records_frame(records_from_experiment(experiment, runs, variant))
+    return records_frame(records_from_runs_dir(runs))

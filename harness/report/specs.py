@@ -8,7 +8,6 @@ falls back to its metric names alone (``fallback_spec``).
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -83,11 +82,6 @@ def column_label(task_name: str, key: str) -> str:
     if task.subsets and suffix in ("all", *task.subsets):
         return f"{label} {suffix[0].upper()}"
     return f"{label} {suffix}" if suffix and suffix in task.eval_splits else label
-
-
-def center(values: list[float], spec: MetricSpec) -> float:
-    """The seeds' value as the spec says the paper aggregates them (GLUE: median, NLG: mean)."""
-    return statistics.mean(values) if spec.aggregate == "mean" else statistics.median(values)
 
 
 def axis_note(spec: MetricSpec) -> str:

@@ -8,30 +8,20 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections import defaultdict
 from functools import lru_cache
+
+import pandas as pd
 
 from harness.fingerprint import differences
 from harness.metrics import MetricSpec
 from harness.report.reference import GLUE_COLUMNS, PAPER_TABLES, PaperRow
-from harness.report.results import RunRecord
-from harness.report.specs import (center, column_label, is_generation, learn, main_spec_of, spec_of, task_label,
-                                  task_of)
+from harness.report.results import RunRecord, records_frame
+from harness.report.specs import column_label, is_generation, main_spec_of, spec_of, task_label, task_of
 
 
-def run_score(record: RunRecord) -> float | None:
-    """The number a run contributes to a table: its task's main score of the best epoch (MNLI: the
-    accuracy over both dev sets); a run of an unknown task, its own main metric."""
-    if record.status != "finished":
-        return None
-    learn([record])
-    task = task_of(record.task)
-    return task.main_score(record.best) if task is not None else record.score
-
-
-def aggregate(values: list[float], spec: MetricSpec) -> tuple[float, float | None]:
+def aggregate(values: pd.Series, spec: MetricSpec) -> tuple[float, float | None]:
     """(center, std) over seeds: the spec's center (median for GLUE, mean for NLG) and the spread."""
-    return center(values, spec), (statistics.stdev(values) if len(values) > 1 else None)
+    return float(values.agg(spec.aggregate)), (float(values.std()) if len(values) > 1 else None)
 
 
 def paper_style(value: float, std: float | None, scale: float = 100.0, decimals: int = 1) -> str:
@@ -42,33 +32,29 @@ def paper_style(value: float, std: float | None, scale: float = 100.0, decimals:
     return text
 
 
-def _task_spec(records: list[RunRecord], task: str) -> MetricSpec:
+def _task_spec(runs: pd.DataFrame | None, task: str) -> MetricSpec:
     """The spec of a task column: the task's main spec (the run's main metric if the task is unknown)."""
-    return main_spec_of(task, next((r.main_metric for r in records if r.main_metric), None))
+    mains = [] if runs is None else runs["main_metric"].dropna()
+    return main_spec_of(task, next(iter(mains), None))
 
 
-def _metric_value(key: str):
-    """A run's value of one stored metric (a column of a metric table)."""
-    return lambda record: record.best.get(key) if record.status == "finished" else None
-
-
-def cell(records: list[RunRecord], spec: MetricSpec, value_of=run_score) -> tuple[str, float | None]:
-    """(text, value) of one table cell from the runs of one row and one column, aggregated and
-    printed as ``spec`` says; ``value_of`` gives a run's number (default: its task's main score)."""
-    scores = [s for s in (value_of(r) for r in records) if s is not None]
-    failed = sum(r.status == "failed" for r in records)
-    if not scores:
+def cell(runs: pd.DataFrame, spec: MetricSpec, column: str = "score") -> tuple[str, float | None]:
+    """(text, value) of one table cell from the runs (frame rows) of one row and one column, aggregated
+    and printed as ``spec`` says; ``column`` is a run's number (default: its task's main score)."""
+    scores = runs[column].dropna() if column in runs else pd.Series(dtype=float)
+    failed = int((runs["status"] == "failed").sum()) if len(runs) else 0
+    if scores.empty:
         if failed:
             return f"failed ({failed})", None
-        if any(r.status == "running" for r in records):
+        if len(runs) and (runs["status"] == "running").any():
             return "running", None
         return "missing", None
     value, std = aggregate(scores, spec)
     text = paper_style(value, std, spec.scale, spec.decimals)
-    if failed or len(scores) < len(records):
-        text += f" ({len(scores)}/{len(records)} runs)"
-    seeds = [r.seed for r in records if r.status == "finished" and r.seed is not None]
-    repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if failed or len(scores) < len(runs):
+        text += f" ({len(scores)}/{len(runs)} runs)"
+    seeds = runs.loc[(runs["status"] == "finished") & runs["seed"].notna(), "seed"]
+    repeated = sorted({int(seed) for seed in seeds[seeds.duplicated()]})
     if repeated:  # two runs of one seed are not two seeds: the spread is understated
         text += f" (seed {', '.join(map(str, repeated))} repeated)"
     return text, value
@@ -95,42 +81,45 @@ def _millions(count: int | None) -> str:
     return f"{count / 1e6:.2f}M" if count >= 10_000 else f"{count / 1e3:.1f}K"
 
 
-def _ordered_tasks(records: list[RunRecord]) -> list[str]:
-    tasks = {r.task for r in records}
+def _ordered_tasks(runs: pd.DataFrame) -> list[str]:
+    tasks = set(runs["task"])
     return [t for t in GLUE_COLUMNS if t in tasks] + sorted(tasks - set(GLUE_COLUMNS))
 
 
-def _row_groups(records: list[RunRecord], by: tuple[str, ...] = ()):
+def _table_frame(records: list[RunRecord], by: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The runs' frame with what a table groups on: the ``by`` settings as text and the setting tag."""
+    runs = records_frame(records, with_records=True)
+    for key in by:
+        runs[f"by.{key}"] = [str(r.config.get(key, "?")) for r in records]
+    runs["tag"] = setting_tags(runs, by)
+    return runs
+
+
+def _row_groups(runs: pd.DataFrame, by: tuple[str, ...] = ()):
     """(row start, the row's runs) per model x method (x the config keys in ``by``, e.g. a learning-rate
     sweep): the row start holds model, method, the ``by`` values and # trainable. Runs of one task that
     differ in more than the seed are never pooled: such a row splits, and each part names what differs."""
-    tags = setting_tags(records, by)
-    groups: dict[tuple, list[RunRecord]] = defaultdict(list)
-    for record in records:
-        values = (str(record.config.get(key, "?")) for key in by)
-        groups[(record.model, record.method_label, *values, tags.get(id(record), ""))].append(record)
-    for (model, label, *values, tag), group in sorted(groups.items(), key=lambda item: _sort_key(item[0])):
-        trainable = next((r.params.get("trainable") for r in group if r.params), None)
-        count = "0" if group[0].epochs == 0 else _millions(trainable)  # an untrained run trains nothing
+    keys = ["model", "label", *(f"by.{key}" for key in by), "tag"]
+    groups = sorted(runs.groupby(keys, sort=False, dropna=False), key=lambda item: _sort_key(item[0]))
+    for (model, label, *values, tag), group in groups:
+        trainable = next(iter(group["params_trainable"].dropna()), None) if "params_trainable" in group else None
+        count = "0" if group["epochs"].iloc[0] == 0 else _millions(trainable)  # an untrained run trains nothing
         method = f"{label} [{tag}]" if tag else label
         yield {"model": model, "method": method, **dict(zip(by, values)), "# trainable": count}, group
 
 
-def setting_tags(records: list[RunRecord], by: tuple[str, ...] = ()) -> dict[int, str]:
-    """For runs that share model, method, ``by`` values and task but not their setting (fingerprint
-    without the seed): 'field=value, ...' of the fields that tell them apart, by id(record)."""
-    cells: dict[tuple, list[RunRecord]] = defaultdict(list)
-    for record in records:
-        if record.status != "missing":
-            cells[(record.model, record.method_label, record.task, *(str(record.config.get(k)) for k in by))].append(record)
-    tags = {}
-    for group in cells.values():
-        prints = [r.fingerprint for r in group]
+def setting_tags(runs: pd.DataFrame, by: tuple[str, ...] = ()) -> list[str]:
+    """Per run (frame row), for runs that share model, method, ``by`` values and task but not their setting
+    (fingerprint without the seed): 'field=value, ...' of the fields that tell them apart; '' otherwise."""
+    tags = pd.Series("", index=runs.index, dtype=object)
+    ran = runs[runs["status"] != "missing"]
+    for _, group in ran.groupby(["model", "label", "task", *(f"by.{key}" for key in by)], sort=False, dropna=False):
+        prints = [r.fingerprint for r in group["record"]]
         differing = sorted({name for p in prints[1:] for name in differences(prints[0], p)})
-        for record, fields in zip(group, prints):
-            if differing:
-                tags[id(record)] = ", ".join(f"{name}={fields.get(name)}" for name in differing)
-    return tags
+        if differing:
+            for index, fields in zip(group.index, prints):
+                tags[index] = ", ".join(f"{name}={fields.get(name)}" for name in differing)
+    return tags.tolist()
 
 
 def _sort_key(key: tuple) -> tuple:
@@ -143,25 +132,25 @@ def _sort_key(key: tuple) -> tuple:
     return tuple(one(v) for v in key)
 
 
-def _seeds(group: list[RunRecord]) -> str:
-    return ",".join(map(str, sorted({r.seed for r in group if r.seed is not None})))
+def _seeds(group: pd.DataFrame) -> str:
+    return ",".join(str(int(seed)) for seed in sorted(set(group["seed"].dropna())))
 
 
 def results_table(records: list[RunRecord], by: tuple[str, ...] = ()) -> tuple[list[dict], list[str]]:
     """Rows = model x method (with its settings; split further by the config keys in ``by``), columns =
     tasks (+ Avg when every task has a value); for runs of one generation task, its metrics (the layout of
     the paper's Tables 3, 13, 14)."""
-    learn(records)
-    tasks = _ordered_tasks(records)
+    runs = _table_frame(records, by)
+    tasks = _ordered_tasks(runs)
     if len(tasks) == 1 and is_generation(tasks[0]):
-        return _metric_table(records, tasks[0], by)
-    specs = [_task_spec([r for r in records if r.task == task], task) for task in tasks]
+        return _metric_table(runs, tasks[0], by)
+    specs = [_task_spec(runs[runs["task"] == task], task) for task in tasks]
     labels = [task_label(task) for task in tasks]
     rows = []
-    for row, group in _row_groups(records, by):
+    for row, group in _row_groups(runs, by):
         values = []
         for task, spec, label in zip(tasks, specs, labels):
-            text, value = cell([r for r in group if r.task == task], spec)
+            text, value = cell(group[group["task"] == task], spec)
             row[label] = text
             values.append(value)
         row["Avg"] = _average_text(*average(values, specs))
@@ -170,17 +159,18 @@ def results_table(records: list[RunRecord], by: tuple[str, ...] = ()) -> tuple[l
     return rows, ["model", "method", *by, "# trainable", *labels, "Avg", "seeds"]
 
 
-def _metric_table(records: list[RunRecord], task: str, by: tuple[str, ...] = ()) -> tuple[list[dict], list[str]]:
+def _metric_table(runs: pd.DataFrame, task: str, by: tuple[str, ...] = ()) -> tuple[list[dict], list[str]]:
     """Columns = the metrics the runs stored, in their order: the task's own metrics first, then what
     runs store besides them (the per-epoch dev loss)."""
-    keys = list(dict.fromkeys(k for r in records if r.status == "finished" for k in (r.best or {})))
+    finished = runs[runs["status"] == "finished"]
+    keys = list(dict.fromkeys(k for r in finished["record"] for k in (r.best or {})))
     declared = set(task_of(task).metric_names())
     keys.sort(key=lambda key: key not in declared)  # stable: stored order within each group
     labels = [column_label(task, key) for key in keys]
     rows = []
-    for row, group in _row_groups(records, by):
+    for row, group in _row_groups(runs, by):
         for key, label in zip(keys, labels):
-            row[label] = cell(group, spec_of(task, key), _metric_value(key))[0]
+            row[label] = cell(group, spec_of(task, key), f"best_{key}")[0]
         row["seeds"] = _seeds(group)
         rows.append(row)
     return rows, ["model", "method", *by, "# trainable", *labels, "seeds"]
@@ -207,13 +197,13 @@ def _printed_value(text: str) -> float | None:
         return None
 
 
-def _paper_columns(name: str) -> list[tuple[str, str, MetricSpec, object]]:
-    """(key, label, spec, a run's value) per column of the paper's table ``name``: each column a task
-    (Table 2, its main score) or a metric of the table's one task (Tables 3, 13, 14)."""
+def _paper_columns(name: str) -> list[tuple[str, str, MetricSpec, str]]:
+    """(key, label, spec, the frame column of a run's value) per column of the paper's table ``name``: each
+    column a task (Table 2, its main score) or a metric of the table's one task (Tables 3, 13, 14)."""
     _, keys, task = PAPER_TABLES[name]
     if task is None:
-        return [(key, task_label(key), _task_spec([], key), run_score) for key in keys]
-    return [(key, column_label(task, key), spec_of(task, key), _metric_value(key)) for key in keys]
+        return [(key, task_label(key), _task_spec(None, key), "score") for key in keys]
+    return [(key, column_label(task, key), spec_of(task, key), f"best_{key}") for key in keys]
 
 
 def _delta(value: float | None, printed: str | None, spec: MetricSpec | None) -> str:
@@ -224,12 +214,12 @@ def _delta(value: float | None, printed: str | None, spec: MetricSpec | None) ->
     return f"{value * spec.scale - printed:+.{spec.decimals}f}"
 
 
-def _our_count(row, matched: list[RunRecord], table: str) -> str:
+def _our_count(row, matched: pd.DataFrame, table: str) -> str:
     """'# Trainable' of our row: what our runs trained, else our count of the row's setting (the paper's
     printed count belongs to the paper row); '' for rows the harness does not reproduce."""
-    trained = next((r.params.get("trainable") for r in matched if r.params), None)
+    trained = next(iter(matched["params_trainable"].dropna()), None) if "params_trainable" in matched else None
     if trained is not None:
-        return _millions(trained)
+        return _millions(int(trained))
     if row.method is None:
         return ""
     return _millions(_count(row.model, row.method, json.dumps(row.options, sort_keys=True), table != "table2"))
@@ -247,18 +237,18 @@ def paper_table(name: str, records: list[RunRecord], with_paper: bool = True) ->
     """The paper's table `name` ('table2', 'table3') in its own row and column order, markers
     kept, our values from ``records``, then (optionally) the paper's row and ours - paper."""
     paper_rows, _, task = PAPER_TABLES[name]
-    learn(records)
+    runs = records_frame(records, with_records=True)
     columns = _paper_columns(name)
     with_avg = any("avg" in row.values for row in paper_rows)  # the paper prints an average (Table 2)
     labels = [label for _, label, _, _ in columns] + ["Avg"] * with_avg
     rows = []
     for row in paper_rows:
-        matched = [r for r in records if _matches(row, r)]
+        matched = runs[[_matches(row, r) for r in runs["record"]]] if len(runs) else runs
         ours = {"row": f"{row.label}{row.marker}", "": "ours", "# Trainable": _our_count(row, matched, name)}
         values, specs = {}, {}
-        for key, label, spec, value_of in columns:
-            task_records = [r for r in matched if r.task == (task or key)]
-            ours[label], values[key] = cell(task_records, spec, value_of)
+        for key, label, spec, column in columns:
+            ours[label], values[key] = cell(matched[matched["task"] == (task or key)] if len(matched) else matched,
+                                            spec, column)
             specs[key] = spec
         if with_avg:
             values["avg"], specs["avg"] = average([values[k] for k, *_ in columns], [c[2] for c in columns])
