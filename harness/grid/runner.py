@@ -292,8 +292,18 @@ def _run_submitit(todo, num_processes, launcher, slurm, output_dir, experiment, 
     else:
         parameters["gpus_per_node"] = 0
     executor.update_parameters(**parameters)
+    env = None
+    if launcher == "slurm" and "OMP_NUM_THREADS" not in os.environ:
+        # The job's cell uses the CPUs it asked for: without a CPU binding (task/none) torch would take
+        # every core of the node, and concurrent jobs would oversubscribe them.
+        env = {"OMP_NUM_THREADS": str(max(1, parameters["cpus_per_task"] // num_processes))}
     submitted = executor.map_array(execute_cell, [str(p) for _, p, _ in todo], [str(r) for _, _, r in todo],
-                                   [num_processes] * len(todo))
+                                   [num_processes] * len(todo), [env] * len(todo))
+    if launcher == "slurm" and not _slurm_has_accounting():
+        watcher = _squeue_watcher()
+        for job in submitted:
+            job.watcher = watcher  # this grid's jobs only; submitit's class-wide sacct watcher is left alone
+            watcher.register_job(job.job_id)
     results = {}
     for (cell, _, _), job in zip(todo, submitted):
         try:
@@ -303,3 +313,48 @@ def _run_submitit(todo, num_processes, launcher, slurm, output_dir, experiment, 
             results[cell.id] = "failed"
             print(f"  {cell.id}: job {job.job_id} failed: {str(err).strip().splitlines()[-1][:200]}")
     return results
+
+
+def _slurm_has_accounting() -> bool:
+    """Whether the cluster keeps job accounting, so that sacct answers. Real clusters do; a small or
+    test cluster (AccountingStorageType=accounting_storage/none, e.g. `.ci/slurm-up`'s) may not."""
+    try:
+        config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return True  # cannot tell: keep submitit's own sacct polling
+    for line in config.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "AccountingStorageType":
+            return value.strip() != "accounting_storage/none"
+    return True
+
+
+def _squeue_watcher():
+    """A submitit job watcher that reads job states from squeue instead of sacct.
+
+    submitit asks sacct for the state of a job that has not written its result yet. Without
+    accounting, sacct fails on every poll: submitit prints a warning each time, and a job that ended
+    without writing its result (cancelled, killed) stays in state UNKNOWN, so the grid would wait
+    for it forever. squeue lists a job while the controller holds it (until MinJobAge after it
+    ends); a job it no longer lists has ended."""
+    from submitit.slurm.slurm import SlurmInfoWatcher
+
+    class SqueueWatcher(SlurmInfoWatcher):
+        def _make_command(self) -> list[str] | None:
+            if not self._registered - self._finished:
+                return None
+            # All of this user's jobs: `squeue --jobs` fails when none of the ids is still held.
+            return ["squeue", "--noheader", "--array", "--states=all", f"--user={os.getuid()}",
+                    "--format=%i|%T|%N"]
+
+        def read_info(self, string) -> dict[str, dict[str, str]]:
+            if not isinstance(string, str):
+                string = string.decode()
+            # submitit's sacct parser (job arrays included) reads squeue's lines under sacct's header.
+            info = super().read_info("JobID|State|NodeList\n" + string)
+            for job_id in self._registered - self._finished:
+                if job_id not in info:
+                    info[job_id] = {"JobID": job_id, "State": "ENDED", "NodeList": ""}  # left the queue
+            return info
+
+    return SqueueWatcher(delay_s=60)
