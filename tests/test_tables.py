@@ -157,6 +157,11 @@ def test_runs_frame_has_one_row_per_run_and_exports_as_data(tracked_runs, tmp_pa
         read = {"csv": pd.read_csv, "json": pd.read_json, "parquet": pd.read_parquet}[fmt](out)
         assert len(read) == len(records) and sorted(read["run"]) == sorted(runs["run"])
         assert read["best_accuracy"].round(6).tolist() == runs.set_index("run").loc[read["run"], "best_accuracy"].round(6).tolist()
+    eff, columns = results_table(records_from_runs_dir(runs_dir), efficiency=True)
+    assert columns[-6:] == ["weights (MB)", "peak memory (MB)", "training peak (MB)", "train samples/s",
+                            "train time (s)", "seeds"]
+    lora = runs[runs["label"] == "lora"]
+    assert next(r for r in eff if r["method"] == "lora")["train samples/s"] == f"{lora['train_samples_per_s'].median():.1f}"
     result = harness("table", "--runs", runs_dir, "--format", "json")
     assert result.returncode == 0 and {r["method"] for r in json.loads(result.stdout)} == {"full", "lora"}
     result = harness("table", "--runs", runs_dir, "--format", "parquet")

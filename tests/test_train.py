@@ -198,3 +198,24 @@ def test_group_by_length_run_trains(tmp_path, sentiment_files):
                            save_weights=False), progress=False)
     assert record["status"] == "finished" and record["optimizer_steps"] == 3 * 32
     assert record["history"][-1]["train_loss"] < 0.8 * record["history"][0]["train_loss"]
+
+
+def test_training_peak_memory_starts_at_the_reset_and_sees_what_training_allocates():
+    import sys
+
+    import numpy as np
+
+    from harness.training.env import peak_memory_mb, reset_training_peak, training_peak_memory_mb
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("VmHWM is Linux's")
+    peak_memory_mb(), training_peak_memory_mb()  # their imports (torch) loaded before measuring
+    big = np.ones(300 * 2**20 // 8)  # 300 MB, touched: counted before the reset
+    del big
+    reset_training_peak()
+    after_reset = training_peak_memory_mb()
+    # What was freed before the reset no longer counts for training, and still counts for the process.
+    assert after_reset < peak_memory_mb() - 200
+    again = np.ones(100 * 2**20 // 8)
+    assert training_peak_memory_mb() > after_reset + 80
+    del again

@@ -51,7 +51,7 @@ def cmd_table(args) -> int:
     else:
         if not records:
             raise HarnessError(f"no runs found in {args.runs}; run something first or pass --runs/--experiment.")
-        rows, columns = results_table(records, by=by)
+        rows, columns = results_table(records, by=by, efficiency=args.efficiency)
     if args.format in ("json", "parquet"):
         import pandas as pd
 
@@ -74,6 +74,8 @@ def add_table(sub) -> None:
     table.add_argument("--no-paper-values", action="store_true", help="with --paper: leave out the paper and Δ rows")
     table.add_argument("--by", action="append", metavar="SETTING",
                        help="also split rows by this run setting, e.g. --by learning_rate for a sweep (repeatable)")
+    table.add_argument("--efficiency", action="store_true",
+                       help="also the medians of peak memory, training samples/s and training time per row")
     table.add_argument("--per-run", action="store_true",
                        help="one row per run (harness.report.results.frame) instead of the aggregated table")
     table.add_argument("--format", choices=tuple(dict.fromkeys(FORMATS + DATA_FORMATS)), default="markdown",

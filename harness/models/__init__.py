@@ -194,9 +194,10 @@ def load_tokenizer(spec: ModelSpec, data_dir=None, trust_remote_code: bool = Fal
     return AutoTokenizer.from_pretrained(model_source(spec), trust_remote_code=trust_remote_code, **source_kwargs(spec))
 
 
-def quantization_config(quantize: str | None):
-    """The bitsandbytes settings of QLoRA (Dettmers et al. 2023): NF4 with double quantization and
-    bf16 compute for 4bit; LLM.int8() for 8bit. None when not quantizing."""
+def quantization_config(quantize: str | None, on_gpu: bool = True):
+    """The bitsandbytes settings of QLoRA (Dettmers et al. 2023): NF4 with double quantization, computing
+    in bf16 on a GPU and fp32 on a CPU (bf16 matmuls are slow there); LLM.int8() for 8bit. None when not
+    quantizing."""
     if quantize is None:
         return None
     import torch
@@ -204,7 +205,7 @@ def quantization_config(quantize: str | None):
 
     if quantize == "4bit":
         return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                  bnb_4bit_compute_dtype=torch.bfloat16)
+                                  bnb_4bit_compute_dtype=torch.bfloat16 if on_gpu else torch.float32)
     if quantize == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)
     raise HarnessError(f"--quantize must be 8bit or 4bit, got {quantize!r}.")
@@ -216,11 +217,11 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def quantize_backbone(model):
-    """QLoRA's frozen 4-bit backbone on a CPU: every nn.Linear outside the task head (and the LM head)
-    becomes bitsandbytes' Linear4bit with NF4 and double quantization; moving it to the CPU
-    quantizes it (bitsandbytes' CPU backend). from_pretrained's quantization_config leaves CPU
-    weights unquantized, hence the replacement here. Compute stays fp32."""
+def quantize_backbone(model, device: str = "cpu"):
+    """QLoRA's frozen 4-bit backbone for a model transformers will not quantize while loading (weights
+    read from a GGUF file: from_pretrained refuses a quantization_config there): every nn.Linear outside
+    the task head (and the LM head) becomes bitsandbytes' Linear4bit with NF4 and double quantization,
+    quantized when moved to ``device``; compute in fp32 (bf16 on a GPU)."""
     import bitsandbytes as bnb
     import torch
     from torch import nn
@@ -231,13 +232,14 @@ def quantize_backbone(model):
                if isinstance(module, nn.Linear) and not in_head(name, heads) and module.in_features % 64 == 0]
     for name, linear in targets:
         quantized = bnb.nn.Linear4bit(linear.in_features, linear.out_features, bias=linear.bias is not None,
-                                      compute_dtype=torch.float32, compress_statistics=True, quant_type="nf4")
+                                      compute_dtype=torch.float32 if device == "cpu" else torch.bfloat16,
+                                      compress_statistics=True, quant_type="nf4")
         quantized.weight = bnb.nn.Params4bit(linear.weight.data.float(), requires_grad=False, quant_type="nf4",
                                              compress_statistics=True)
         if linear.bias is not None:
             quantized.bias = nn.Parameter(linear.bias.data.float(), requires_grad=False)
         parent, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent) if parent else model, child, quantized.to("cpu"))  # quantizes here
+        setattr(model.get_submodule(parent) if parent else model, child, quantized.to(device))  # quantizes here
     return model
 
 
@@ -277,28 +279,49 @@ def load_for_causal_lm(spec: ModelSpec, data_dir=None, quantize=None, trust_remo
     return _load(AutoModelForCausalLM, spec, data_dir, quantize, trust_remote_code)
 
 
+def _head_names_unloaded(auto_class, spec: ModelSpec, trust_remote_code: bool, **head) -> list[str]:
+    """The task head's module names (and the LM head), read off the architecture built on the meta
+    device: no weights are read or allocated."""
+    import torch
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_source(spec), trust_remote_code=trust_remote_code,
+                                        **source_kwargs(spec), **head)
+    with torch.device("meta"):
+        skeleton = auto_class.from_config(config, trust_remote_code=trust_remote_code)
+    return head_module_names(skeleton) + ["lm_head"]
+
+
 def _load(auto_class, spec: ModelSpec, data_dir, quantize, trust_remote_code: bool, **head):
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # the 'newly initialized head' report is expected here
     hf_logging.disable_progress_bar()
     tokenizer = load_tokenizer(spec, data_dir, trust_remote_code)
-    on_gpu = bool(quantize) and _cuda()  # k-bit loading through transformers; a CPU quantizes below
+    on_gpu = bool(quantize) and _cuda()
+    # k-bit loading through transformers (GPU, or bitsandbytes' CPU backend); models built from a config
+    # or read from GGUF are quantized after loading instead (transformers refuses GGUF + quantization).
+    by_transformers = bool(quantize) and not spec.random_init and not spec.gguf_file
     if spec.random_init:
         model = auto_class.from_config(build_config(spec, **head))
     else:
         check_available(spec)
+        config = quantization_config(quantize, on_gpu) if by_transformers else None
+        if config is not None:  # the task head is new and trains: it stays full precision
+            config.llm_int8_skip_modules = _head_names_unloaded(auto_class, spec, trust_remote_code, **head)
         try:
-            model = auto_class.from_pretrained(
-                model_source(spec), quantization_config=quantization_config(quantize) if on_gpu else None,
-                trust_remote_code=trust_remote_code, **source_kwargs(spec), **head)
+            model = auto_class.from_pretrained(model_source(spec), quantization_config=config,
+                                               trust_remote_code=trust_remote_code, **source_kwargs(spec), **head)
         except OSError as err:
             raise HarnessError(f"cannot load model '{spec.name}': {str(err).splitlines()[0]}") from None
     if quantize:
         from peft import prepare_model_for_kbit_training
 
-        if not on_gpu:
-            model = quantize_backbone(model)  # bitsandbytes' CPU backend: NF4 layers, fp32 compute
+        if not by_transformers:
+            if quantize != "4bit":
+                raise HarnessError(f"--quantize {quantize}: model '{spec.name}' is built from a config or GGUF file, "
+                                   f"which the harness quantizes to 4bit only; use --quantize 4bit.")
+            model = quantize_backbone(model, "cuda" if on_gpu else "cpu")
         # No gradient checkpointing on a CPU: it trades time for memory that a CPU run has.
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=on_gpu)
     if tokenizer.pad_token is None:  # decoder-only models (GPT-2, Llama) pad with end-of-text

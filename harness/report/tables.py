@@ -136,11 +136,31 @@ def _seeds(group: pd.DataFrame) -> str:
     return ",".join(str(int(seed)) for seed in sorted(set(group["seed"].dropna())))
 
 
-def results_table(records: list[RunRecord], by: tuple[str, ...] = ()) -> tuple[list[dict], list[str]]:
+EFFICIENCY = {"weights (MB)": ("weights_memory_mb", "{:,.1f}"), "peak memory (MB)": ("peak_memory_mb", "{:,.0f}"),
+              "training peak (MB)": ("training_peak_memory_mb", "{:,.0f}"),
+              "train samples/s": ("train_samples_per_s", "{:.1f}"), "train time (s)": ("train_time_s", "{:,.0f}")}
+
+
+def _with_efficiency(rows: list[dict], columns: list[str], groups: list[pd.DataFrame]) -> tuple[list[dict], list[str]]:
+    """Rows with the median over their finished runs of peak memory, training speed and training time."""
+    for row, group in zip(rows, groups):
+        finished = group[group["status"] == "finished"]
+        for label, (key, fmt) in EFFICIENCY.items():
+            values = finished[key].dropna() if key in finished else pd.Series(dtype=float)
+            row[label] = fmt.format(values.median()) if len(values) else "?"
+    at = columns.index("seeds")
+    return rows, columns[:at] + list(EFFICIENCY) + columns[at:]
+
+
+def results_table(records: list[RunRecord], by: tuple[str, ...] = (), efficiency: bool = False
+                  ) -> tuple[list[dict], list[str]]:
     """Rows = model x method (with its settings; split further by the config keys in ``by``), columns =
     tasks (+ Avg when every task has a value); for runs of one generation task, its metrics (the layout of
-    the paper's Tables 3, 13, 14)."""
+    the paper's Tables 3, 13, 14). ``efficiency``: also the medians of peak memory, samples/s, train time."""
     runs = _table_frame(records, by)
+    if efficiency:
+        groups = [group for _, group in _row_groups(runs, by)]
+        return _with_efficiency(*results_table(records, by), groups)
     tasks = _ordered_tasks(runs)
     if len(tasks) == 1 and is_generation(tasks[0]):
         return _metric_table(runs, tasks[0], by)

@@ -21,7 +21,7 @@ from harness.tasks.objective import Data, EvalContext
 from harness.tracking.mlflow import epoch_metrics, step_metrics
 from harness.training.batching import train_loader
 from harness.training.checkpoint import has_checkpoint, load_checkpoint, rng_states, save_checkpoint
-from harness.training.env import peak_memory_mb
+from harness.training.env import peak_memory_mb, reset_training_peak, training_peak_memory_mb, weights_memory_mb
 
 
 @dataclass
@@ -76,6 +76,7 @@ def fit(accelerator, objective, task, model, tokenizer, data: Data, config, lear
                    save_method_weights, progress, method, method_options or {})
     state = LoopState()
     loop.epoch_start_order = loop.generator.get_state()
+    reset_training_peak()
     if config.resume and has_checkpoint(run.path):
         state = LoopState(**load_checkpoint(run.path, accelerator.unwrap_model(loop.model), loop.optimizer,
                                             loop.scheduler, loop.generator))
@@ -251,5 +252,7 @@ def results(loop: Loop, state: LoopState, learning_rate: float) -> dict[str, Any
         "throughput": {"train_time_s": round(seconds, 3),
                        "train_samples_per_s": totals[0] / seconds if seconds else None,
                        "train_tokens_per_s": totals[1] / seconds if seconds else None,
-                       "peak_memory_mb": peak_memory_mb()},
+                       "peak_memory_mb": peak_memory_mb(),
+                       "training_peak_memory_mb": training_peak_memory_mb(),
+                       "weights_memory_mb": weights_memory_mb(loop.accelerator.unwrap_model(loop.model))},
     }
