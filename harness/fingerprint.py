@@ -56,6 +56,20 @@ def file_hash(path: str | os.PathLike) -> str | None:
     return _file_hash(str(Path(path).resolve()), stat.st_size, stat.st_mtime) if Path(path).is_file() else None
 
 
+def examples_digest(examples) -> str:
+    """sha1 (12 hex) of the examples a run used, in order: it tells apart subsets and held-out
+    slices of one file, and hub splits, which a file hash cannot."""
+    digest = hashlib.sha1()
+    for example in examples:
+        digest.update(repr(example).encode() + b"\n")
+    return digest.hexdigest()[:12]
+
+
+def data_key(eval_split: str) -> str:
+    """The record's name for an evaluation split ('' is the dev set): 'eval', 'eval_m', 'eval_loss'."""
+    return f"eval_{eval_split}" if eval_split else "eval"
+
+
 def data_name(origin: str, data_dir: str | None) -> str:
     """A data file's name independent of where it is read from: its path under the data folder, or
     its file name (`harness run csv` files; the content hash beside it tells files apart)."""

@@ -54,10 +54,10 @@ def server(tmp_path):
         server.stop()
 
 
-def harness(*args, wait=True):
+def harness(*args, wait=True, env=None):
     process = subprocess.Popen([sys.executable, "-m", "harness", *map(str, args)], cwd=ROOT, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                               env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})
     if not wait:
         return process
     out, err = process.communicate(timeout=600)
@@ -68,6 +68,36 @@ def tagged(uri, name):
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("harness")
     return client.search_runs([experiment.experiment_id], filter_string=f"tags.harness_run = '{name}'")
+
+
+def datasets(run):
+    """{context: (name, digest, rows)} of an MLflow run's dataset inputs."""
+    found = {}
+    for entry in run.inputs.dataset_inputs:
+        context = {tag.key: tag.value for tag in entry.tags}["mlflow.data.context"]
+        found[context] = (entry.dataset.name, entry.dataset.digest, json.loads(entry.dataset.profile)["num_rows"])
+    return found
+
+
+def test_runs_show_as_model_training_with_datasets_and_system_metrics(tmp_path, server, sentiment_files):
+    """What MLflow 3's UI needs: the experiment kind (Model training, not GenAI), the Dataset column
+    (each split's name, context and digest of the examples used) and the System metrics tab."""
+    train, dev = sentiment_files
+    code, _, stderr = harness("run", "csv", "--train-file", train, "--eval-file", dev, "--model", "tiny-bert",
+                              "--epochs", "2", "--max-train-samples", "100", "--output-dir", tmp_path,
+                              "--tracking-uri", server.uri, "--run-name", "kinds",
+                              # sampled often, so that even a fast run has samples
+                              env={"MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "0.1"})
+    assert code == 0 and "MLflow" not in stderr, stderr
+    client = MlflowClient(server.uri)
+    assert client.get_experiment_by_name("harness").tags["mlflow.experimentKind"] == "custom_model_development"
+    [run] = tagged(server.uri, "kinds")
+    saved = json.loads((tmp_path / "runs" / "kinds" / "metrics.json").read_text())
+    digests = saved["data_digests"]
+    assert datasets(run) == {"train": ("csv", digests["train"], 100), "eval": ("csv", digests["eval"], 64)}
+    # the digest is of the 100 examples drawn, not of the whole file
+    assert digests["train"] != saved["data_hashes"]["train"]
+    assert any(key.startswith("system/cpu_utilization") for key in run.data.metrics), sorted(run.data.metrics)
 
 
 def test_server_lost_mid_run_then_synced_without_duplicates(tmp_path, server, sentiment_files):
@@ -103,6 +133,8 @@ def test_server_lost_mid_run_then_synced_without_duplicates(tmp_path, server, se
         assert len(runs) == 1 and runs[0].info.status == "FINISHED"
         assert runs[0].data.metrics["best_accuracy"] == saved["best"]["accuracy"]
         assert saved["tracking_problems"] == [] and saved["mlflow_run_id"] == runs[0].info.run_id
+        assert datasets(runs[0]) == {"train": ("csv", saved["data_digests"]["train"], 512),
+                                     "eval": ("csv", saved["data_digests"]["eval"], 64)}
     code, stdout, _ = harness("sync", "--runs", out / "runs", "--tracking-uri", server.uri)
     assert code == 0 and "0 uploaded, 0 completed, 2 in MLflow" in stdout
     assert len(tagged(server.uri, "blink")) == 1 and len(tagged(server.uri, "down")) == 1
@@ -121,3 +153,4 @@ def test_runs_log_to_the_ci_tracking_server(tmp_path, sentiment_files):
     saved = json.loads((tmp_path / "runs" / name / "metrics.json").read_text())
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     assert runs[0].data.metrics["best_accuracy"] == saved["best"]["accuracy"]
+    assert datasets(runs[0])["train"] == ("csv", saved["data_digests"]["train"], 512)

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
 
+from harness.fingerprint import data_key
 
-
+# MLflow 3 files an experiment by this tag: without it the UI offers the harness experiment as a
+# GenAI one (traces, evaluations) rather than as model training (runs, their metrics and datasets).
+# MLflow 3.17's sidebar switch follows the browser, not the tag: ?workflowType=machine_learning.
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 THROUGHPUT_KEYS = ("train_samples_per_s", "train_tokens_per_s", "peak_memory_mb")
 
 
@@ -45,6 +50,34 @@ def final_metrics(record: dict) -> dict[str, float]:
     if "wall_time_s" in record:
         metrics["wall_time_s"] = record["wall_time_s"]
     return metrics
+
+
+def dataset_inputs(record: dict) -> list:
+    """The data a run used, as MLflow dataset inputs: one per split, named after the task, with the
+    record's split name as context ('train', 'eval', 'eval_m', ...), the digest of the examples and
+    their count. Runs recorded before example digests existed give their files' content hash."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    counts = {"train": record.get("train_examples"),
+              **{data_key(s): n for s, n in (record.get("eval_examples") or {}).items()}}
+    inputs = []
+    for key, origin in (record.get("data") or {}).items():
+        digest = (record.get("data_digests") or {}).get(key) or (record.get("data_hashes") or {}).get(key)
+        if not digest or not counts.get(key):
+            continue  # a split the run did not use (no training with --epochs 0)
+        source_type, source = _dataset_source(origin)
+        dataset = Dataset(record.get("task") or "data", digest, source_type, source,
+                          profile=json.dumps({"num_rows": counts[key]}))
+        inputs.append(DatasetInput(dataset, [InputTag("mlflow.data.context", key)]))
+    return inputs
+
+
+def _dataset_source(origin: str) -> tuple[str, str]:
+    """(source type, source) in the form MLflow's own dataset sources write: a hub split or a file."""
+    hub = re.fullmatch(r"hub:(.+?)\[(.+?)\].*", origin)
+    if hub:
+        return "hugging_face", json.dumps({"path": hub[1], "split": hub[2]})
+    return "local", json.dumps({"uri": origin})
 
 
 def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -80,10 +113,18 @@ class MlflowTracker:
         import mlflow
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # no 'creating tables' chatter per run
+        # The system metrics thread fails when the server does; the tracker already says so once.
+        logging.getLogger("mlflow.system_metrics").setLevel(logging.CRITICAL)
         mlflow.set_tracking_uri(self.uri)
-        mlflow.set_experiment(experiment)
-        # A resumed run continues its MLflow run rather than starting a second one.
-        self.run_id = mlflow.start_run(run_id=self.run_id, run_name=None if self.run_id else run_name).info.run_id
+        found = mlflow.set_experiment(experiment)
+        for key, value in EXPERIMENT_TAGS.items():
+            if key not in found.tags:  # a kind chosen in the UI stays
+                mlflow.set_experiment_tag(key, value)
+        # A resumed run continues its MLflow run rather than starting a second one. CPU, memory, disk
+        # and network (GPU with pynvml) go to the System metrics tab, sampled every 10 s unless
+        # $MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL says otherwise.
+        self.run_id = mlflow.start_run(run_id=self.run_id, run_name=None if self.run_id else run_name,
+                                       log_system_metrics=True).info.run_id
 
     def _call(self, what: str, fn, *args, **kwargs) -> None:
         if not self.active:
@@ -111,6 +152,12 @@ class MlflowTracker:
         import mlflow
 
         self._call("set tags", mlflow.set_tags, {k: str(v) for k, v in tags.items()})
+
+    def log_inputs(self, datasets: list) -> None:
+        from mlflow.tracking import MlflowClient
+
+        if self.active and datasets:
+            self._call("log datasets", MlflowClient().log_inputs, self.run_id, datasets=datasets)
 
     def log_artifacts(self, folder: Path) -> None:
         import mlflow

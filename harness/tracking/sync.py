@@ -11,7 +11,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.rundir import run_dirs
-from harness.tracking.mlflow import epoch_metrics, final_metrics, flatten
+from harness.tracking.mlflow import EXPERIMENT_TAGS, dataset_inputs, epoch_metrics, final_metrics, flatten
 
 
 def sync_runs(runs_dir: str | Path, uri: str, experiment: str = "harness") -> list[tuple[str, str]]:
@@ -22,6 +22,9 @@ def sync_runs(runs_dir: str | Path, uri: str, experiment: str = "harness") -> li
     try:
         found = client.get_experiment_by_name(experiment)
         experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+        for key, value in EXPERIMENT_TAGS.items():
+            if found is None or key not in found.tags:
+                client.set_experiment_tag(experiment_id, key, value)
         tracked = {run.data.tags.get("harness_run"): run
                    for run in client.search_runs([experiment_id], max_results=50000)
                    if run.data.tags.get("harness_run")}
@@ -65,7 +68,8 @@ def _create(client, experiment_id: str, run, record: dict) -> str:
 
 
 def _upload(client, run_id: str, run, record: dict, status: str) -> None:
-    """Final metrics, the per-epoch history (the names a live run logs) and the folder's files."""
+    """Final metrics, the per-epoch history (the names a live run logs), the datasets and the folder's
+    files (logging a dataset input twice is a no-op: MLflow keeps one per name and digest)."""
     from mlflow.entities import Metric, RunTag
 
     metrics = [Metric(k, float(v), 0, 0) for k, v in final_metrics(record).items()]
@@ -75,5 +79,7 @@ def _upload(client, run_id: str, run, record: dict, status: str) -> None:
                     for k, v in epoch_metrics(evaluated, entry.get("train_loss")).items()]
     for start in range(0, len(metrics), 500):
         client.log_batch(run_id, metrics=metrics[start:start + 500], tags=[RunTag("synced", "true")])
+    if datasets := dataset_inputs(record):
+        client.log_inputs(run_id, datasets=datasets)
     client.log_artifacts(run_id, str(run.path))
     client.set_terminated(run_id, status)

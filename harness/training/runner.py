@@ -23,14 +23,14 @@ from harness.config import RunConfig, resolved_tracking_uri
 from harness.errors import HarnessError
 from harness.methods import MethodSpec, get_method, init_from_run
 from harness.methods.weights import save_weights
-from harness.fingerprint import file_hash, fingerprint, fingerprint_id
+from harness.fingerprint import data_key, examples_digest, file_hash, fingerprint, fingerprint_id
 from harness.models import ModelSpec, check_quantization, get_model_spec, weights_version
 from harness.params import ParamCounts, count_parameters
 from harness.registry import is_import_ref
 from harness.rundir import RunDir
 from harness.tasks import Task, file_task, get_task
 from harness.tasks.objective import Objective, get_objective
-from harness.tracking.mlflow import MlflowTracker, final_metrics, param_metrics
+from harness.tracking.mlflow import MlflowTracker, dataset_inputs, final_metrics, param_metrics
 from harness.training.checkpoint import has_checkpoint
 from harness.training.env import versions
 from harness.training.loop import fit
@@ -170,6 +170,7 @@ def load_model(resolved: Resolved, config: RunConfig) -> tuple[Any, Any, ParamCo
 
 def initial_record(resolved: Resolved, accelerator, data, run_dir: RunDir, counts: ParamCounts) -> dict[str, Any]:
     config, task = resolved.config, resolved.task
+    splits = {"train": data.train, **{data_key(s): e for s, e in data.evals.items()}}
     record = {
         "status": "running", "run_name": run_dir.name, "task": task.name,
         "model": config.model, "method": config.method, "main_metric": task.main_metric,
@@ -178,7 +179,8 @@ def initial_record(resolved: Resolved, accelerator, data, run_dir: RunDir, count
         "train_examples": len(data.train.examples),
         "eval_examples": {s: len(e.examples) for s, e in data.evals.items()},
         **resolved.objective.describe(task, config),
-        "data": {"train": data.train.origin, **{f"eval{('_' + s) if s else ''}": e.origin for s, e in data.evals.items()}},
+        "data": {key: split.origin for key, split in splits.items()},
+        "data_digests": {key: examples_digest(split.examples) for key, split in splits.items() if split.examples},
         "versions": versions(), "command": " ".join(sys.argv),
     }
     record["data_hashes"] = {split: digest for split, origin in record["data"].items()
@@ -213,6 +215,7 @@ def start_tracking(resolved: Resolved, run_dir: RunDir, record: dict, counts: Pa
                           "main_metric": task.main_metric, "harness_run": run_dir.name,
                           "run_dir": str(run_dir.path.resolve())})
         tracker.log_metrics(param_metrics(counts.as_dict()))
+        tracker.log_inputs(dataset_inputs(record))
     return tracker
 
 
