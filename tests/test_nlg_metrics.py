@@ -190,3 +190,88 @@ def test_bad_inputs_are_harness_errors():
     with pytest.raises(HarnessError, match="no hypotheses"):
         score_e2e([], [], ["bleu"])
     assert nlg_metrics._check_metrics(None, E2E_METRICS, "E2E") == E2E_METRICS  # None: all of them
+
+
+# ---------------------------------------------------------------------------------------------
+# Where sacrebleu computes a column and where the hand-written scorer stays (README: metric table)
+
+
+def _streams(refs):
+    return [[rs[j] if j < len(rs) else None for rs in refs] for j in range(max(map(len, refs)))]
+
+
+def test_webnlg_bleu_is_sacrebleu_and_reproduces_multi_bleu_detok_line():
+    # multi-bleu-detok.perl = sacrebleu's corpus BLEU with 13a tokens and no smoothing: every field
+    # of the line the Perl script printed on the fixture (n-gram precisions, BP, lengths) matches.
+    import sacrebleu
+
+    hyps, refs = hyps_refs(WEBNLG)
+    hyps = [webnlg_normalize(h) for h in hyps]
+    refs = [[webnlg_normalize(r) for r in rs[:6]] + [webnlg_normalize(rs[0])] * (6 - len(rs[:6])) for rs in refs]
+    found = sacrebleu.BLEU(tokenize="13a", smooth_method="none", force=True).corpus_score(hyps, _streams(refs))
+    line = (f"BLEU = {found.score:.10f}, {'/'.join(f'{p:.1f}' for p in found.precisions)} (BP={found.bp:.3f}, "
+            f"ratio={found.sys_len / found.ref_len:.3f}, hyp_len={found.sys_len}, ref_len={found.ref_len})")
+    assert line == EXPECTED["webnlg"]["bleu_line"]
+    assert score_webnlg(*hyps_refs(WEBNLG), ["bleu"])["bleu"] == found.score
+
+
+def test_e2e_bleu_stays_pymteval_because_sacrebleu_counts_short_outputs_differently():
+    # pymteval adds len(output) - n + 1 n-grams per output, negative when the output is shorter
+    # than n-1 tokens: "Zizzi" adds 1, 0, -1, -2 one- to four-grams, sacrebleu (and the Perl
+    # script) 1, 0, 0, 0. The 3- and 4-gram totals become 10 and 7 instead of 11 and 9.
+    import sacrebleu
+
+    hyps = ["The Mill is a pub.", "Zizzi", "Aromi is a coffee shop near the river."]
+    refs = [["The Mill is a pub near the river."], ["Zizzi is a cheap pub."], ["Aromi is a coffee shop by the river."]]
+    bp = math.exp(1 - 24 / 16)  # 16 output tokens, 24 reference tokens
+    pymteval = 100 * bp * (15 / 16 * 10 / 13 * 7 / 10 * 4 / 7) ** 0.25
+    found = sacrebleu.BLEU(tokenize="13a", lowercase=True, smooth_method="none").corpus_score(hyps, _streams(refs))
+    assert (found.counts, found.totals) == ([15, 10, 7, 4], [16, 13, 11, 9])
+    assert found.score == pytest.approx(100 * bp * (15 / 16 * 10 / 13 * 7 / 11 * 4 / 9) ** 0.25)
+    assert score_e2e(hyps, refs, ["bleu"])["bleu"] == pytest.approx(pymteval)  # 44.45, sacrebleu 40.76
+
+
+def test_e2e_bleu_on_the_committed_untrained_run_differs_from_sacrebleu_at_the_printed_decimals():
+    # 24 of its 100 outputs are two tokens ("#123456789"): measure_scores.py prints 0.0463, sacrebleu 0.0461.
+    import sacrebleu
+
+    run = Path(__file__).parents[1] / "results/generation/runs/e2e-untrained-smollm2-beam10-first100"
+    rows = [json.loads(line) for line in (run / "generations.jsonl").open(encoding="utf-8")]
+    hyps, refs = [r["hypothesis"].strip() for r in rows], [[x.strip() for x in r["references"]] for r in rows]
+    ours = score_e2e(hyps, refs, ["bleu"])["bleu"]
+    assert ours == pytest.approx(json.loads((run / "metrics.json").read_text())["best"]["bleu"], rel=1e-12)
+    theirs = sacrebleu.BLEU(tokenize="13a", lowercase=True, smooth_method="none").corpus_score(hyps, _streams(refs))
+    assert (f"{ours / 100:.4f}", f"{theirs.score / 100:.4f}") == ("0.0463", "0.0461")
+
+
+def test_webnlg_ter_stays_pyter_because_sacrebleus_tercom_shifts_differently():
+    # The fixture's last output against each of its references alone: tercom (sacrebleu) finds a
+    # cheaper shift sequence for the first reference, pyter's greedy search for the second. So even per
+    # sentence on the same tokens the TERs differ, and sacrebleu's corpus TER (summed edits / summed
+    # reference lengths) is another quantity again.
+    from sacrebleu.metrics import TER
+
+    item = WEBNLG[9]
+    tokens = nlg_metrics._nltk_word_tokenize  # the tokens eval.py gives pyter
+    hyp = tokens(webnlg_normalize(item["hypothesis"]))
+    official = [score_webnlg([item["hypothesis"]], [[r]], ["ter"])["ter"] for r in item["references"]]
+    tercom = [TER().sentence_score(hyp, [tokens(webnlg_normalize(r))]).score / 100 for r in item["references"]]
+    assert official == pytest.approx([9 / 17, 16 / 19]) and tercom == pytest.approx([11 / 17, 13 / 19])
+    hyps, refs = hyps_refs(WEBNLG)
+    hyps = [tokens(webnlg_normalize(h)) for h in hyps]
+    refs = [[tokens(webnlg_normalize(r)) for r in (rs[:6] + [rs[0]] * 6)[:6]] for rs in refs]  # eval.py's 6 files
+    corpus = TER().corpus_score(hyps, _streams(refs)).score / 100
+    # Both print 0.48 on this fixture; on WebNLG's test set they differ at the printed decimals (README).
+    assert (round(corpus, 4), round(EXPECTED["webnlg"]["full"]["ter"], 4)) == (0.4844, 0.4765)
+
+
+def test_chrf_is_sacrebleus_chrf2_on_the_strings_bleu_scores():
+    import sacrebleu
+
+    hyps, refs = hyps_refs(E2E)
+    assert score_e2e([f" {h} " for h in hyps], refs, ["chrf"])["chrf"] == \
+        sacrebleu.CHRF().corpus_score(hyps, _streams(refs)).score
+    hyps, refs = hyps_refs(WEBNLG)
+    norm = [[webnlg_normalize(r) for r in rs[:6]] for rs in refs]
+    assert score_webnlg(hyps, refs, ["chrf"])["chrf"] == pytest.approx(
+        sacrebleu.CHRF().corpus_score([webnlg_normalize(h) for h in hyps], _streams(norm)).score, abs=1e-12)

@@ -7,11 +7,14 @@ bootstrap resamples); corpus metrics of generated text (BLEU, METEOR, ...) are c
 task's scorer and have no ``fn``.
 
 Add a metric with ``METRICS.add(name, MetricSpec(...))``, or name one by import path
-(``my_pkg.metrics:my_spec``) or publish it under the entry-point group ``harness.metrics``.
+(``my_pkg.metrics:my_spec``) or publish it under the entry-point group ``harness.metrics``. A
+Hugging Face ``evaluate`` metric whose script is on this machine is named ``evaluate:NAME``
+(harness.metrics.hf_evaluate; loaded when first computed).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -19,7 +22,8 @@ from typing import Literal
 import numpy as np
 
 from harness.metrics import classification as _cls
-from harness.registry import Registry
+from harness.metrics import hf_evaluate as _hf
+from harness.registry import Registry, is_import_ref, load_object
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ for _spec in [
     # The WebNLG script reports METEOR and TER as fractions, printed with two decimals.
     MetricSpec("meteor_fraction", "MET", scale=1.0, decimals=2, aggregate="mean", margin=0.005),
     MetricSpec("ter", "TER", higher_is_better=False, scale=1.0, decimals=2, aggregate="mean", margin=0.005),
+    # sacrebleu's chrF2 (0-100), an extra column of both generation scorers (the paper prints none).
+    MetricSpec("chrf", "chrF", scale=1.0, aggregate="mean", margin=0.5),
     # The target-token loss on the dev set that generation runs compute after each epoch.
     MetricSpec("dev_loss", "dev_loss", higher_is_better=False, scale=1.0, decimals=3, aggregate="mean", margin=0.01),
 ]:
@@ -75,9 +81,24 @@ for _spec in [
 
 
 def get_metric(name: str) -> MetricSpec:
+    """A registered metric's spec, an ``evaluate:NAME`` metric's, or the spec named by ``pkg.mod:spec``."""
+    if name not in METRICS and name.startswith(_hf.PREFIX):
+        return evaluate_spec(name)
+    if name not in METRICS and is_import_ref(name):
+        return load_object(name, "metric")
     return METRICS.get(name)
 
 
 def fallback_spec(name: str) -> MetricSpec:
-    """The spec of a registered metric, else a neutral one (higher is better, printed as stored)."""
+    """The spec of a registered (or ``evaluate:``) metric, else a neutral one (higher is better, printed as stored)."""
+    if name not in METRICS and name.startswith(_hf.PREFIX):
+        return evaluate_spec(name)
     return METRICS.find(name) or MetricSpec(name, name, scale=1.0, decimals=4)
+
+
+@functools.cache
+def evaluate_spec(name: str) -> MetricSpec:
+    """The spec of ``evaluate:NAME``: nothing is known of its scale or direction, so it is printed as
+    computed, higher is better, median over seeds; ``evaluate`` loads it on the first computation."""
+    metric = name.removeprefix(_hf.PREFIX)
+    return MetricSpec(name, _hf.short_name(metric), _hf.EvaluateMetric(metric), scale=1.0, decimals=4)

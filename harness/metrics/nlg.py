@@ -10,12 +10,18 @@ Scales (the paper's: Table 3 for E2E, the WebNLG and DART tables):
   ``cider`` raw (8.85, 2.53). measure_scores.py prints all five raw (0.7040, 8.8500, ...).
 * ``score_webnlg`` (WebNLG and DART): ``bleu`` x100 (as multi-bleu-detok.perl prints it, e.g. 55.3),
   ``meteor`` and ``ter`` as fractions (0.41, 0.39). Lower TER is better.
+* Both: ``chrf``, sacrebleu's chrF2 (0-100), a column the paper does not print (no official script
+  computes it in LoRA's pipeline), on the strings BLEU scores.
 
-How each number is made:
+How each number is made (sacrebleu wherever it reproduces the official script; see the README's
+metric table for what was measured):
 
-* E2E BLEU / NIST: e2e-metrics' Python port of mteval-v13a (``-p``): mteval-13a tokenization,
-  case-insensitive, corpus level, all references of an MR at once; BLEU 4-gram, NIST 5-gram with
-  information weights from all references of the evaluated set.
+* E2E BLEU / NIST: e2e-metrics' Python port of mteval-v13a (``-p``): mteval-13a tokenization
+  (sacrebleu's ``13a`` tokenizer gives the same tokens), case-insensitive, corpus level, all
+  references of an MR at once; BLEU 4-gram, NIST 5-gram with information weights from all references
+  of the evaluated set. Hand-written, not sacrebleu: sacrebleu has no NIST, and its BLEU differs once
+  an output is shorter than 4 tokens (pymteval's n-gram totals go negative, and "" is one token), e.g.
+  0.0461 instead of measure_scores.py's 0.0463 on the committed untrained E2E run.
 * E2E METEOR / ROUGE-L / CIDEr: the MS-COCO caption code that e2e-metrics bundles. pycocoevalcap 1.2
   ships byte-identical jars and the same Python code: the Stanford PTBTokenizer (Java, lower-cased,
   punctuation dropped) first, then Meteor 1.5 (``-l en -norm``, one corpus score from the summed
@@ -23,11 +29,13 @@ How each number is made:
   the evaluated reference set, so never score a subset on its own and average).
 * WebNLG / DART: both sides first go through ``webnlg_normalize`` (LoRA's decoder, ``--tokenize
   --lower``); at most ``num_refs`` (6) references per input, padded with the first one, as the
-  decoder writes them. BLEU = multi-bleu-detok.perl; METEOR = Meteor 1.5 ``-l en -norm -r 6`` on
-  nltk.word_tokenize'd text; TER = pyter per sentence, min over references, mean over sentences.
+  decoder writes them. BLEU = multi-bleu-detok.perl, which sacrebleu's corpus BLEU (``13a``, no
+  smoothing) reproduces to 1e-10; METEOR = Meteor 1.5 ``-l en -norm -r 6`` on nltk.word_tokenize'd
+  text; TER = pyter per sentence, min over references, mean over sentences (pyter, not sacrebleu's
+  TER: sacrebleu's is tercom's, whose shift search finds other edits than pyter's).
 
 METEOR, and for E2E also ROUGE-L and CIDEr (through the PTB tokenizer), need Java and pycocoevalcap;
-TER needs pyter3. BLEU and NIST are pure Python.
+TER needs pyter3. BLEU, NIST and chrF are pure Python.
 """
 
 from __future__ import annotations
@@ -47,8 +55,8 @@ import numpy as np
 
 from harness.errors import HarnessError, unknown_choice
 
-E2E_METRICS = ("bleu", "nist", "meteor", "rouge_l", "cider")
-WEBNLG_METRICS = ("bleu", "meteor", "ter")
+E2E_METRICS = ("bleu", "nist", "meteor", "rouge_l", "cider", "chrf")
+WEBNLG_METRICS = ("bleu", "meteor", "ter", "chrf")
 WEBNLG_NUM_REFS = 6  # gpt2_decode.py --ref_num 6 / eval.py -nr 6
 
 _E2E_JAVA = ("meteor", "rouge_l", "cider")  # all three read the Java PTB tokenizer's output
@@ -69,8 +77,8 @@ def score_e2e(hypotheses: list[str], references: list[list[str]], metrics=E2E_ME
     refs = [[r.strip() for r in rs] for rs in _check_refs(hyps, references)]
     scores: dict[str, float] = {}
     if "bleu" in metrics or "nist" in metrics:
-        hyp_toks = [_lower(_mteval_tokens(h, empty=[""])) for h in hyps]
-        ref_toks = [[_lower(_mteval_tokens(r, empty=[""])) for r in rs] for rs in refs]
+        hyp_toks = [_lower(_mteval_tokens(h)) for h in hyps]
+        ref_toks = [[_lower(_mteval_tokens(r)) for r in rs] for rs in refs]
         if "bleu" in metrics:
             scores["bleu"] = 100 * _pymteval_bleu(hyp_toks, ref_toks)
         if "nist" in metrics:
@@ -98,6 +106,8 @@ def score_e2e(hypotheses: list[str], references: list[list[str]], metrics=E2E_ME
                 scores["rouge_l"] = 100 * float(Rouge().compute_score(gts_d, res_d)[0])
             if "cider" in metrics:
                 scores["cider"] = float(Cider().compute_score(gts_d, res_d)[0])
+    if "chrf" in metrics:
+        scores["chrf"] = _sacrebleu_corpus("chrf", hyps, refs)
     return {m: scores[m] for m in metrics}
 
 
@@ -116,7 +126,11 @@ def score_webnlg(hypotheses: list[str], references: list[list[str]], metrics=WEB
         refs.append(rs + [rs[0]] * (num_refs - len(rs)))  # the decoder pads with the first reference
     scores: dict[str, float] = {}
     if "bleu" in metrics:
-        scores["bleu"] = _multi_bleu_detok(hyps, refs)
+        # = multi-bleu-detok.perl: 13a tokens, closest reference length (the shorter on a tie), no
+        # smoothing (a zero n-gram precision gives 0). Case is moot: both sides are lower-cased.
+        scores["bleu"] = _sacrebleu_corpus("bleu", hyps, refs, tokenize="13a", smooth_method="none", force=True)
+    if "chrf" in metrics:
+        scores["chrf"] = _sacrebleu_corpus("chrf", hyps, refs)
     if "meteor" in metrics or "ter" in metrics:
         hyp_tok = [_nltk_word_tokenize(h) for h in hyps]
         ref_tok = [[_nltk_word_tokenize(r) for r in rs] for rs in refs]
@@ -192,28 +206,21 @@ def _java_failed(what: str, detail: str) -> HarnessError:
 
 
 # ---------------------------------------------------------------------------------------------
-# mteval-v13a tokenization, shared by e2e-metrics' pymteval and Moses' multi-bleu-detok.perl
-
-_MTEVAL_RULES = [
-    (re.compile(r"([\{-\~\[-\` -\&\(-\+\:-\@\/])"), r" \1 "),  # ASCII punctuation except ' - . ,
-    (re.compile(r"([^0-9])([\.,])"), r"\1 \2 "),  # period/comma, unless after a digit
-    (re.compile(r"([\.,])([^0-9])"), r" \1 \2"),  # ... unless before a digit
-    (re.compile(r"([0-9])(-)"), r"\1 \2 "),  # dash after a digit: "£20-25" -> "£20 - 25"
-]
+# mteval-v13a tokenization, as e2e-metrics' pymteval applies it
 
 
-def _mteval_tokens(text: str, empty: list[str]) -> list[str]:
-    """mteval-v13a's "international=off" tokenization; ``empty`` is what an empty text gives.
+def _mteval_tokens(text: str) -> list[str]:
+    """mteval-v13a's "international=off" tokens (sacrebleu's ``13a`` tokenizer: the same regular
+    expressions, and str.split() splits where pymteval's \\s+ does). pymteval splits "" into [""]:
+    an empty E2E output counts as one (empty) token."""
+    return _tokenizer_13a()(text).split() or [""]
 
-    pymteval splits "" into [""] (one empty token: an empty E2E output has length 1); the Perl
-    script's split gives no token. str.split() and Python's \\s treat the same characters as space.
-    """
-    text = text.replace("<skipped>", "").replace("-\n", "").replace("\n", " ")
-    text = text.replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
-    text = f" {text} "
-    for pattern, replacement in _MTEVAL_RULES:
-        text = pattern.sub(replacement, text)
-    return text.split() or list(empty)
+
+@functools.cache
+def _tokenizer_13a():
+    from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
+
+    return Tokenizer13a()
 
 
 def _lower(tokens: list[str]) -> list[str]:
@@ -352,26 +359,6 @@ def _nltk_word_tokenize(normalized: str) -> str:
     return " ".join("``" if t == '"' else _NLTK_SPLITS.get(t, t) for t in normalized.split())
 
 
-def _multi_bleu_detok(hyps: list[str], refs: list[list[str]]) -> float:
-    """Moses multi-bleu-detok.perl, x100, unrounded (the script prints it with 2 decimals)."""
-    correct, total = [0] * 4, [0] * 4
-    hyp_len = ref_len = 0
-    for hyp, rs in zip(hyps, refs):
-        words = _mteval_tokens(hyp, empty=[])
-        ref_words = [_mteval_tokens(r, empty=[]) for r in rs]
-        hyp_len += len(words)
-        ref_len += min((abs(len(r) - len(words)), len(r)) for r in ref_words)[1]  # closest; tie: shorter
-        for n in range(1, 5):
-            ref_counts = _max_ref_counts(ref_words, n)
-            for gram, count in _ngrams(words, n).items():
-                total[n - 1] += count
-                correct[n - 1] += min(count, ref_counts[gram])
-    if not ref_len or not hyp_len or 0 in correct:
-        return 0.0  # the script prints 0 (or dies) here; any zero precision gives BLEU 0
-    bp = math.exp(1 - ref_len / hyp_len) if hyp_len < ref_len else 1.0
-    return 100 * bp * math.exp(sum(math.log(c / t) for c, t in zip(correct, total)) / 4)
-
-
 def _meteor_files(hyps: list[str], refs: list[list[str]], jar: Path) -> float:
     """Meteor 1.5 on a hypothesis file and a file of len(refs[0]) references per hypothesis."""
     with tempfile.TemporaryDirectory(prefix="harness-meteor-") as tmp:
@@ -391,7 +378,11 @@ def _meteor_files(hyps: list[str], refs: list[list[str]], jar: Path) -> float:
 
 
 def _sentence_ter(hyps: list[str], refs: list[list[str]]) -> float:
-    """TER per sentence (pyter), the best reference's, averaged over sentences: not corpus TER."""
+    """TER per sentence (pyter), the best reference's, averaged over sentences: not corpus TER.
+
+    Not sacrebleu's TER: its corpus score divides summed edits by summed reference lengths, and even
+    per sentence its tercom shift search finds other edits than pyter's greedy one (either may be
+    lower; tests/test_nlg_metrics.py shows both on a fixture sentence)."""
     try:
         import pyter
     except ImportError:
@@ -422,6 +413,17 @@ def sacrebleu_metric(name: str = "bleu", **kwargs):
     return classes[name.lower()](**kwargs)
 
 
+def _streams(refs: list[list[str]]) -> list[list[str | None]]:
+    """sacrebleu's reference streams (stream j = every hypothesis' j-th reference) from per-hypothesis
+    lists of any length, padded with None (sacrebleu's "no reference here")."""
+    return [[rs[j] if j < len(rs) else None for rs in refs] for j in range(max(map(len, refs)))]
+
+
+def _sacrebleu_corpus(name: str, hyps: list[str], refs: list[list[str]], **kwargs) -> float:
+    """sacrebleu's corpus score (BLEU and chrF on sacrebleu's 0-100 scale)."""
+    return float(sacrebleu_metric(name, **kwargs).corpus_score(hyps, _streams(refs)).score)
+
+
 def sacrebleu_stats(hypotheses: Sequence[str], references: Sequence[Sequence[str]], metric=None) -> np.ndarray:
     """Per-sentence sacrebleu statistics, (n_hypotheses, k) floats (BLEU: sys_len, ref_len, correct_1..4,
     total_1..4).
@@ -434,8 +436,7 @@ def sacrebleu_stats(hypotheses: Sequence[str], references: Sequence[Sequence[str
     if not hyps:
         raise HarnessError("no hypotheses to score.")
     refs = _check_refs(hyps, references)
-    streams = [[rs[j] if j < len(rs) else None for rs in refs] for j in range(max(map(len, refs)))]
-    return np.asarray(metric._extract_corpus_statistics(hyps, streams), dtype=np.float64)
+    return np.asarray(metric._extract_corpus_statistics(hyps, _streams(refs)), dtype=np.float64)
 
 
 def sacrebleu_from_stats(metric=None) -> Callable[[np.ndarray], np.ndarray]:
@@ -479,7 +480,8 @@ def _bleu_from_stats(stats, order: int = 4, smooth: str = "exp") -> np.ndarray:
 def sacrebleu_spec(name: str = "bleu", **kwargs):
     """A MetricSpec for sacrebleu's ``name`` with per-sentence statistics: predictions are hypothesis
     strings, labels are each hypothesis' list of references. Built per call, not registered: the
-    paper's BLEU (``score_e2e``/``score_webnlg``) tokenizes differently and stays the "bleu" metric.
+    paper's BLEU (``score_e2e``: pymteval; ``score_webnlg``: sacrebleu without smoothing on
+    normalized text) is the "bleu" metric.
     """
     from harness.metrics import MetricSpec  # here, not at the top: harness.metrics may import this module
 

@@ -14,7 +14,7 @@ regression::
     text_pair_column: null
     label_column: label
     labels: [neg, pos]            # optional: inferred from the training data
-    metrics: [accuracy]
+    metrics: [accuracy]           # registered metrics, pkg.mod:spec, or evaluate:NAME (a cached evaluate metric)
 
 Generation (data-to-text with a causal LM; rows sharing a source are one input with several references)::
 
@@ -23,8 +23,8 @@ Generation (data-to-text with a causal LM; rows sharing a source are one input w
     files: {train: train.csv, dev: dev.csv, test: test.csv}
     source_column: mr
     target_column: ref
-    scorer: e2e                   # e2e (BLEU NIST METEOR ROUGE-L CIDEr), webnlg (BLEU METEOR TER), or pkg.mod:fn
-    metrics: [bleu, nist]         # the scorer's metrics to report (default: all of them); the first is the main one
+    scorer: e2e                   # e2e (BLEU NIST METEOR ROUGE-L CIDEr chrF), webnlg (BLEU METEOR TER chrF), pkg.mod:fn
+    metrics: [bleu, nist]         # the scorer's metrics (default: all) or evaluate:NAME; the first is the main one
     eval_split: test              # decoded and scored after the last epoch
     loss_split: dev               # its target-token loss is computed after every epoch
     length_penalty: 0.9           # beam search default for this task

@@ -180,12 +180,16 @@ class Task:
 
     def score(self, hypotheses: list[str], examples: list[GenerationExample], metrics=None) -> dict[str, float]:
         """Generation metrics of ``hypotheses`` (one per example) against the examples' references,
-        for all examples and for each subset; ``metrics`` restricts which are computed."""
+        for all examples and for each subset; ``metrics`` restricts which are computed. The scorer
+        computes the metrics whose spec has no ``fn``; the others (e.g. ``evaluate:NAME``) their ``fn``
+        of (hypotheses, lists of references)."""
         from harness.metrics.nlg import get_scorer
 
-        scorer = get_scorer(self.scorer)
         metrics = tuple(metrics or self.metrics)
         self.check_metrics(metrics)
+        own = {m: get_metric(self.metric_specs.get(m, m)).fn for m in metrics}
+        by_scorer = tuple(m for m in metrics if own[m] is None)
+        scorer = get_scorer(self.scorer) if by_scorer else None
         groups = {"": list(range(len(examples)))}
         if self.subsets:
             groups = {"all": groups[""], **{s: [i for i, e in enumerate(examples) if e.subset == s] for s in self.subsets}}
@@ -193,8 +197,9 @@ class Task:
         for name, indices in groups.items():
             if not indices:
                 continue
-            values = scorer([hypotheses[i] for i in indices], [list(examples[i].references) for i in indices],
-                            metrics=metrics)
+            hyps, refs = [hypotheses[i] for i in indices], [list(examples[i].references) for i in indices]
+            values = dict(scorer(hyps, refs, metrics=by_scorer)) if by_scorer else {}
+            values.update({m: fn(hyps, refs) for m, fn in own.items() if fn is not None})
             scores.update({(f"{m}_{name}" if name else m): v for m, v in values.items()})
         return scores
 

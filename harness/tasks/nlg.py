@@ -195,13 +195,13 @@ def nlg_tasks() -> list[Task]:
     return [
         Task(name="e2e", kind="generation", metrics=list(E2E_METRICS), main_metric="bleu", source=E2ESource(),
              scorer="e2e", eval_splits={"": "test"}, decode_defaults={"length_penalty": 0.9},
-             description="E2E NLG restaurant MRs -> text; BLEU/NIST/METEOR/ROUGE-L/CIDEr as e2e-metrics"),
+             description="E2E NLG restaurant MRs -> text; BLEU/NIST/METEOR/ROUGE-L/CIDEr as e2e-metrics, chrF"),
         Task(name="webnlg", kind="generation", metrics=list(WEBNLG_METRICS), main_metric="bleu_all",
              source=WebNLGSource(), scorer="webnlg", eval_splits={"": "test"}, subsets=("seen", "unseen"),
              metric_specs={"meteor": "meteor_fraction"},
              decode_defaults={"length_penalty": 0.8},
-             description="WebNLG 2017 triples -> text; BLEU/METEOR/TER on all, seen and unseen categories"),
+             description="WebNLG 2017 triples -> text; BLEU/METEOR/TER (and chrF) on all, seen and unseen categories"),
         Task(name="dart", kind="generation", metrics=list(WEBNLG_METRICS), main_metric="bleu", source=DartSource(),
              scorer="webnlg", eval_splits={"": "test"}, decode_defaults={"length_penalty": 0.8},
-             metric_specs={"meteor": "meteor_fraction"}, description="DART open-domain triples -> text; BLEU/METEOR/TER as the WebNLG script"),
+             metric_specs={"meteor": "meteor_fraction"}, description="DART open-domain triples -> text; BLEU/METEOR/TER as the WebNLG script, chrF"),
     ]
