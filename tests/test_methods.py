@@ -143,6 +143,35 @@ def test_saved_weights_reload_to_identical_predictions(tmp_path, method, options
         assert torch.equal(reloaded(**data).logits, expected)
 
 
+@pytest.mark.parametrize("method,options,model_type", [("lora", {}, "roberta"), ("lora", {}, "bert"),
+                                                      ("adapter_h", {"r": 4}, "roberta")])
+def test_init_from_a_run_takes_its_method_weights_and_keeps_the_new_head(tmp_path, method, options, model_type):
+    """The paper's MRPC/RTE/STS-B from MNLI: the method's weights come from the finished run (here a 3-label
+    head), the new task's head (2 labels) stays as initialised. peft loads a head (modules_to_save) with the
+    adapter: it needs the new model's own head tensors."""
+    from harness.methods import init_from_run
+
+    torch.manual_seed(0)
+    config = AutoConfig.for_model(model_type, vocab_size=VOCAB, num_labels=3, **TINY[model_type])
+    source = AutoModelForSequenceClassification.from_config(config)
+    spec, resolved = get_method(method), get_method(method).resolve_options(options)
+    source = spec.prepare(source, resolved, head_module_names(source))
+    for name, parameter in source.named_parameters():  # trained: nothing at its initial value
+        if parameter.requires_grad:
+            parameter.data += 0.5
+    save_weights(source, spec, resolved, tmp_path / "weights")
+    fresh = prepared(method, options, model_type, seed=1)
+    before = {n: p.detach().clone() for n, p in fresh.named_parameters()}
+    heads = [h for h in head_module_names(tiny_model(model_type)) if h]
+    assert init_from_run(fresh, tmp_path, heads) > 0
+    source_params = dict(source.named_parameters())
+    for name, parameter in fresh.named_parameters():
+        if any(f"{head}." in name for head in heads):
+            assert torch.equal(parameter, before[name]), name  # the head: as initialised
+        elif parameter.requires_grad:
+            assert torch.equal(parameter, source_params[name]), name  # the method's weights: the run's
+
+
 def test_merged_lora_gives_the_same_logits():
     model = prepared("lora", {"r": 4}).train()
     train_steps(model)

@@ -84,9 +84,15 @@ def init_from_run(model, folder, head_modules: list[str]) -> int:
     tensors = {n: t for n, t in load_file(found).items() if not in_head(n, head_modules)
                and "modules_to_save" not in n}
     if found.name == PEFT_FILE:
-        from peft import set_peft_model_state_dict
+        from peft import get_peft_model_state_dict, set_peft_model_state_dict
 
-        set_peft_model_state_dict(model, tensors)
+        # peft loads the head (its modules_to_save) with the adapter and needs its tensors: this model's own,
+        # so that the head stays as initialised.
+        own = {n: t for n, t in get_peft_model_state_dict(model).items() if n not in tensors}
+        result = set_peft_model_state_dict(model, {**own, **tensors})
+        unexpected = sorted(getattr(result, "unexpected_keys", None) or [])
+        if unexpected:
+            raise HarnessError(f"--init-from {folder}: the run used another method or settings ({unexpected[0]}).")
     else:
         missing = sorted(set(tensors) - {n for n, _ in model.named_parameters()})
         if missing:
