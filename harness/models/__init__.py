@@ -34,7 +34,9 @@ class ModelSpec:
     install: str | None = None  # how to install ``package`` when plain `pip install <package>` is wrong
     config: dict[str, Any] | None = None  # architecture, for meta-device counting and tiny random models
     random_init: bool = False  # build from config with random weights (tests)
-    tokenizer: str | None = None  # 'minilm-package' or 'gpt2-data-dir' for tiny models
+    # Tokenizer of a model built from its config: 'minilm-package', 'gpt2-data-dir', 'roberta-data-dir' (the GPT-2
+    # BPE in RoBERTa's layout) or 'from:<model>' (another model's); None: the model's own files.
+    tokenizer: str | None = None
     # Hyperparameters that suit this model better than the method's defaults, per method ('peft:*': any
     # peft tuner without an entry of its own).
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -88,7 +90,12 @@ for _spec in [
 
 
 def get_model_spec(name_or_path: str) -> ModelSpec:
-    """A preset by name, else a local folder, else a hub id ('org/name')."""
+    """A preset by name, else a local folder, else a hub id ('org/name'); 'smoke:<model>' is a small random
+    model of that model's architecture (harness.models.smoke)."""
+    if name_or_path.startswith("smoke:"):
+        from harness.models.smoke import real_model, smoke_spec
+
+        return smoke_spec(get_model_spec(real_model(name_or_path)))
     if name_or_path in MODELS:
         return MODELS.get(name_or_path)
     if Path(name_or_path).expanduser().is_dir():
@@ -181,17 +188,42 @@ def load_tokenizer(spec: ModelSpec, data_dir=None, trust_remote_code: bool = Fal
 
     if spec.tokenizer == "minilm-package":
         return AutoTokenizer.from_pretrained(package_dir(MODELS.get("minilm-l6")))
+    if spec.tokenizer and spec.tokenizer.startswith("from:"):
+        return load_tokenizer(get_model_spec(spec.tokenizer.removeprefix("from:")), data_dir, trust_remote_code)
     if spec.tokenizer == "gpt2-data-dir":
-        root = data_dir or os.environ.get(DATA_DIR_ENV)
-        folder = Path(root or ".") / "tokenizers" / "gpt2"
-        if not (folder / "vocab.json").is_file():
-            raise HarnessError(
-                f"model '{spec.name}' needs the GPT-2 BPE files in {folder} (vocab.json, vocab.bpe); "
-                f"pass --data-dir with a tokenizers/gpt2 folder."
-            )
+        folder = _gpt2_bpe_folder(spec, data_dir)
         return GPT2Tokenizer(vocab=str(folder / "vocab.json"), merges=str(folder / "vocab.bpe"))
+    if spec.tokenizer == "roberta-data-dir":
+        return _roberta_bpe(_gpt2_bpe_folder(spec, data_dir))
     check_available(spec)
     return AutoTokenizer.from_pretrained(model_source(spec), trust_remote_code=trust_remote_code, **source_kwargs(spec))
+
+
+def _gpt2_bpe_folder(spec: ModelSpec, data_dir) -> Path:
+    root = data_dir or os.environ.get(DATA_DIR_ENV)
+    folder = Path(root or ".") / "tokenizers" / "gpt2"
+    if not (folder / "vocab.json").is_file():
+        raise HarnessError(
+            f"model '{spec.name}' needs the GPT-2 BPE files in {folder} (vocab.json, vocab.bpe); "
+            f"pass --data-dir with a tokenizers/gpt2 folder."
+        )
+    return folder
+
+
+def _roberta_bpe(folder: Path):
+    """RoBERTa's tokenizer class on GPT-2's byte-level BPE (RoBERTa's merges are GPT-2's), in RoBERTa's id
+    layout: <s> <pad> </s> <unk> are ids 0-3, as RoBERTa configs say, the GPT-2 tokens follow, <mask> last."""
+    import json
+
+    from transformers import RobertaTokenizer
+
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    gpt2 = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+    vocab.update({token: index + 4 for token, index in gpt2.items()})
+    vocab["<mask>"] = len(vocab)
+    lines = (folder / "vocab.bpe").read_text(encoding="utf-8").splitlines()
+    merges = [tuple(line.split(" ")) for line in lines if line and not line.startswith("#version")]
+    return RobertaTokenizer(vocab=vocab, merges=merges)
 
 
 def quantization_config(quantize: str | None, on_gpu: bool = True):

@@ -14,6 +14,7 @@ import pandas as pd
 
 from harness.fingerprint import differences
 from harness.metrics import MetricSpec
+from harness.models.smoke import is_smoke, real_model
 from harness.report.reference import GLUE_COLUMNS, PAPER_TABLES, PaperRow
 from harness.report.results import RunRecord, records_frame
 from harness.report.specs import column_label, is_generation, main_spec_of, spec_of, task_label, task_of
@@ -197,7 +198,8 @@ def _metric_table(runs: pd.DataFrame, task: str, by: tuple[str, ...] = ()) -> tu
 
 
 def _matches(row: PaperRow, record: RunRecord) -> bool:
-    if row.method is None or record.model != row.model or record.method != row.method:
+    # A smoke run (`grid --smoke`: a small random model of the row's architecture) fills its model's row.
+    if row.method is None or real_model(record.model) != row.model or record.method != row.method:
         return False
     if any(record.method_options.get(k) != v for k, v in row.options.items()):
         return False
@@ -217,7 +219,7 @@ def _printed_value(text: str) -> float | None:
         return None
 
 
-def _paper_columns(name: str) -> list[tuple[str, str, MetricSpec, str]]:
+def paper_columns(name: str) -> list[tuple[str, str, MetricSpec, str]]:
     """(key, label, spec, the frame column of a run's value) per column of the paper's table ``name``: each
     column a task (Table 2, its main score) or a metric of the table's one task (Tables 3, 13, 14)."""
     _, keys, task = PAPER_TABLES[name]
@@ -236,8 +238,10 @@ def _delta(value: float | None, printed: str | None, spec: MetricSpec | None) ->
 
 def _our_count(row, matched: pd.DataFrame, table: str) -> str:
     """'# Trainable' of our row: what our runs trained, else our count of the row's setting (the paper's
-    printed count belongs to the paper row); '' for rows the harness does not reproduce."""
-    trained = next(iter(matched["params_trainable"].dropna()), None) if "params_trainable" in matched else None
+    printed count belongs to the paper row; smoke runs train a small model, so their rows count the real
+    one); '' for rows the harness does not reproduce."""
+    real = matched[[not is_smoke(model) for model in matched["model"]]] if len(matched) else matched
+    trained = next(iter(real["params_trainable"].dropna()), None) if "params_trainable" in real else None
     if trained is not None:
         return _millions(int(trained))
     if row.method is None:
@@ -258,13 +262,15 @@ def paper_table(name: str, records: list[RunRecord], with_paper: bool = True) ->
     kept, our values from ``records``, then (optionally) the paper's row and ours - paper."""
     paper_rows, _, task = PAPER_TABLES[name]
     runs = records_frame(records, with_records=True)
-    columns = _paper_columns(name)
+    columns = paper_columns(name)
     with_avg = any("avg" in row.values for row in paper_rows)  # the paper prints an average (Table 2)
     labels = [label for _, label, _, _ in columns] + ["Avg"] * with_avg
     rows = []
     for row in paper_rows:
         matched = runs[[_matches(row, r) for r in runs["record"]]] if len(runs) else runs
-        ours = {"row": f"{row.label}{row.marker}", "": "ours", "# Trainable": _our_count(row, matched, name)}
+        smoke = len(matched) > 0 and all(is_smoke(model) for model in matched["model"])
+        ours = {"row": f"{row.label}{row.marker}", "": "ours (smoke)" if smoke else "ours",
+                "# Trainable": _our_count(row, matched, name)}
         values, specs = {}, {}
         for key, label, spec, column in columns:
             ours[label], values[key] = cell(matched[matched["task"] == (task or key)] if len(matched) else matched,
@@ -278,7 +284,7 @@ def paper_table(name: str, records: list[RunRecord], with_paper: bool = True) ->
             keys = [key for key, *_ in columns] + ["avg"] * with_avg
             rows.append({"row": "", "": "paper", "# Trainable": row.params,
                          **{label: row.values.get(key, "") for key, label in zip(keys, labels)}})
-            rows.append({"row": "", "": "Δ (ours − paper)", "# Trainable": "",
-                         **{label: _delta(values.get(key), row.values.get(key), specs.get(key))
+            rows.append({"row": "", "": "Δ (ours − paper)", "# Trainable": "",  # none for smoke runs' numbers
+                         **{label: "" if smoke else _delta(values.get(key), row.values.get(key), specs.get(key))
                             for key, label in zip(keys, labels)}})
     return rows, ["row", "", "# Trainable", *labels]

@@ -193,14 +193,16 @@ class Task:
         groups = {"": list(range(len(examples)))}
         if self.subsets:
             groups = {"all": groups[""], **{s: [i for i, e in enumerate(examples) if e.subset == s] for s in self.subsets}}
-        scores = {}
+        scores, scored = {}, {}
         for name, indices in groups.items():
             if not indices:
                 continue
-            hyps, refs = [hypotheses[i] for i in indices], [list(examples[i].references) for i in indices]
-            values = dict(scorer(hyps, refs, metrics=by_scorer)) if by_scorer else {}
-            values.update({m: fn(hyps, refs) for m, fn in own.items() if fn is not None})
-            scores.update({(f"{m}_{name}" if name else m): v for m, v in values.items()})
+            if tuple(indices) not in scored:  # a subset holding every input scores as 'all' (no second METEOR run)
+                hyps, refs = [hypotheses[i] for i in indices], [list(examples[i].references) for i in indices]
+                values = dict(scorer(hyps, refs, metrics=by_scorer)) if by_scorer else {}
+                values.update({m: fn(hyps, refs) for m, fn in own.items() if fn is not None})
+                scored[tuple(indices)] = values
+            scores.update({(f"{m}_{name}" if name else m): v for m, v in scored[tuple(indices)].items()})
         return scores
 
     def label_id(self, raw: Any, where: str) -> int | float:

@@ -46,12 +46,12 @@ def linearise(triples, lower_property: bool = False) -> str:
     return " | ".join(f"{s} : {p.lower() if lower_property else p} : {o}" for s, p, o in triples)
 
 
-def _local(data_dir: Path, folder: str, names: list[str], task: str, split: str) -> Path:
-    for name in names:
-        if (data_dir / folder / name).is_file():
-            return data_dir / folder / name
+def _local(candidates: list[Path], task: str, split: str) -> Path:
+    for path in candidates:
+        if path.is_file():
+            return path
     raise HarnessError(
-        f"missing {split} split of {task}: looked for {data_dir / folder / names[0]}; put the file there or drop "
+        f"missing {split} split of {task}: looked for {candidates[0]}; put the file there or drop "
         f"--data-dir/${DATA_DIR_ENV} to load it from the hub."
     )
 
@@ -69,12 +69,16 @@ class E2ESource:
     def describe(self) -> str:
         return "<data_dir>/e2e/{trainset,devset,testset_w_refs}.csv or hub tuetschek/e2e_nlg"
 
+    def candidates(self, data_dir: Path, split: str) -> list[Path]:
+        """Where a split's local file may be, in order."""
+        return [data_dir / "e2e" / self.files[split]]
+
     def load(self, task: Task, split: str, data_dir: Path | None) -> Split:
         _check_split(task.name, split, self.files)
         if data_dir is None:
             rows, origin = load_hub_dataset(self.hub[0], None, self.hub[1][split])
             return grouped(((r["meaning_representation"], r["human_reference"], "") for r in rows), origin)
-        path = _local(data_dir, "e2e", [self.files[split]], task.name, split)
+        path = _local(self.candidates(data_dir, split), task.name, split)
         pairs = []
         for line, record in read_records(path, "csv"):
             if "mr" not in record or "ref" not in record:
@@ -91,6 +95,10 @@ class WebNLGSource:
     def describe(self) -> str:
         return "<data_dir>/webnlg_challenge_2017/{train,dev,test}.json or hub webnlg-challenge/web_nlg"
 
+    def candidates(self, data_dir: Path, split: str) -> list[Path]:
+        """Where a split's local file may be, in order."""
+        return [data_dir / "webnlg_challenge_2017" / self.files[split]]
+
     def load(self, task: Task, split: str, data_dir: Path | None) -> Split:
         _check_split(task.name, split, self.files)
         subset = (lambda category: "seen" if category in WEBNLG_SEEN else "unseen") if split == "test" else (
@@ -105,7 +113,7 @@ class WebNLGSource:
                     if comment == "good":
                         pairs.append((source, text, subset(row["category"])))
             return grouped(pairs, origin)
-        path = _local(data_dir, "webnlg_challenge_2017", [self.files[split]], task.name, split)
+        path = _local(self.candidates(data_dir, split), task.name, split)
         try:
             entries = json.loads(path.read_text(encoding="utf-8"))["entries"]
         except (json.JSONDecodeError, KeyError, TypeError) as err:
@@ -131,14 +139,17 @@ class DartSource:
     def describe(self) -> str:
         return "<data_dir>/dart/dart-v1.1.1-full-{train,dev,test}.{json,xml} or hub Yale-LILY/dart"
 
+    def candidates(self, data_dir: Path, split: str) -> list[Path]:
+        """Where a split's local file may be, in order (the JSON, else the XML)."""
+        return [data_dir / "dart" / f"{self.files[split]}.{extension}" for extension in ("json", "xml")]
+
     def load(self, task: Task, split: str, data_dir: Path | None) -> Split:
         _check_split(task.name, split, self.files)
         if data_dir is None:
             rows, origin = load_hub_dataset(self.hub[0], None, self.hub[1][split])
             return grouped(((linearise(r["tripleset"], True), text, "") for r in rows
                             for text in r["annotations"]["text"]), origin)
-        stem = self.files[split]
-        path = _local(data_dir, "dart", [f"{stem}.json", f"{stem}.xml"], task.name, split)
+        path = _local(self.candidates(data_dir, split), task.name, split)
         if path.suffix == ".xml":
             return grouped(self._xml_pairs(path), str(path))
         pairs = []

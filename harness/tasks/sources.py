@@ -71,9 +71,13 @@ class GlueSource:
     def describe(self) -> str:
         return f"<data_dir>/glue/{self.folder}/*.tsv or hub nyu-mll/glue/{self.hub_config}"
 
+    def candidates(self, data_dir: Path, split: str) -> list[Path]:
+        """Where a split's file may be, in order: <data_dir>/glue/<TASK> (this project's layout), or a
+        glue_data folder itself."""
+        return [data_dir / "glue" / self.folder / f"{split}.tsv", data_dir / self.folder / f"{split}.tsv"]
+
     def path(self, data_dir: Path, split: str) -> Path:
-        # Accept both <data_dir>/glue/<TASK> (this project's layout) and a glue_data folder itself.
-        candidates = [data_dir / "glue" / self.folder / f"{split}.tsv", data_dir / self.folder / f"{split}.tsv"]
+        candidates = self.candidates(data_dir, split)
         for candidate in candidates:
             if candidate.is_file():
                 return candidate
