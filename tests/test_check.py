@@ -379,3 +379,18 @@ def test_a_learning_rate_sweep_needs_one_rate_per_side():
     where = {"candidate:learning_rate": 0.01, "reference:learning_rate": "3e-3"}
     row = compare_methods(records, "prefix_layer", "lora", where=where).rows[0]
     assert row["seeds"] == "1/1" and row["verdict"] == "inconclusive" and float(row["Δ"]) < 0
+
+
+def test_one_method_against_itself_under_two_settings_is_not_an_a_a_check():
+    """The same method on both sides with side filters (e.g. 4-bit vs fp32, or two learning rates) compares the
+    two selections; only the unfiltered method against itself is the A/A check."""
+    records = records_from_runs_dir(ROOT / "results/cpu-mini/glue_minilm_lr_sweep/runs")
+    where = {"candidate:learning_rate": 0.01, "reference:learning_rate": "3e-3"}
+    result = compare_methods(records, "lora", "lora", where=where, ignore=["optim.learning_rate"])
+    row = result.rows[0]
+    high = [r.score for r in records if r.method == "lora" and r.config.get("learning_rate") == 0.01]
+    low = [r.score for r in records if r.method == "lora" and r.config.get("learning_rate") == 3e-3]
+    assert float(row["Δ"]) == pytest.approx((high[0] - low[0]) * 100, abs=0.06) and float(row["Δ"]) != 0
+    assert not any("A/A" in note for note in result.notes)
+    with pytest.raises(HarnessError, match="optim.learning_rate"):  # the difference must be ignored explicitly
+        compare_methods(records, "lora", "lora", where=where)

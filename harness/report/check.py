@@ -551,7 +551,7 @@ def _entries_of_methods(records, candidate: str, reference: str, where: dict | N
     for task, model in keys:
         pick = lambda runs: [r for r in runs if (r.task, r.model) == (task, model)]  # noqa: E731
         ref = side_from_runs(reference, task, model, pick(ref_runs), ignore)
-        same = candidate == reference
+        same = candidate == reference and not sides["candidate"] and not sides["reference"]
         cand = ref if same else side_from_runs(candidate, task, model, pick(cand_runs), ignore)
         entries.append(Entry(task, model, None, cand, ref))
     return entries, notes
@@ -568,7 +568,7 @@ def compare_methods(records: list[RunRecord], candidate: str, reference: str, *,
         raise HarnessError(f"no runs of the reference '{reference}' to compare '{candidate}' with; "
                            f"check --runs/--where.")
     notes = compare_entries(entries, tuple(ignore), margin, alpha, n_boot, seed) + notes
-    if candidate == reference:
+    if candidate == reference and not any(str(key).rpartition(":")[0] for key in (where or {})):
         notes.append(f"candidate and reference are the same runs of {candidate}: an A/A check, expect no difference.")
     mode = f"candidate {candidate} vs reference {reference}"
     return build_result(mode, entries, ("candidate", "reference"), notes, margin=margin, alpha=alpha, n_boot=n_boot,
