@@ -292,3 +292,19 @@ def test_params_plot_has_one_legend_metric_axis_labels_and_optional_paper_points
         assert svg.count(">lora<") == 1 and svg.count(">bitfit<") == 1  # one legend for both panels
         assert "dev Pearson corr." in svg and "dev accuracy" in svg
         assert ("paper (RoBERTa/DeBERTa, Table 2)" in svg) == paper
+
+
+def test_a_running_cell_joins_its_row_instead_of_splitting_it():
+    """A cell still running has a config but no metrics.json: its fingerprint lacks the data hashes and versions
+    the finished seeds record, which must not read as a different setting."""
+    from harness.report.results import RunRecord
+
+    def run(seed, status, accuracy=None):
+        record = {"task": "glue/sst2", "data": {"train": "glue/SST-2/train.tsv"}, "versions": {"torch": "2.13.0"}}
+        return RunRecord(name=f"s{seed}", task="glue/sst2", model="minilm-l6", method="lora", method_options={},
+                         seed=seed, status=status, main_metric="accuracy" if accuracy else None,
+                         best={"accuracy": accuracy} if accuracy else {}, epochs=1, config={"seed": seed},
+                         record=record if accuracy else {})
+
+    rows, _ = results_table([run(0, "finished", 0.80), run(1, "finished", 0.82), run(2, "running")])
+    assert [r["method"] for r in rows] == ["lora"] and rows[0]["SST-2"] == "81.0±1.4 (2/3 runs)"

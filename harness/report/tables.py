@@ -113,7 +113,7 @@ def setting_tags(runs: pd.DataFrame, by: tuple[str, ...] = ()) -> list[str]:
     """Per run (frame row), for runs that share model, method, ``by`` values and task but not their setting
     (fingerprint without the seed): 'field=value, ...' of the fields that tell them apart; '' otherwise."""
     tags = pd.Series("", index=runs.index, dtype=object)
-    ran = runs[runs["status"] != "missing"]
+    ran = runs[runs["status"].isin(("finished", "failed"))]  # a running cell has no record to tell apart yet
     for _, group in ran.groupby(["model", "label", "task", *(f"by.{key}" for key in by)], sort=False, dropna=False):
         prints = [r.fingerprint for r in group["record"]]
         differing = sorted({name for p in prints[1:] for name in differences(prints[0], p)})
