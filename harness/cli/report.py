@@ -30,9 +30,9 @@ def cmd_table(args) -> int:
 
     by = tuple(_config_keys(args.by or [], "--by"))
     records = records_from_args(args)
+    if not records and not args.paper:  # the paper's layout prints its own numbers without runs
+        raise HarnessError(f"no runs found in {args.runs}; run something first or pass --runs/--experiment.")
     if args.per_run:
-        if not records:
-            raise HarnessError(f"no runs found in {args.runs}; run something first or pass --runs/--experiment.")
         runs = records_frame(records)
         if args.format in ("markdown", "latex", "html", "text"):
             _write(render(runs.astype(object).where(runs.notna(), "").to_dict("records"), list(runs.columns),
@@ -49,8 +49,6 @@ def cmd_table(args) -> int:
                   f"(its rows are {', '.join(models)} runs of its experiment files); "
                   "leave out --paper to tabulate them.", file=sys.stderr)
     else:
-        if not records:
-            raise HarnessError(f"no runs found in {args.runs}; run something first or pass --runs/--experiment.")
         rows, columns = results_table(records, by=by, efficiency=args.efficiency)
     if args.format in ("json", "parquet"):
         import pandas as pd

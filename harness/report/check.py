@@ -538,6 +538,12 @@ def build_result(mode: str, entries: list[Entry], names: tuple[str, str], notes:
 # Mode 1: a candidate method against a reference method on the same tasks and model
 
 
+def _a_a(candidate: str, reference: str, where: dict | None) -> bool:
+    """Whether both sides are the same runs: one method, no filter that selects one side only."""
+    _, sides = split_where(where)
+    return candidate == reference and not any(sides.values())
+
+
 def _entries_of_methods(records, candidate: str, reference: str, where: dict | None, ignore) -> tuple[list, list]:
     common, sides = split_where(where)
     records = select(records, common)
@@ -545,13 +551,12 @@ def _entries_of_methods(records, candidate: str, reference: str, where: dict | N
     cand_runs, ref_runs = select([r for r in records if is_cand(r)], sides["candidate"]), \
         select([r for r in records if is_ref(r)], sides["reference"])
     keys = sorted({(r.task, r.model) for r in ref_runs})
-    entries, notes = [], []
+    entries, notes, same = [], [], _a_a(candidate, reference, where)
     for task, model in sorted({(r.task, r.model) for r in cand_runs} - set(keys)):
         notes.append(f"{candidate} has runs on {task} / {model} but {reference} has none there (not compared).")
     for task, model in keys:
         pick = lambda runs: [r for r in runs if (r.task, r.model) == (task, model)]  # noqa: E731
         ref = side_from_runs(reference, task, model, pick(ref_runs), ignore)
-        same = candidate == reference and not sides["candidate"] and not sides["reference"]
         cand = ref if same else side_from_runs(candidate, task, model, pick(cand_runs), ignore)
         entries.append(Entry(task, model, None, cand, ref))
     return entries, notes
@@ -568,7 +573,7 @@ def compare_methods(records: list[RunRecord], candidate: str, reference: str, *,
         raise HarnessError(f"no runs of the reference '{reference}' to compare '{candidate}' with; "
                            f"check --runs/--where.")
     notes = compare_entries(entries, tuple(ignore), margin, alpha, n_boot, seed) + notes
-    if candidate == reference and not any(str(key).rpartition(":")[0] for key in (where or {})):
+    if _a_a(candidate, reference, where):
         notes.append(f"candidate and reference are the same runs of {candidate}: an A/A check, expect no difference.")
     mode = f"candidate {candidate} vs reference {reference}"
     return build_result(mode, entries, ("candidate", "reference"), notes, margin=margin, alpha=alpha, n_boot=n_boot,

@@ -117,8 +117,6 @@ def params_vs_score(records: list[RunRecord], out_dir: Path, paper: bool = True)
 
 def history_frame(records: list[RunRecord]):
     """One row per run and evaluated epoch: task, model, label, run, the main metric's stored key and value."""
-    import pandas as pd
-
     learn(records)
     return pd.DataFrame([{"task": r.task, "model": r.model, "label": r.method_label, "run": r.name,
                           "metric": r.main_metric, "epoch": h["epoch"], "value": h[r.main_metric]}

@@ -142,9 +142,10 @@ EFFICIENCY = {"weights (MB)": ("weights_memory_mb", "{:,.1f}"), "peak memory (MB
               "train samples/s": ("train_samples_per_s", "{:.1f}"), "train time (s)": ("train_time_s", "{:,.0f}")}
 
 
-def _with_efficiency(rows: list[dict], columns: list[str], groups: list[pd.DataFrame]) -> tuple[list[dict], list[str]]:
+def _with_efficiency(rows: list[dict], columns: list[str], groups: list[tuple[dict, pd.DataFrame]]
+                     ) -> tuple[list[dict], list[str]]:
     """Rows with the median over their finished runs of peak memory, training speed and training time."""
-    for row, group in zip(rows, groups):
+    for row, (_, group) in zip(rows, groups):
         finished = group[group["status"] == "finished"]
         for label, (key, fmt) in EFFICIENCY.items():
             values = finished[key].dropna() if key in finished else pd.Series(dtype=float)
@@ -159,16 +160,21 @@ def results_table(records: list[RunRecord], by: tuple[str, ...] = (), efficiency
     tasks (+ Avg when every task has a value); for runs of one generation task, its metrics (the layout of
     the paper's Tables 3, 13, 14). ``efficiency``: also the medians of peak memory, samples/s, train time."""
     runs = _table_frame(records, by)
-    if efficiency:
-        groups = [group for _, group in _row_groups(runs, by)]
-        return _with_efficiency(*results_table(records, by), groups)
+    groups = list(_row_groups(runs, by))
     tasks = _ordered_tasks(runs)
     if len(tasks) == 1 and is_generation(tasks[0]):
-        return _metric_table(runs, tasks[0], by)
+        rows, columns = _metric_table(runs, groups, tasks[0], by)
+    else:
+        rows, columns = _task_table(runs, groups, tasks, by)
+    return _with_efficiency(rows, columns, groups) if efficiency else (rows, columns)
+
+
+def _task_table(runs: pd.DataFrame, groups, tasks: list[str], by: tuple[str, ...]) -> tuple[list[dict], list[str]]:
+    """Columns = tasks, each its main score (+ Avg when every task has a value)."""
     specs = [_task_spec(runs[runs["task"] == task], task) for task in tasks]
     labels = [task_label(task) for task in tasks]
     rows = []
-    for row, group in _row_groups(runs, by):
+    for row, group in groups:
         values = []
         for task, spec, label in zip(tasks, specs, labels):
             text, value = cell(group[group["task"] == task], spec)
@@ -180,7 +186,7 @@ def results_table(records: list[RunRecord], by: tuple[str, ...] = (), efficiency
     return rows, ["model", "method", *by, "# trainable", *labels, "Avg", "seeds"]
 
 
-def _metric_table(runs: pd.DataFrame, task: str, by: tuple[str, ...] = ()) -> tuple[list[dict], list[str]]:
+def _metric_table(runs: pd.DataFrame, groups, task: str, by: tuple[str, ...] = ()) -> tuple[list[dict], list[str]]:
     """Columns = the metrics the runs stored, in their order: the task's own metrics first, then what
     runs store besides them (the per-epoch dev loss)."""
     finished = runs[runs["status"] == "finished"]
@@ -189,7 +195,7 @@ def _metric_table(runs: pd.DataFrame, task: str, by: tuple[str, ...] = ()) -> tu
     keys.sort(key=lambda key: key not in declared)  # stable: stored order within each group
     labels = [column_label(task, key) for key in keys]
     rows = []
-    for row, group in _row_groups(runs, by):
+    for row, group in groups:
         for key, label in zip(keys, labels):
             row[label] = cell(group, spec_of(task, key), f"best_{key}")[0]
         row["seeds"] = _seeds(group)
@@ -273,8 +279,7 @@ def paper_table(name: str, records: list[RunRecord], with_paper: bool = True) ->
                 "# Trainable": _our_count(row, matched, name)}
         values, specs = {}, {}
         for key, label, spec, column in columns:
-            ours[label], values[key] = cell(matched[matched["task"] == (task or key)] if len(matched) else matched,
-                                            spec, column)
+            ours[label], values[key] = cell(matched[matched["task"] == (task or key)], spec, column)
             specs[key] = spec
         if with_avg:
             values["avg"], specs["avg"] = average([values[k] for k, *_ in columns], [c[2] for c in columns])
