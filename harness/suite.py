@@ -22,6 +22,7 @@
              model_options: {smollm2-135m: {r: 128}},           # per-model option overrides
              override: {why: "...", batch_size: 8}}              # frozen defaults changed, with the reason
       lora_r64: {method: lora, method_options: {r: 64}, rate_from: lora}  # the rate lora's search chose
+      wq_r8: {same_as: "table5-cpu:wq"}  # another suite's entry: its runs are this entry's (same cells)
 
 A method's entry may change the frozen defaults only through ``override``, whose ``why`` is printed
 on the board. A method not listed (a plugin: ``file.py:OBJ`` or ``pkg.mod:obj``) runs with its own
@@ -29,7 +30,10 @@ default options and learning rate as the search centre.
 
 ``run_suite`` runs what is missing: the search cells, then the chosen rate's cells (tasks x seeds),
 then the inference-overhead measurement; every step is a grid (resumable, finished cells skipped)
-or a file written once. ``<output>/entries/<entry>.json`` records what ran: the search's scores and
+or a file written once. An entry ``same_as`` another suite's entry runs (what is missing of) that
+entry in its own suite's folder and uses those runs, refused unless this suite would compute exactly
+the same cells (so two tables share runs instead of training them twice, and nothing differing in more
+than the seed is pooled). ``<output>/entries/<entry>.json`` records what ran: the search's scores and
 choice, the cells, the inference timing. The leaderboard reads those files and the run folders.
 """
 
@@ -52,7 +56,7 @@ from harness.rundir import RunDir, write_json
 SUITE_KEYS = {"name", "version", "description", "seeds", "reference", "defaults", "tasks", "search", "methods",
               "methods_from"}
 SEARCH_KEYS = {"task", "factors", "extend", "heldout_samples", "seed", "metric", "settings"}
-ENTRY_KEYS = {"method", "method_options", "model_options", "learning_rate", "rate_from", "override", "note"}
+ENTRY_KEYS = {"method", "method_options", "model_options", "learning_rate", "rate_from", "override", "note", "same_as"}
 SUITES_DIR = Path("experiments") / "suites"
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.]*$")
 
@@ -69,6 +73,7 @@ class MethodEntry:
     note: str = ""
     listed: bool = True  # False: a plugin added from the command line
     rate_from: str | None = None  # another entry whose searched rate this one uses (e.g. every rank of a weight set)
+    same_as: str | None = None  # 'suite:entry' of another suite whose runs are this entry's
 
     def options_for(self, model: str) -> dict[str, Any]:
         return {**self.method_options, **self.model_options.get(model, {})}
@@ -201,6 +206,9 @@ def load_suite(name_or_path: str) -> Suite:
             raise HarnessError(f"{where}: search.task has no task of this suite for model '{model}'; "
                                f"name one of {', '.join(tasks)}.")
     search = {"factors": [1.0], "extend": 1, "seed": 0, "heldout_samples": 500, "metric": {}, "settings": {}, **search}
+    for name, value in (spec["methods"] or {}).items():
+        if isinstance(value, dict) and str(value.get("same_as", "")).rpartition(":")[0] in (spec["name"], str(path)):
+            raise HarnessError(f"{where}: method '{name}' is same_as an entry of its own suite; use rate_from.")
     methods = {name: _entry(name, value, run_keys, where) for name, value in (spec["methods"] or {}).items()}
     for entry in methods.values():
         if entry.rate_from and entry.rate_from not in methods:
@@ -222,11 +230,40 @@ def _entry(name: str, value: dict, run_keys: set[str], where: str) -> MethodEntr
         raise HarnessError(f"{where}: method '{name}' overrides {', '.join(override)} without a 'why'; "
                            f"say why the frozen defaults do not serve it.")
     check_keys(override, run_keys - {"task", "model", "seed", "learning_rate"}, f"{where} (method {name} override)")
+    if value.get("same_as"):
+        return _same_as_entry(name, value, where)
     if "method" not in value:
         raise HarnessError(f"{where}: method entry '{name}' has no 'method'.")
     return MethodEntry(name, value["method"], dict(value.get("method_options") or {}),
                        dict(value.get("model_options") or {}), value.get("learning_rate"), override, why,
                        value.get("note", ""), rate_from=value.get("rate_from"))
+
+
+def _same_as_entry(name: str, value: dict, where: str) -> MethodEntry:
+    """An entry defined by another suite's: its definition copied, nothing else allowed beside it (a
+    different option would make different cells, which are then not the same runs)."""
+    extra = set(value) - {"same_as", "note"}
+    if extra:
+        raise HarnessError(f"{where}: method '{name}' is same_as {value['same_as']} and also sets "
+                           f"{', '.join(sorted(extra))}; drop them (the other entry defines the runs) or drop same_as.")
+    suite_name, _, other = str(value["same_as"]).rpartition(":")
+    if not other:
+        raise HarnessError(f"{where}: method '{name}': same_as must be 'SUITE:ENTRY', got '{value['same_as']}'.")
+    base = load_suite(suite_name)
+    if other not in base.methods:
+        raise HarnessError(f"{where}: method '{name}': suite {suite_name} has no method '{other}' "
+                           f"(it has {', '.join(base.methods)}).")
+    entry = copy.deepcopy(base.methods[other])
+    entry.name, entry.same_as, entry.rate_from = name, f"{suite_name}:{other}", None
+    entry.note = value.get("note", entry.note)
+    return entry
+
+
+def shared_from(entry: MethodEntry) -> tuple[Suite, MethodEntry]:
+    """(the other suite, its entry) of a same_as entry."""
+    suite_name, _, other = entry.same_as.rpartition(":")
+    base = load_suite(suite_name)
+    return base, base.methods[other]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,6 +316,11 @@ def search_rate(suite: Suite, entry: MethodEntry, model: str, output: Path, over
     it (at most ``search.extend`` times), so a poor starting rate does not decide the method's fate."""
     from harness.grid.runner import run_grid
 
+    if entry.same_as:  # the other suite's search, run (what is missing) in its folder
+        base, other = shared_from(entry)
+        root = output.parent
+        return search_rate(base, other if not other.rate_from else base.entry(other.rate_from), model,
+                           base.output_dir(root), overrides, jobs, progress, launcher)
     factors = sorted(suite.search["factors"])
     for extension in range(int(suite.search["extend"]) + 1):
         run_grid(_with(suite.search_experiment(entry, model, factors), overrides), str(output), jobs=jobs,
@@ -306,6 +348,10 @@ def run_suite(suite: Suite, names: list[str], output_root: str | Path = "results
     summary = {}
     for name in names:
         entry = suite.entry(name)
+        if entry.same_as:
+            summary[entry.name] = _run_shared(suite, entry, output_root, jobs, data_dir, progress,
+                                              measure_inference, launcher)
+            continue
         started = time.monotonic()
         record = read_entry(output, entry.name) or {}
         rates, searches = {}, {}
@@ -340,6 +386,42 @@ def run_suite(suite: Suite, names: list[str], output_root: str | Path = "results
         progress(f"[{entry.name}] {len(experiment.cells) - failed}/{len(experiment.cells)} cells finished; "
                  f"{entry_file(output, entry.name)}")
     return summary
+
+
+def _run_shared(suite: Suite, entry: MethodEntry, output_root, jobs, data_dir, progress, measure_inference,
+                launcher) -> dict[str, Any]:
+    """A same_as entry: the other suite runs its entry; this suite's record points at those runs after
+    checking that this suite's own cells (its tasks, defaults and seeds at the same rates) are the
+    very same cells."""
+    base, other = shared_from(entry)
+    progress(f"[{entry.name}] the runs of {base.name}:{other.name}")
+    summary = run_suite(base, [other.name], output_root, jobs, data_dir, progress, measure_inference, launcher)
+    base_output = base.output_dir(output_root)
+    record = read_entry(base_output, other.name) or {}
+    mine = suite.experiment(entry, record.get("learning_rate") or {})
+    if sorted(c.id for c in mine.cells) != sorted(record.get("cells") or []):
+        raise HarnessError(f"{suite.path}: method '{entry.name}' is same_as {entry.same_as}, but {suite.name}'s "
+                           f"tasks, defaults or seeds make different cells; the runs are not the same setting. "
+                           f"Make the suites agree or drop same_as.")
+    output = suite.output_dir(output_root)
+    shared = {**record, "suite": suite.slug, "entry": entry.name, "note": entry.note, "same_as": entry.same_as,
+              "runs_dir": str(Path("..") / base.slug)}  # relative to this suite's folder
+    entry_file(output, entry.name).parent.mkdir(parents=True, exist_ok=True)
+    write_json(entry_file(output, entry.name), shared)
+    return summary[other.name]
+
+
+def runs_dirs(output: Path, records: list[dict]) -> list[Path]:
+    """The run folders a suite's entries read: its own, then those of the suites it shares runs with."""
+    from harness.rundir import runs_root
+
+    dirs = [runs_root(output)]
+    for record in records:
+        if record.get("runs_dir"):
+            shared = runs_root((output / record["runs_dir"]).resolve())
+            if shared not in dirs:
+                dirs.append(shared)
+    return [d for d in dirs if d.is_dir()]
 
 
 def _with(experiment: Experiment, overrides: dict[str, Any]) -> Experiment:

@@ -201,3 +201,38 @@ def test_the_average_verdict_uses_each_cell_metric_margin():
     row = {"entry": "candidate", "tasks": {"e2e": dict(cell), "e2e_again": dict(cell)}}
     _average(row, SimpleNamespace(tasks={"e2e": {}, "e2e_again": {}}), "lora")
     assert row["average"]["margin"] == pytest.approx(0.5) and row["average"]["verdict"] == "equivalent"
+
+
+def test_an_entry_same_as_another_suites_reuses_its_runs_and_refuses_different_cells(ran):
+    """Table 6 shares Table 5's Wq r=8 runs: a same_as entry trains nothing, its board cell is the other
+    suite's runs, a rate_from on it uses the other suite's search; a suite whose cells would differ
+    (here one epoch instead of two) is refused instead of pooling different settings."""
+    folder, out = ran["folder"], ran["out"]
+    tiny = folder / "tiny.yaml"
+    text = tiny.read_text().split("methods:\n")[0].replace("name: tiny", "name: tiny6")
+    shared = folder / "tiny6.yaml"
+    shared.write_text(text.replace("reference: lora", "reference: lora_same") + textwrap.dedent(f"""\
+        methods:
+          lora_same: {{same_as: "{tiny}:lora"}}
+          lora_r1: {{method: lora, method_options: {{r: 1}}, rate_from: lora_same}}
+        """), encoding="utf-8")
+    suite6 = load_suite(str(shared))
+    assert suite6.methods["lora_same"].method_options == {"r": 4}
+    summary = run_suite(suite6, ["lora_same", "lora_r1"], out, launcher="inline", progress=lambda *_: None)
+    assert summary["lora_r1"]["failed"] == 0
+    runs6 = {p.name for p in (out / "tiny6-v1" / "runs").iterdir()}
+    assert not any("lora_same" in name or "search" in name for name in runs6)  # nothing trained twice
+    board6 = {r["entry"]: r for r in board_data(suite6, out)["rows"]}
+    board = {r["entry"]: r for r in board_data(ran["suite"], out)["rows"]}
+    assert board6["lora_same"]["tasks"]["senti"]["value"] == board["lora"]["tasks"]["senti"]["value"]
+    assert sorted(board6["lora_same"]["tasks"]["senti"]["seeds"]) == [0, 1, 2]
+    assert board6["lora_r1"]["learning_rate"] == board["lora"]["learning_rate"]
+    assert board6["lora_r1"]["tasks"]["senti"]["status"] == "ok"
+    differing = folder / "tiny7.yaml"
+    differing.write_text(shared.read_text().replace("name: tiny6", "name: tiny7").replace("epochs: 2", "epochs: 1"))
+    with pytest.raises(HarnessError, match="make different cells; the runs are not the same setting"):
+        run_suite(load_suite(str(differing)), ["lora_same"], out, launcher="inline", progress=lambda *_: None)
+    selfish = folder / "tiny8.yaml"
+    selfish.write_text(shared.read_text().replace(f"{tiny}:lora", f"{selfish}:lora_r1"))
+    with pytest.raises(HarnessError, match="same_as an entry of its own suite"):
+        load_suite(str(selfish))

@@ -25,7 +25,8 @@ from harness.report.check import ALPHA, Entry, compare_entries, median_known, me
 from harness.report.results import RunRecord, records_from_runs_dir
 from harness.report.specs import learn, task_label
 from harness.report.stats import mean_of, score_interval
-from harness.rundir import runs_root, write_json
+from harness.rundir import write_json
+from harness.suite import runs_dirs
 
 DEFAULT_OUT = Path("reports") / "leaderboard"
 VERDICT_MARK = {"better": "▲", "equivalent": "≈", "inconclusive": "?", "worse": "▼", "reference": "ref"}
@@ -141,7 +142,7 @@ def board_data(suite, output_root: str | Path = "results/leaderboard") -> dict[s
     if not records:
         raise HarnessError(f"no method of suite {suite.slug} has run yet (no {output}/entries/*.json); "
                            f"run: harness suite run {suite.name} --method {suite.reference}.")
-    runs = records_from_runs_dir(runs_root(output)) if runs_root(output).is_dir() else []
+    runs = [run for folder in runs_dirs(output, records) for run in records_from_runs_dir(folder)]
     learn(runs)
     by_experiment = defaultdict(list)
     for run in runs:
