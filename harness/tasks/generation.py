@@ -166,7 +166,7 @@ def decode_sharded(ctx: EvalContext, splits: dict[str, Split]) -> dict[str, list
     from accelerate.utils import gather_object
 
     settings = decode_settings(ctx.config, ctx.task)
-    network = ctx.accelerator.unwrap_model(ctx.model)
+    network = ctx.accelerator.unwrap_model(ctx.model, keep_torch_compile=False)
     rank, world = ctx.accelerator.process_index, ctx.accelerator.num_processes
     outputs = {}
     for suffix, split in splits.items():

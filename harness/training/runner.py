@@ -134,11 +134,29 @@ def make_accelerator(config: RunConfig):
     AcceleratorState._reset_state(reset_partial_state=False)
     GradientState._reset_state()
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=config.mixed_precision,
-                              gradient_accumulation_steps=config.grad_accum)
+                              gradient_accumulation_steps=config.grad_accum, dynamo_plugin=dynamo_plugin(config))
     if accelerator.device.type == "cpu" and accelerator.num_processes > 1 and "OMP_NUM_THREADS" not in os.environ:
         # Processes sharing the cores must split them: oversubscribed OpenMP threads spin and crawl.
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // accelerator.state.num_processes))
     return accelerator
+
+
+def dynamo_plugin(config: RunConfig):
+    """--compile: accelerate compiles the model in prepare. Regional compilation compiles one block of
+    each repeated kind and reuses it for the others (a 30-layer model costs one layer's compile time);
+    dynamic shapes, since batches are padded to their own length. The inductor's on-disk cache
+    (TORCHINDUCTOR_CACHE_DIR, default under the temp folder) lets the next run of a grid skip most of it.
+    Saving, checkpoints, method hooks and beam decoding use the uncompiled module
+    (``unwrap_model(..., keep_torch_compile=False)``): its parameter names are the model's own."""
+    if not config.compile:
+        return None
+    import torch._inductor.config
+    from accelerate.utils import TorchDynamoPlugin
+
+    # Dropout draws from torch's generator as in eager mode (the inductor's own RNG would give the same
+    # seed a different run): compiled and eager runs of one seed are then the same run, up to rounding.
+    torch._inductor.config.fallback_random = True
+    return TorchDynamoPlugin(backend="inductor", dynamic=True, use_regional_compilation=True)
 
 
 def open_run_dir(config: RunConfig, accelerator) -> tuple[RunDir, bool]:

@@ -1,0 +1,51 @@
+"""--compile (accelerate's regional torch.compile) trains the same run as eager mode: equal losses
+for one seed (dropout included), the same decoded outputs, weights saved from the uncompiled module.
+One test (a generation model: training, the dev loss and beam decoding all go through the compiled
+model), since compiling costs most of a minute."""
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.config import RunConfig
+from harness.train import run
+
+
+def _pair(tmp_path, **settings):
+    records = {}
+    for compiled in (False, True):
+        config = RunConfig(**settings, compile=compiled, tracking_uri="none", save_weights=compiled,
+                           output_dir=str(tmp_path / ("compiled" if compiled else "eager")), seed=3)
+        records[compiled] = run(config, progress=False)
+    return records[False], records[True]
+
+
+def test_compiled_generation_training_matches_eager_and_decodes(tmp_path, data_dir):
+    rows = [f"mr,ref\n"] + [f'"name[{f}], price[{p}]",{f} is {p}.\n' for f in ("soup", "tea", "rice", "cake")
+                            for p in ("cheap", "dear")]
+    for split in ("train", "dev", "test"):
+        (tmp_path / f"{split}.csv").write_text("".join(rows))
+    (tmp_path / "menus.yaml").write_text(textwrap.dedent("""\
+        task: menus
+        type: generation
+        files: {train: train.csv, dev: dev.csv, test: test.csv}
+        source_column: mr
+        target_column: ref
+        scorer: e2e
+        metrics: [bleu]
+        """))
+    eager, compiled = _pair(tmp_path, task=str(tmp_path / "menus.yaml"), model="tiny-gpt2", method="lora", epochs=1,
+                            data_dir=str(data_dir), num_beams=2, max_new_tokens=5, batch_size=4)
+    assert compiled["history"][0]["train_loss"] == pytest.approx(eager["history"][0]["train_loss"], rel=1e-4)
+    assert compiled["best"]["dev_loss"] == pytest.approx(eager["best"]["dev_loss"], rel=1e-4)
+    hypotheses = [[json.loads(line)["hypothesis"] for line in (Path(r["run_dir"]) / "generations.jsonl").open()]
+                  for r in (eager, compiled)]
+    assert hypotheses[0] == hypotheses[1]
+    saved = json.loads((Path(compiled["run_dir"]) / "weights" / "adapter_config.json").read_text())
+    assert saved["peft_type"] == "LORA"
+    from safetensors.torch import load_file
+
+    names = list(load_file(Path(compiled["run_dir"]) / "weights" / "adapter_model.safetensors"))
+    assert names and not any("_orig_mod" in name for name in names)
