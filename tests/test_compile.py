@@ -23,7 +23,7 @@ def _pair(tmp_path, **settings):
 
 
 def test_compiled_generation_training_matches_eager_and_decodes(tmp_path, data_dir):
-    rows = [f"mr,ref\n"] + [f'"name[{f}], price[{p}]",{f} is {p}.\n' for f in ("soup", "tea", "rice", "cake")
+    rows = ["mr,ref\n"] + [f'"name[{f}], price[{p}]",{f} is {p}.\n' for f in ("soup", "tea", "rice", "cake")
                             for p in ("cheap", "dear")]
     for split in ("train", "dev", "test"):
         (tmp_path / f"{split}.csv").write_text("".join(rows))
