@@ -90,6 +90,35 @@ def seeds_recipe(config: RunConfig, resolved, train_split) -> dict[str, float]:
     return {"train_time_s": seconds, "train_samples_per_s": len(examples) / seconds, "padded_length": max_length}
 
 
+def trainer_recipe(config: RunConfig, resolved, train_split) -> dict[str, float]:
+    """The best hand-written HF recipe, the peer to beat: the Trainer on the peft model with dynamic
+    padding (DataCollatorWithPadding) and length-grouped sampling, truncation at --max-seq-length, the
+    same data, batch size, learning rate and warmup as the harness run; one epoch, no evaluation."""
+    import tempfile
+
+    import torch
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+    model, tokenizer = _reference_model(config, resolved)
+    examples = train_split.examples
+    pairs = [e.text_pair for e in examples] if examples[0].text_pair is not None else None
+    encoded = tokenizer([e.text for e in examples], pairs, truncation=True, max_length=config.max_seq_length)
+    rows = [{**{k: v[i] for k, v in encoded.items()}, "labels": examples[i].label} for i in range(len(examples))]
+    with tempfile.TemporaryDirectory(prefix="harness-trainer-") as tmp:
+        args = TrainingArguments(output_dir=tmp, per_device_train_batch_size=config.batch_size, num_train_epochs=1,
+                                 learning_rate=resolved.learning_rate,
+                                 warmup_steps=int(config.warmup_ratio * math.ceil(len(rows) / config.batch_size)),
+                                 train_sampling_strategy="group_by_length", report_to=[], save_strategy="no",
+                                 logging_strategy="no", disable_tqdm=True, seed=config.seed,
+                                 use_cpu=not torch.cuda.is_available())
+        trainer = Trainer(model=model, args=args, train_dataset=rows, processing_class=tokenizer,
+                          data_collator=DataCollatorWithPadding(tokenizer))
+        tic = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - tic
+    return {"train_time_s": seconds, "train_samples_per_s": len(examples) / seconds}
+
+
 def gemm_peak_flops(size: int = 2048, repeats: int = 10) -> float:
     """The machine's fp32 matrix-multiply rate (FLOP/s): the best of ``repeats`` size x size products."""
     import torch
@@ -146,8 +175,10 @@ def compare_training_throughput(config: RunConfig, repeats: int = 1, out: str | 
 
     - full FT vs LoRA through `harness run`, each in its own process: samples/s, tokens/s, peak
       memory, optimizer state (AdamW: two fp32 moments per trained parameter) and checkpoint size;
-    - the harness loop (length-grouped batches) against a minimal hand-written peft loop and against
-      the seeds' recipe (HF Trainer, padding to 512), same model, method, data and batch size;
+    - the harness loop (length-grouped batches; compiled with --compile) against the best hand-written
+      HF recipe (Trainer + peft, dynamic padding, length-grouped sampling: the peer to beat), a minimal
+      hand-written peft loop and the seeds' recipe (Trainer, padding to 512), same model, method,
+      data and batch size, alternated over the repeats;
     - achieved training FLOP/s (6N per token for FT, 4N for frozen-weight methods: no weight
       gradients; N = non-embedding parameters) against the measured fp32 GEMM peak.
     """
@@ -165,7 +196,7 @@ def compare_training_throughput(config: RunConfig, repeats: int = 1, out: str | 
     peak = gemm_peak_flops()
     nonembedding = _nonembedding_params(config)
     runs: dict[str, list[dict]] = {"lora": [], "full": []}
-    minimal = []
+    minimal, trainer = [], []
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as tmp:
         for repeat in range(repeats):  # alternate, so drift in machine load hits every side alike
             for method in ("lora", "full"):
@@ -173,14 +204,18 @@ def compare_training_throughput(config: RunConfig, repeats: int = 1, out: str | 
                                            learning_rate=None if method != config.method else config.learning_rate,
                                            method_options=config.method_options if method == config.method else {})
                 runs[method].append(_isolated_run(cell, Path(tmp)))
+            trainer.append(trainer_recipe(config, resolved, train))
             minimal.append(minimal_peft_loop(config, resolved, train)["train_samples_per_s"])
     recipe_split = subsample(train, recipe_examples, config.data_seed)
     recipe = seeds_recipe(config, resolved, recipe_split)
     lora, full = (_loop_summary(runs[m], m == "full", nonembedding, peak) for m in ("lora", "full"))
     report = _throughput_report(config, task, train, lora, full, max(minimal), recipe, recipe_split, peak, nonembedding)
+    trainer_best = max(t["train_samples_per_s"] for t in trainer)
+    report["summary"].update(trainer_recipe_samples_per_s=round(trainer_best, 2),
+                             ratio_harness_over_trainer_recipe=round(lora["train_samples_per_s"] / trainer_best, 3))
     report["all_runs"] = {"harness_lora": [r["throughput"] for r in runs["lora"]],
                           "harness_full": [r["throughput"] for r in runs["full"]], "minimal_peft_loop": minimal,
-                          "seeds_recipe": recipe}
+                          "trainer_recipe": trainer, "seeds_recipe": recipe}
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         write_json(Path(out), report)

@@ -26,6 +26,10 @@ def test_bench_train_reports_lora_vs_full_and_the_reference_loops(sentiment_file
     assert summary["train_examples"] == 128 and summary["seeds_recipe_examples"] == 16
     assert summary["minimal_peft_loop_samples_per_s"] > 0 and summary["seeds_recipe_samples_per_s"] > 0
     assert summary["gemm_peak_flops"] > 1e8
+    # The peer to beat: Trainer + peft with dynamic padding and length-grouped sampling, on every example.
+    assert summary["trainer_recipe_samples_per_s"] > 0
+    assert summary["ratio_harness_over_trainer_recipe"] == round(
+        lora["train_samples_per_s"] / summary["trainer_recipe_samples_per_s"], 3)
 
 
 def test_bench_train_needs_lora(sentiment_files):

@@ -23,8 +23,9 @@ def add_train(bench_sub) -> None:
         "train", help="training efficiency: LoRA vs full FT, the harness vs a hand-written loop and HF Trainer",
         description="One report: full fine-tuning vs LoRA through `harness run` (samples/s, tokens/s, peak memory, "
                     "optimizer state, checkpoint size, FLOP/s against the measured fp32 GEMM peak), and the "
-                    "harness loop against a minimal hand-written peft loop and the HF Trainer recipe with "
-                    "padding='max_length', on the same model, data and batch size.")
+                    "harness loop (with --compile: compiled) against the best hand-written HF recipe (Trainer + peft, "
+                    "dynamic padding, length-grouped sampling), a minimal hand-written peft loop and the seeds' "
+                    "Trainer recipe with padding='max_length', on the same model, data and batch size.")
     add_run_options(bench_train)
     bench_train.add_argument("--repeats", type=int, default=1, help="alternate the two loops this many times")
     bench_train.add_argument("--recipe-examples", type=int, default=256,

@@ -32,6 +32,8 @@ class LoopState:
     samples: int = 0
     tokens: int = 0
     train_time: float = 0.0
+    first_step_s: float | None = None  # the run's first optimizer step (with --compile: the compilation)
+    first_step_samples: int = 0
     epoch_loss: float = 0.0  # summed batch losses of the current epoch
     epoch_batches: int = 0
     history: list[dict] = field(default_factory=list)  # one entry per evaluated epoch
@@ -180,6 +182,8 @@ def train_epoch(loop: Loop, state: LoopState, epoch: int) -> None:
         if not accelerator.sync_gradients:
             continue
         state.step += 1
+        if state.first_step_s is None:
+            state.first_step_s, state.first_step_samples = time.perf_counter() - tic, state.samples
         if state.step % config.log_every == 0:
             learning_rate = loop.scheduler.get_last_lr()[0]
             bar.set_postfix(loss=f"{value:.4f}", lr=f"{learning_rate:.2e}", refresh=False)
@@ -244,14 +248,20 @@ def checkpoint(loop: Loop, state: LoopState) -> None:
 def results(loop: Loop, state: LoopState, learning_rate: float) -> dict[str, Any]:
     import torch
 
-    totals = loop.accelerator.reduce(torch.tensor([state.samples, state.tokens], dtype=torch.float64), "sum").tolist()
+    totals = loop.accelerator.reduce(torch.tensor([state.samples, state.tokens, state.first_step_samples],
+                                                  dtype=torch.float64), "sum").tolist()
     seconds = state.train_time
+    # Past the first step: the rate a longer run approaches (compilation and warm-up excluded).
+    steady = seconds - (state.first_step_s or 0.0)
     return {
         "best_epoch": state.best_epoch, "best": state.best, "history": state.history,
         "optimizer_steps": state.step, "learning_rate": learning_rate,
         "throughput": {"train_time_s": round(seconds, 3),
                        "train_samples_per_s": totals[0] / seconds if seconds else None,
                        "train_tokens_per_s": totals[1] / seconds if seconds else None,
+                       "first_step_s": round(state.first_step_s, 3) if state.first_step_s is not None else None,
+                       "steady_samples_per_s": (totals[0] - totals[2]) / steady if state.step > 1 and steady > 0
+                       else None,
                        "peak_memory_mb": peak_memory_mb(),
                        "training_peak_memory_mb": training_peak_memory_mb(),
                        "weights_memory_mb": weights_memory_mb(loop.accelerator.unwrap_model(loop.model, keep_torch_compile=False))},
