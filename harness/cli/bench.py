@@ -131,6 +131,42 @@ def add_decode(bench_sub) -> None:
     bench_decode.set_defaults(func=cmd_bench_decode)
 
 
+def cmd_bench_scaling(args) -> int:
+    import shlex
+    import sys
+
+    from harness.scaling import AXES, run_scaling, write_scaling_report
+
+    axes = {axis: AXES[axis] for axis in args.axis} if args.axis else AXES
+    for axis, values in (args.values or []):
+        if axis not in AXES:
+            from harness.errors import HarnessError
+
+            raise HarnessError(f"--values: unknown axis '{axis}'; axes: {', '.join(AXES)}.")
+        axes[axis] = [v if axis in ("method", "model") else int(v) for v in values.split(",")]
+    report = run_scaling(axes, steps=args.steps)
+    command = "harness bench scaling " + shlex.join(sys.argv[3:]) if sys.argv[1:3] == ["bench", "scaling"] else ""
+    for path in write_scaling_report(report, args.out, command.strip()):
+        print(path)
+    return 0
+
+
+def add_scaling(bench_sub) -> None:
+    scaling = bench_sub.add_parser(
+        "scaling", help="how step time and peak memory grow with length, rank, batch, method and model size",
+        description="Trains a few steps at each point (one axis moved at a time from MiniLM-L6 + LoRA r=8, batch "
+                    "16, length 128; each point in a fresh process), fits time and memory against each axis on "
+                    "log-log axes, and writes scaling.json, README.md and scaling.png/svg, with the paper-scale "
+                    "settings predicted from FLOPs.")
+    scaling.add_argument("--axis", action="append", choices=["seq_len", "rank", "batch_size", "method", "model"],
+                         help="measure only this axis (repeatable; default: all)")
+    scaling.add_argument("--values", nargs=2, action="append", metavar=("AXIS", "V1,V2,..."),
+                         help="the values of an axis (e.g. --values seq_len 64,128)")
+    scaling.add_argument("--steps", type=int, default=3, help="measured steps per point (after one warm-up step)")
+    scaling.add_argument("--out", default="reports/bench/scaling", help="folder for the report")
+    scaling.set_defaults(func=cmd_bench_scaling)
+
+
 def add(sub) -> None:
     bench = sub.add_parser("bench", help="benchmarks", description="Benchmarks.")
     bench_sub = bench.add_subparsers(dest="bench", metavar="BENCH", parser_class=Parser)
@@ -138,3 +174,4 @@ def add(sub) -> None:
     add_train(bench_sub)
     add_latency(bench_sub)
     add_decode(bench_sub)
+    add_scaling(bench_sub)
