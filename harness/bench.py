@@ -408,3 +408,96 @@ def paper_latency_table(model_name: str = "gpt2-medium", trials: int = 10, warmu
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         write_json(Path(out), result)
     return result
+
+
+def generate_outputs(model, tokenizer, sources: list[str], settings, early_stopping) -> tuple[list[list[int]], float]:
+    """transformers' ``generate`` on the same prompts (left-padded batches of ``settings.batch_size``,
+    same beam size, length penalty, n-gram ban, token budget, stop tokens, at least one token):
+    (the generated ids of each input without its stop token, seconds)."""
+    import torch
+
+    from harness.tasks.decoding import prompt_of, stop_token_ids
+
+    stops = stop_token_ids(tokenizer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    prompts = [tokenizer(prompt_of(s), add_special_tokens=False)["input_ids"] for s in sources]
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))  # as the harness batches them
+    outputs: list[list[int]] = [[] for _ in sources]
+    model.eval()
+    tic = time.perf_counter()
+    with torch.no_grad():
+        for start in range(0, len(order), settings.batch_size):
+            chunk = order[start:start + settings.batch_size]
+            width = max(len(prompts[i]) for i in chunk)
+            ids = torch.tensor([[pad] * (width - len(prompts[i])) + prompts[i] for i in chunk])
+            mask = torch.tensor([[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i in chunk])
+            generated = model.generate(input_ids=ids, attention_mask=mask, num_beams=settings.num_beams,
+                                       length_penalty=settings.length_penalty,
+                                       no_repeat_ngram_size=settings.no_repeat_ngram_size,
+                                       max_new_tokens=settings.max_new_tokens, min_new_tokens=1, do_sample=False,
+                                       eos_token_id=stops, pad_token_id=pad, early_stopping=early_stopping)
+            for index, row in zip(chunk, generated[:, width:].tolist()):
+                cut = next((j for j, t in enumerate(row) if t in stops), len(row))
+                outputs[index] = row[:cut]
+    return outputs, time.perf_counter() - tic
+
+
+def compare_with_generate(run_dir: str | Path, data_dir=None, inputs: int = 32, batch_size: int = 16,
+                          num_beams: int | None = None, max_new_tokens: int | None = None,
+                          early_stopping=False, repeats: int = 1, out: str | None = None) -> dict[str, Any]:
+    """The harness's beam search against ``model.generate`` on a trained run's model (adapter merged),
+    the same test inputs and settings: time per input and per generated token, and the outputs compared
+    token for token. The runs alternate over ``repeats`` (best time of each kept)."""
+    import torch
+
+    from harness.methods import get_method, load_trained
+    from harness.models import get_model_spec, load_for_causal_lm
+    from harness.tasks import get_task
+    from harness.tasks.decoding import decode_ids
+    from harness.tasks.generation import decode_settings
+
+    run = RunDir(Path(run_dir))
+    config = run.run_config()
+    if not run.weights.is_dir():
+        raise HarnessError(f"{run.path}: no weights/ folder; compare a generation run saved with --save-weights.")
+    task = get_task(config.task, config.include_tasks or ())
+    if task.kind != "generation":
+        raise HarnessError(f"{run.path}: task {task.name} is not a generation task.")
+    settings = decode_settings(dataclasses.replace(
+        config, decode_batch_size=batch_size, num_beams=num_beams or config.num_beams,
+        max_new_tokens=max_new_tokens or config.max_new_tokens), task)
+    split = next(iter(task.eval_splits.values()))
+    sources = [e.source for e in task.load(split, data_dir or config.data_dir).examples[:inputs]]
+    base, tokenizer = load_for_causal_lm(get_model_spec(config.model), data_dir or config.data_dir)
+    spec = get_method(config.method)
+    model = load_trained(base, spec, config.method_options, run.weights, [])
+    if spec.merge is not None:
+        model = spec.merge(model)
+    model.eval()
+    times: dict[str, list[float]] = {"harness": [], "generate": []}
+    for _ in range(repeats):  # alternate, so drift in machine load hits both alike
+        tic = time.perf_counter()
+        ours = decode_ids(model, tokenizer, sources, settings)
+        times["harness"].append(time.perf_counter() - tic)
+        theirs, seconds = generate_outputs(model, tokenizer, sources, settings, early_stopping)
+        times["generate"].append(seconds)
+    same = [a == b for a, b in zip(ours, theirs)]
+    sides = {}
+    for name, ids in (("harness", ours), ("generate", theirs)):
+        tokens = sum(len(x) for x in ids)
+        best = min(times[name])
+        sides[name] = {"seconds": round(best, 3), "all_seconds": [round(t, 3) for t in times[name]],
+                       "s_per_input": best / len(sources), "generated_tokens": tokens,
+                       "ms_per_generated_token": 1000 * best / max(tokens, 1)}
+    report = {"run": str(run.path), "model": config.model, "task": task.name, "inputs": len(sources),
+              "settings": dataclasses.asdict(settings), "generate_early_stopping": early_stopping,
+              "repeats": repeats, "threads": torch.get_num_threads(), "harness": sides["harness"],
+              "generate": sides["generate"], "speedup_per_input": min(times["generate"]) / min(times["harness"]),
+              "identical_outputs": sum(same), "first_difference": next(
+                  ({"input": i, "source": sources[i], "harness": tokenizer.decode(ours[i]),
+                    "generate": tokenizer.decode(theirs[i])} for i, s in enumerate(same) if not s), None),
+              "versions": versions()}
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        write_json(Path(out), report)
+    return report

@@ -99,6 +99,16 @@ class RunDir:
     def read_config(self) -> dict[str, Any]:
         return _read(self.config_path)
 
+    def run_config(self):
+        """The RunConfig the run was started with (config.json also records resolved extras, such as the
+        label names, which are not settings)."""
+        import dataclasses
+
+        from harness.config import RunConfig
+
+        names = {f.name for f in dataclasses.fields(RunConfig)}
+        return RunConfig.from_dict({k: v for k, v in self.read_config().items() if k in names}, str(self.config_path))
+
     def read_metrics(self) -> dict[str, Any]:
         return _read(self.metrics_path)
 

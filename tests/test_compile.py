@@ -49,3 +49,33 @@ def test_compiled_generation_training_matches_eager_and_decodes(tmp_path, data_d
 
     names = list(load_file(Path(compiled["run_dir"]) / "weights" / "adapter_model.safetensors"))
     assert names and not any("_orig_mod" in name for name in names)
+
+
+def test_harness_decoding_equals_generate_where_the_algorithms_agree(tmp_path, data_dir):
+    """`harness bench generate` on a trained tiny run: with one beam and no n-gram ban both decoders
+    are greedy search to the first stop token, so their outputs must agree token for token."""
+    from harness.bench import compare_with_generate
+
+    rows = ["mr,ref\n"] + [f'"name[{f}], area[{a}]",{f} is in the {a}.\n' for f in ("soup", "tea", "rice")
+                           for a in ("city", "park")]
+    for split in ("train", "dev", "test"):
+        (tmp_path / f"{split}.csv").write_text("".join(rows))
+    (tmp_path / "places.yaml").write_text(textwrap.dedent("""\
+        task: places
+        type: generation
+        files: {train: train.csv, dev: dev.csv, test: test.csv}
+        source_column: mr
+        target_column: ref
+        scorer: e2e
+        metrics: [bleu]
+        """))
+    record = run(RunConfig(task=str(tmp_path / "places.yaml"), model="tiny-gpt2", method="lora", epochs=1,
+                           data_dir=str(data_dir), num_beams=1, no_repeat_ngram_size=0, max_new_tokens=6,
+                           max_decode_samples=0, tracking_uri="none", output_dir=str(tmp_path / "out")),
+                 progress=False)
+    report = compare_with_generate(record["run_dir"], str(data_dir), inputs=6, batch_size=4,
+                                   out=str(tmp_path / "cmp.json"))
+    assert report["inputs"] == 6 and report["settings"]["num_beams"] == 1
+    assert report["identical_outputs"] == 6 and report["first_difference"] is None
+    assert report["harness"]["generated_tokens"] == report["generate"]["generated_tokens"] > 0
+    assert json.loads((tmp_path / "cmp.json").read_text())["speedup_per_input"] > 0

@@ -131,6 +131,45 @@ def add_decode(bench_sub) -> None:
     bench_decode.set_defaults(func=cmd_bench_decode)
 
 
+def cmd_bench_generate(args) -> int:
+    from harness.bench import compare_with_generate
+
+    stopping = {"heuristic": False, "never": "never", "first": True}[args.early_stopping]
+    out = args.out or f"results/bench/decode_vs_generate_{Path(args.run).name}.json"
+    report = compare_with_generate(args.run, args.data_dir, args.inputs, args.batch_size, args.num_beams,
+                                   args.max_new_tokens, stopping, args.repeats, out)
+    ours, theirs = report["harness"], report["generate"]
+    print(f"{report['inputs']} inputs, beam {report['settings']['num_beams']}, batch {args.batch_size} ({out})")
+    for name, side in (("harness", ours), ("generate", theirs)):
+        print(f"  {name:9s} {side['s_per_input']:.3f} s/input, {side['ms_per_generated_token']:.1f} ms/token, "
+              f"{side['generated_tokens']} tokens")
+    print(f"  speedup {report['speedup_per_input']:.2f}x per input; identical outputs {report['identical_outputs']}"
+          f"/{report['inputs']}")
+    return 0
+
+
+def add_generate(bench_sub) -> None:
+    bench = bench_sub.add_parser(
+        "generate", help="the harness's beam search vs transformers' generate on a trained run",
+        description="Loads a finished generation run (its adapter merged), decodes the first N test inputs with "
+                    "the harness's beam search and with model.generate (same beams, length penalty, n-gram ban, "
+                    "token budget, stop tokens, batch), alternating; reports time per input and per generated "
+                    "token and compares the outputs token for token. Where they differ: generate keeps k open "
+                    "beams (the harness closes a finished one, as the paper's decoder), counts the prompt in "
+                    "no_repeat_ngram_size, and stops by its early_stopping rule.")
+    bench.add_argument("run", help="a finished generation run folder (saved weights)")
+    bench.add_argument("--data-dir", help="data folder (default: the run's)")
+    bench.add_argument("--inputs", type=int, default=32, help="test inputs (default: 32)")
+    bench.add_argument("--batch-size", type=int, default=16, help="inputs per batch, both sides (default: 16)")
+    bench.add_argument("--num-beams", type=int, help="beam size (default: the run's)")
+    bench.add_argument("--max-new-tokens", type=int, help="(default: the run's)")
+    bench.add_argument("--early-stopping", choices=["heuristic", "never", "first"], default="heuristic",
+                       help="generate's rule: heuristic (its default, early_stopping=False), never (exact), first")
+    bench.add_argument("--repeats", type=int, default=2, help="alternate both this many times (default: 2)")
+    bench.add_argument("--out", help="JSON report (default: results/bench/decode_vs_generate_<run>.json)")
+    bench.set_defaults(func=cmd_bench_generate)
+
+
 def cmd_bench_scaling(args) -> int:
     import shlex
     import sys
@@ -175,3 +214,4 @@ def add(sub) -> None:
     add_latency(bench_sub)
     add_decode(bench_sub)
     add_scaling(bench_sub)
+    add_generate(bench_sub)

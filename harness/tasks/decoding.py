@@ -48,6 +48,13 @@ def stop_token_ids(tokenizer) -> list[int]:
 def decode(model, tokenizer, sources: list[str], settings: DecodeSettings, progress: bool = True,
            desc: str = "decoding") -> list[str]:
     """The decoded text for every source, in order. Inputs are batched by prompt length."""
+    return [tokenizer.decode(tokens, skip_special_tokens=True).strip()
+            for tokens in decode_ids(model, tokenizer, sources, settings, progress, desc)]
+
+
+def decode_ids(model, tokenizer, sources: list[str], settings: DecodeSettings, progress: bool = False,
+               desc: str = "decoding") -> list[list[int]]:
+    """The generated token ids (stop token excluded) for every source, in order."""
     import torch
     from tqdm.auto import tqdm
 
@@ -55,7 +62,7 @@ def decode(model, tokenizer, sources: list[str], settings: DecodeSettings, progr
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))  # longest first: fail fast on memory
     stops = torch.tensor(stop_token_ids(tokenizer))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    outputs: list[str] = [""] * len(sources)
+    outputs: list[list[int]] = [[] for _ in sources]
     was_training = model.training
     model.eval()
     with torch.no_grad(), tqdm(total=len(sources), desc=desc, disable=not progress, unit="input",
@@ -63,7 +70,7 @@ def decode(model, tokenizer, sources: list[str], settings: DecodeSettings, progr
         for start in range(0, len(order), settings.batch_size):
             chunk = order[start:start + settings.batch_size]
             for index, tokens in zip(chunk, beam_search(model, [prompts[i] for i in chunk], settings, stops, pad)):
-                outputs[index] = tokenizer.decode(tokens, skip_special_tokens=True).strip()
+                outputs[index] = tokens
             bar.update(len(chunk))
     model.train(was_training)
     return outputs
