@@ -96,3 +96,23 @@ def test_gpt2_fused_qv_and_merged_updates(tmp_path, data_dir):
     low = rng.standard_normal((8, 2)) @ rng.standard_normal((2, 8))
     merged = updates_from_merged({"h.0.attn.q.weight": base["h.0.attn.q.weight"] + low}, base, rank=2)
     assert len(merged) == 1 and merged[0].weight == "q" and np.allclose(merged[0].delta, low)
+
+
+def test_subspace_of_a_b_or_delta():
+    """--of: A's right-singular vectors, B's left-singular vectors, or ΔW's top-r right-singular
+    vectors, which lie in A's row space ordered by what B learned."""
+    from harness.report.lora_analysis import Update, basis, phi_of_bases
+
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((4, 20)), rng.standard_normal((12, 4))
+    update = Update(0, "q", "m", a, b, 2.0)
+    delta = basis(update, "delta")
+    assert delta.shape == (4, 20)
+    row_space = np.linalg.qr(a.T)[0]  # 20 x 4, orthonormal
+    assert np.allclose(np.linalg.norm(delta @ row_space, axis=1), 1.0)  # every direction inside A's rows
+    assert np.allclose(phi_of_bases(delta, basis(update, "A"))[3, 3], 1.0)  # same 4-dim space, other order
+    column_space = np.linalg.qr(b)[0]
+    assert basis(update, "B").shape == (4, 12)
+    assert np.allclose(np.linalg.norm(basis(update, "B") @ column_space, axis=1), 1.0)
+    with pytest.raises(HarnessError, match="--of must be one of"):
+        basis(update, "C")

@@ -18,7 +18,7 @@ def cmd_subspace(args) -> int:
     from harness.rundir import write_json
 
     report = subspace_report(args.run_a, args.run_b, _modules(args.module), _layers(args.layer), args.seed,
-                             args.merged_rank)
+                             args.merged_rank, args.of)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / f"{args.name}.json", report)
@@ -59,6 +59,9 @@ def add(sub) -> None:
     sub_a.add_argument("run_b", help="run folder (e.g. r=64, or another seed)")
     sub_a.add_argument("--out", default="reports/analysis", help="folder for the JSON and heatmaps")
     sub_a.add_argument("--name", default="subspace", help="file name stem (default: subspace)")
+    sub_a.add_argument("--of", choices=["A", "B", "delta"], default="A",
+                       help="compare A's right-singular vectors (the paper's, default), B's left-singular vectors, "
+                            "or ΔW's top-r right-singular vectors (ordered by what training learned: B starts at 0)")
     sub_a.set_defaults(func=cmd_subspace)
     amp = commands.add_parser("amplification", help="Table 7: ‖ΔW‖, ‖UᵀWV‖ and the amplification factor")
     amp.add_argument("run", help="run folder")

@@ -182,11 +182,32 @@ def right_singular(a: np.ndarray) -> np.ndarray:
     return vt
 
 
+# What φ compares (--of): the paper's A (its right-singular vectors), B (its left-singular vectors, which
+# the paper says behave the same), or ΔW = BA (its top-r right-singular vectors: B starts at zero, so
+# their order is what training put there, while A's order after a short run is mostly its random init's).
+SUBSPACE_OF = ("A", "B", "delta")
+
+
+def basis(update: Update, of: str = "A") -> np.ndarray:
+    """The update's directions, as rows ordered by decreasing singular value, of A, B or ΔW."""
+    if of == "A":
+        return right_singular(update.A)
+    if of == "B":
+        return right_singular(np.asarray(update.B).T)
+    if of == "delta":
+        return right_singular(update.delta)[:update.rank]
+    raise HarnessError(f"--of must be one of {', '.join(SUBSPACE_OF)}, got '{of}'.")
+
+
 def phi(a1: np.ndarray, a2: np.ndarray) -> np.ndarray:
     """φ(A₁, A₂, i, j) for 1 <= i <= r₁, 1 <= j <= r₂ (Eq. 4): the (r₁, r₂) matrix, entry [i-1, j-1]."""
     if a1.shape[1] != a2.shape[1]:
         raise HarnessError(f"A matrices of different input sizes ({a1.shape[1]} vs {a2.shape[1]}): not the same weight.")
-    u1, u2 = right_singular(a1), right_singular(a2)
+    return phi_of_bases(right_singular(a1), right_singular(a2))
+
+
+def phi_of_bases(u1: np.ndarray, u2: np.ndarray) -> np.ndarray:
+    """φ(i, j) between two orthonormal bases given as rows, strongest direction first."""
     overlap = (u1 @ u2.T) ** 2  # [i, j]: squared cosine between direction i of A1 and j of A2
     sums = overlap.cumsum(axis=0).cumsum(axis=1)  # ‖U1^{i⊤} U2^{j}‖²_F for every (i, j)
     i, j = np.indices(sums.shape) + 1
@@ -259,8 +280,9 @@ def pretrained_weights(run: str | Path, modules: list[str]) -> dict[str, np.ndar
 
 
 def subspace_report(run_a: str | Path, run_b: str | Path, modules=None, layers=None, seed: int = 0,
-                    merged_rank: int | None = None) -> dict[str, Any]:
-    """φ between the matching updates of two runs, with the random-Gaussian baseline of the same shapes."""
+                    merged_rank: int | None = None, of: str = "A") -> dict[str, Any]:
+    """φ between the matching updates of two runs (their A, B or ΔW), with the random-Gaussian baseline
+    of the same shapes."""
     first = {u.key: u for u in select(read_updates(run_a, merged_rank), modules, layers)}
     second = {u.key: u for u in select(read_updates(run_b, merged_rank), modules, layers)}
     common = [k for k in first if k in second]
@@ -269,11 +291,16 @@ def subspace_report(run_a: str | Path, run_b: str | Path, modules=None, layers=N
     entries = []
     for n, key in enumerate(common):
         a, b = first[key], second[key]
+        u1, u2 = basis(a, of), basis(b, of)
+        if u1.shape[1] != u2.shape[1]:
+            raise HarnessError(f"{key}: the runs' updates have different sizes ({u1.shape[1]} vs {u2.shape[1]}): "
+                               f"not the same weight.")
+        random_a, random_b = (random_like(np.empty((u.shape[0], u.shape[1])), seed + 2 * n + k)
+                              for k, u in enumerate((u1, u2)))
         entries.append({"layer": a.layer, "weight": a.weight, "module": a.module, "r_a": a.rank, "r_b": b.rank,
-                        "phi": phi(a.A, b.A).tolist(),
-                        "phi_random": phi(random_like(a.A, seed + 2 * n), random_like(b.A, seed + 2 * n + 1)).tolist(),
+                        "phi": phi_of_bases(u1, u2).tolist(), "phi_random": phi(random_a, random_b).tolist(),
                         "note": a.note or b.note})
-    return {"run_a": str(run_a), "run_b": str(run_b), "entries": entries}
+    return {"run_a": str(run_a), "run_b": str(run_b), "of": of, "entries": entries}
 
 
 def amplification_report(run: str | Path, modules=None, layers=None, seed: int = 0,
@@ -297,7 +324,8 @@ def heatmaps(report: dict, out_dir: Path, name: str = "subspace") -> list[Path]:
             values = np.asarray(entry[key])
             image = ax.imshow(values, vmin=0, vmax=1, cmap="viridis", aspect="auto", origin="upper",
                               extent=(0.5, values.shape[1] + 0.5, values.shape[0] + 0.5, 0.5))
-            ax.set_title(f"ΔW{entry['weight']} layer {entry['layer']}: {title}", fontsize=9)
+            matrix = {"A": "A", "B": "B", "delta": "ΔW"}[report.get("of", "A")]
+            ax.set_title(f"ΔW{entry['weight']} layer {entry['layer']}, {matrix}: {title}", fontsize=9)
             ax.set_xlabel(f"j (run B, r={entry['r_b']})")
             ax.set_ylabel(f"i (run A, r={entry['r_a']})")
         fig.colorbar(image, ax=row.tolist(), fraction=0.025, label="φ(i, j)")
