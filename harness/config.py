@@ -40,6 +40,9 @@ class RunConfig:
     heldout_samples: int | None = _f(None, "hold this many training examples out (fixed by --data-seed) and evaluate on "
                                            "them instead of the dev/test sets: choose settings without touching "
                                            "the reported sets", positive=True)
+    select_on: str = _f("dev", "choose the best epoch (and stop early) on: dev, the paper's practice, or heldout: the "
+                               "--heldout-samples slice of the training data, evaluated beside the dev set, which "
+                               "is then only reported (classification tasks)", choices=("dev", "heldout"))
     data_seed: int = _f(0, "seed of the --max-*-samples subsets (kept apart from --seed so seeds share data)")
     init_from: str | None = _f(None, "start from the method weights of a finished run (its folder or weights/); "
                                      "its task head is not taken (the paper's MRPC/RTE/STS-B from MNLI)")
@@ -52,6 +55,8 @@ class RunConfig:
     batch_size: int = _f(16, "training batch size per device (global = this x processes x grad accumulation)", positive=True)
     eval_batch_size: int = _f(64, "evaluation batch size per device", positive=True)
     learning_rate: float | None = _f(None, "peak learning rate (default: the model's or the method's default)", positive=True)
+    patience: int | None = _f(None, "stop when the epoch-selection metric (see --select-on) has not improved for this "
+                                    "many epochs; --epochs is then the budget", positive=True)
     weight_decay: float = _f(0.0, "AdamW weight decay (not applied to biases and LayerNorm)", nonnegative=True)
     warmup_ratio: float = _f(0.06, "linear warmup over this fraction of the steps (the paper's 0.06)", nonnegative=True)
     warmup_steps: int | None = _f(None, "linear warmup steps; overrides --warmup-ratio", nonnegative=True)
@@ -103,6 +108,9 @@ class RunConfig:
                 raise HarnessError(f"{flag} must be one of {', '.join(item.metadata['choices'])}, got {value!r}.")
         if self.label_smoothing >= 1:
             raise HarnessError(f"--label-smoothing must be below 1, got {self.label_smoothing}.")
+        if self.select_on == "heldout" and not self.heldout_samples:
+            raise HarnessError("--select-on heldout needs --heldout-samples N: the training examples to choose the "
+                               "epoch on.")
         if self.warmup_ratio >= 1:
             raise HarnessError(f"--warmup-ratio must be below 1, got {self.warmup_ratio}.")
 

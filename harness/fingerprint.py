@@ -116,6 +116,10 @@ def fingerprint(config: dict[str, Any], record: dict[str, Any]) -> dict[str, Any
     batch = record.get("global_batch_size") or (config.get("batch_size", 16) * config.get("grad_accum", 1))
     fields["optim.global_batch_size"] = batch
     fields["optim.init_from"] = bool(config.get("init_from"))  # its path names the seed's own run
+    if config.get("select_on", "dev") != "dev":  # only when set: older runs keep their fingerprint ids
+        fields["optim.select_on"] = config["select_on"]
+    if config.get("patience"):
+        fields["optim.patience"] = config["patience"]
     if record.get("decode"):
         fields.update({f"decode.{k}": record["decode"].get(k) for k in DECODE_KEYS})
     versions = record.get("versions") or {}

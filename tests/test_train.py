@@ -223,3 +223,28 @@ print(json.dumps([after_reset, process_peak, training_peak_memory_mb()]))
     # What was freed before the reset no longer counts for training, and still counts for the process.
     assert after_reset < process_peak - 200
     assert with_training > after_reset + 80
+
+
+def test_select_on_heldout_chooses_the_epoch_without_the_dev_set_and_stops_early(tmp_path, sentiment_files):
+    """--select-on heldout: the best epoch is the held-out slice's best (the dev set only reported);
+    --patience stops once that metric has not improved for that many epochs."""
+    train, dev = sentiment_files
+    record = run(tiny_config(tmp_path, train, dev, epochs=8, heldout_samples=60, select_on="heldout", patience=1,
+                             learning_rate=5e-3, tracking_uri="none", save_weights=False), progress=False)
+    history = record["history"]
+    assert record["selected_on"] == "accuracy_heldout"
+    assert all("accuracy" in h and "accuracy_heldout" in h for h in history)
+    heldout = [h["accuracy_heldout"] for h in history]
+    assert record["best_epoch"] == history[heldout.index(max(heldout))]["epoch"]  # the first best held-out epoch
+    chosen = history[record["best_epoch"] - 1]
+    assert record["best"] == {k: v for k, v in chosen.items() if k not in ("epoch", "train_loss")}  # dev reported
+    if record["stopped_early_at"] is not None:
+        assert record["stopped_early_at"] == record["best_epoch"] + 1 == len(history) < 8
+    else:
+        assert len(history) == 8 and record["best_epoch"] >= 7
+    run_dir = record["run_dir"]
+    assert os.path.isfile(os.path.join(run_dir, "predictions_heldout.jsonl"))
+    with open(os.path.join(run_dir, "predictions.jsonl")) as handle:
+        assert sum(1 for _ in handle) == record["eval_examples"][""]  # dev predictions as usual
+    with pytest.raises(Exception, match="--select-on heldout needs --heldout-samples"):
+        tiny_config(tmp_path, train, dev, select_on="heldout")

@@ -217,3 +217,26 @@ PAPER_TABLE1 = [
     {"batch_size": 1, "seq_len": 128, "adapter_params": "11M", "adapter_l_r": 224, "adapter_h_r": 112,
      "base": "19.8±2.7", "adapter_l": "23.9±2.1 (+20.7%)", "adapter_h": "25.8±2.2 (+30.3%)"},
 ]
+
+# §7 (GPT-3 175B, validation accuracy %, lora_paper.md §1.8). Table 5: one budget of 18M parameters.
+PAPER_TABLE5 = {
+    "ranks": {"wq": 8, "wk": 8, "wv": 8, "wo": 8, "wq_wk": 4, "wq_wv": 4, "wq_wk_wv_wo": 2},
+    "WikiSQL (±0.5%)": {"wq": 70.4, "wk": 70.0, "wv": 73.0, "wo": 73.2, "wq_wk": 71.4, "wq_wv": 73.7,
+                        "wq_wk_wv_wo": 73.7},
+    "MultiNLI (±0.1%)": {"wq": 91.0, "wk": 90.8, "wv": 91.0, "wo": 91.3, "wq_wk": 91.3, "wq_wv": 91.3,
+                         "wq_wk_wv_wo": 91.7},
+}
+# Table 6: accuracy by rank r in (1, 2, 4, 8, 64), per dataset and weight set.
+PAPER_TABLE6 = {
+    ("WikiSQL (±0.5%)", "wq"): [68.8, 69.6, 70.5, 70.4, 70.0],
+    ("WikiSQL (±0.5%)", "wq_wv"): [73.4, 73.3, 73.7, 73.8, 73.5],
+    ("WikiSQL (±0.5%)", "wq_wk_wv_wo"): [74.1, 73.7, 74.0, 74.0, 73.9],
+    ("MultiNLI (±0.1%)", "wq"): [90.7, 90.9, 91.1, 90.7, 90.7],
+    ("MultiNLI (±0.1%)", "wq_wv"): [91.3, 91.4, 91.3, 91.6, 91.4],
+    ("MultiNLI (±0.1%)", "wq_wk_wv_wo"): [91.2, 91.7, 91.7, 91.5, 91.4],
+}
+PAPER_TABLE6_RANKS = (1, 2, 4, 8, 64)
+# Table 7: 48th layer of 96, Wq: ‖UᵀWqVᵀ‖_F with U, V the top-r directions of ΔWq, of Wq, or random.
+PAPER_TABLE7 = {4: {"delta": 0.32, "w": 21.67, "random": 0.02, "delta_norm": 6.91},
+                64: {"delta": 1.90, "w": 37.71, "random": 0.33, "delta_norm": 3.57},
+                "w_norm": 61.95}

@@ -11,7 +11,7 @@ from harness.errors import HarnessError
 from harness.models import load_for_classification
 from harness.models.heads import head_module_names
 from harness.tasks.base import Split, hold_out, subsample
-from harness.tasks.objective import Data, EvalContext, Evaluation
+from harness.tasks.objective import HELDOUT, Data, EvalContext, Evaluation
 
 
 class ClassificationObjective:
@@ -32,7 +32,9 @@ class ClassificationObjective:
             train, held = hold_out(task.load(task.train_split, config.data_dir), config.heldout_samples,
                                    config.data_seed)
             train = subsample(train, config.max_train_samples, config.data_seed)
-            if held is not None:  # the held-out slice replaces the dev set(s): one evaluation split
+            if held is not None and config.select_on == "heldout":  # beside the dev set(s): selects the epoch
+                evals = {**evals, HELDOUT: held}
+            elif held is not None:  # the held-out slice replaces the dev set(s): one evaluation split
                 evals = {next(iter(task.eval_splits)): held}
         evals = {suffix: subsample(split if isinstance(split, Split) else task.load(split, config.data_dir),
                                    config.max_eval_samples, config.data_seed) for suffix, split in evals.items()}

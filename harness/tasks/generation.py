@@ -206,6 +206,9 @@ class GenerationObjective:
     def load_data(self, task, config) -> Data:
         if config.metrics:
             task.check_metrics(config.metrics)
+        if config.select_on != "dev":
+            raise HarnessError(f"--select-on {config.select_on}: generation tasks decode once, after the last epoch "
+                               f"(as the paper does); use --heldout-samples alone to score on held-out inputs.")
         train, held = Split([], "none (--epochs 0)"), None
         if config.epochs or config.heldout_samples:
             # Held out by input (an MR with all its references), so no held-out input is trained on.

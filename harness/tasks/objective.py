@@ -21,6 +21,15 @@ from harness.registry import Registry, is_import_ref, load_object
 from harness.tasks.base import Split
 
 
+HELDOUT = "heldout"  # the eval split of --select-on heldout; its metrics are named <metric>_heldout
+
+
+def selection_metric(task, config) -> str:
+    """The metric that chooses the best epoch (and stops early): the task's main metric on the dev set,
+    or on the held-out training slice with --select-on heldout."""
+    return f"{task.main_metric}_{HELDOUT}" if config.select_on == HELDOUT else task.main_metric
+
+
 @dataclass
 class Data:
     """What a run trains on and evaluates: splits already cut to the run's subset sizes."""

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.tasks.objective import Data, EvalContext
+from harness.tasks.objective import Data, EvalContext, selection_metric
 from harness.tracking.mlflow import epoch_metrics, step_metrics
 from harness.training.batching import train_loader
 from harness.training.checkpoint import has_checkpoint, load_checkpoint, rng_states, save_checkpoint
@@ -39,6 +39,7 @@ class LoopState:
     history: list[dict] = field(default_factory=list)  # one entry per evaluated epoch
     best: dict[str, float] | None = None
     best_epoch: int | None = None
+    stopped_at: int | None = None  # the epoch early stopping (--patience) ended training after
 
 
 @dataclass
@@ -65,6 +66,7 @@ class Loop:
     progress: bool = True
     epoch_start_order: Any = None  # the data-order generator state this epoch's shuffle came from
     saved_epoch: int | None = None  # whose weights are in the run folder
+    selection: str = ""  # the metric that chooses the best epoch (objective.selection_metric)
 
     @property
     def main(self) -> bool:
@@ -86,6 +88,12 @@ def fit(accelerator, objective, task, model, tokenizer, data: Data, config, lear
     for epoch in range(state.epoch, config.epochs + 1):
         train_epoch(loop, state, epoch)
         end_epoch(loop, state, epoch)
+        if config.patience and state.best_epoch is not None and epoch - state.best_epoch >= config.patience:
+            state.stopped_at = epoch  # no improvement for `patience` epochs: the rest of the budget is not spent
+            if loop.main:
+                print(f"stopping early after epoch {epoch}: {loop.selection} has not improved since epoch "
+                      f"{state.best_epoch}", flush=True)
+            break
         if epoch < config.epochs:
             state.epoch, state.batches_done, state.epoch_loss, state.epoch_batches = epoch + 1, 0, 0.0, 0
             checkpoint(loop, state)
@@ -120,7 +128,7 @@ def prepare(accelerator, objective, task, model, tokenizer, data, config, learni
         model, optimizer, training, scheduler, *evals.values())
     return Loop(accelerator, objective, task, config, data, model, tokenizer, optimizer, scheduler, training,
                 dict(zip(evals, loaders)), generator, run, tracker, save_method_weights, method, method_options,
-                progress)
+                progress, selection=selection_metric(task, config))
 
 
 class _NoHooks:
@@ -206,11 +214,11 @@ def end_epoch(loop: Loop, state: LoopState, epoch: int) -> None:
     context = EvalContext(loop.accelerator, loop.model, loop.tokenizer, task, loop.config, loop.data,
                           loop.eval_loaders, loop.run, lambda: save_weights(loop, epoch), loop.progress)
     evaluation = loop.objective.evaluate(context, epoch, last)
-    metrics, score = evaluation.metrics, evaluation.metrics.get(task.main_metric)
+    metrics, score = evaluation.metrics, evaluation.metrics.get(loop.selection)
     if score is None:  # not evaluated on this epoch; if no epoch was, the last one is reported
         improved = last and state.best is None
     else:
-        improved = task.main_spec.better(score, (state.best or {}).get(task.main_metric))
+        improved = task.main_spec.better(score, (state.best or {}).get(loop.selection))
     if improved:
         save_weights(loop, epoch)
     mean_loss = loop.accelerator.reduce(torch.tensor(state.epoch_loss / max(state.epoch_batches, 1)), "mean").item()
@@ -255,6 +263,7 @@ def results(loop: Loop, state: LoopState, learning_rate: float) -> dict[str, Any
     steady = seconds - (state.first_step_s or 0.0)
     return {
         "best_epoch": state.best_epoch, "best": state.best, "history": state.history,
+        "selected_on": loop.selection, "stopped_early_at": state.stopped_at,
         "optimizer_steps": state.step, "learning_rate": learning_rate,
         "throughput": {"train_time_s": round(seconds, 3),
                        "train_samples_per_s": totals[0] / seconds if seconds else None,
