@@ -8,7 +8,8 @@
     tasks:                        # name: RunConfig keys of the task (task, model, budget)
       sst2: {task: glue/sst2, model: minilm-l6, max_train_samples: 1000, epochs: 2}
     search:                       # the learning rate of each method x model, chosen on held-out training data
-      task: {minilm-l6: sst2}     # the task each model's search runs on
+      task: {minilm-l6: sst2}     # the task each model's search runs on (its rate serves all the model's tasks)
+      per_task: false             # true: a search on every task instead (the paper tunes per task)
       factors: [0.3, 1, 3]        # times the entry's starting rate
       extend: 1                   # a best rate at an edge adds the next factor beyond it (this many times)
       heldout_samples: 500        # training examples held out (the reported dev/test sets are never used)
@@ -55,7 +56,7 @@ from harness.rundir import RunDir, write_json
 
 SUITE_KEYS = {"name", "version", "description", "seeds", "reference", "defaults", "tasks", "search", "methods",
               "methods_from"}
-SEARCH_KEYS = {"task", "factors", "extend", "heldout_samples", "seed", "metric", "settings"}
+SEARCH_KEYS = {"task", "factors", "extend", "heldout_samples", "seed", "metric", "settings", "per_task"}
 ENTRY_KEYS = {"method", "method_options", "model_options", "learning_rate", "rate_from", "override", "note", "same_as"}
 SUITES_DIR = Path("experiments") / "suites"
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.]*$")
@@ -111,6 +112,17 @@ class Suite:
     def models(self) -> list[str]:
         return list(dict.fromkeys(task["model"] for task in self.tasks.values()))
 
+    def search_units(self) -> dict[str, str]:
+        """Where learning rates are searched, as {rate key: task}: one search per model (on its
+        search.task), or with search.per_task one per task. Chosen rates are keyed the same way."""
+        if self.search.get("per_task"):
+            return {name: name for name in self.tasks}
+        return {model: self.search["task"][model] for model in self.models()}
+
+    def rate_key(self, task_name: str) -> str:
+        """Which chosen rate a task's cells train with."""
+        return task_name if self.search.get("per_task") else self.tasks[task_name]["model"]
+
     def entry(self, name: str) -> MethodEntry:
         """A listed entry by name, or a method reference (a plugin) as an entry of its own."""
         if name in self.methods:
@@ -135,25 +147,29 @@ class Suite:
     def _experiment(self, name: str, cells: list[Cell]) -> Experiment:
         return Experiment(name, self.path, self.description, cells, {})
 
-    def search_experiment(self, entry: MethodEntry, model: str, factors: list[float] | None = None) -> Experiment:
-        task_name = self.search["task"][model]
+    def search_experiment(self, entry: MethodEntry, key: str, factors: list[float] | None = None) -> Experiment:
+        task_name = self.search_units()[key]
+        model = self.tasks[task_name]["model"]
+        # The held-out slice replaces the reported sets in a search cell (select_on dev: nothing else is
+        # evaluated), whatever the suite's cells select their epoch on.
         settings = {**self.search.get("settings", {}).get(task_name, {}),
-                    "heldout_samples": self.search["heldout_samples"], "seed": self.search["seed"]}
+                    "heldout_samples": self.search["heldout_samples"], "seed": self.search["seed"], "select_on": "dev"}
         cells = []
         for factor in factors or self.search["factors"]:
             rate = float(f"{entry.centre(model) * factor:.3g}")
             config = self._config(task_name, entry, {**settings, "learning_rate": rate})
             cells.append(Cell(cell_id(config), config, {"task": task_name, "learning_rate": rate}))
-        return self._experiment(f"{self.slug}-{entry.name}-search-{_slug(model)}", cells)
+        return self._experiment(f"{self.slug}-{entry.name}-search-{_slug(key)}", cells)
 
     def experiment(self, entry: MethodEntry, rates: dict[str, float]) -> Experiment:
         """The entry's scored cells: every task whose model has a chosen rate, every seed."""
         cells = []
-        for task_name, task in self.tasks.items():
-            if rates.get(task["model"]) is None:
+        for task_name in self.tasks:
+            rate = rates.get(self.rate_key(task_name))
+            if rate is None:
                 continue
             for seed in self.seeds:
-                config = self._config(task_name, entry, {"learning_rate": rates[task["model"]], "seed": seed})
+                config = self._config(task_name, entry, {"learning_rate": rate, "seed": seed})
                 cells.append(Cell(cell_id(config), config, {"task": task_name, "seed": seed}))
         return self._experiment(f"{self.slug}-{entry.name}", cells)
 
@@ -201,7 +217,7 @@ def load_suite(name_or_path: str) -> Suite:
     search = spec.get("search") or {}
     check_keys(search, SEARCH_KEYS, f"{where} (search)")
     models = list(dict.fromkeys(t["model"] for t in tasks.values()))
-    for model in models:
+    for model in [] if search.get("per_task") else models:
         if search.get("task", {}).get(model) not in tasks:
             raise HarnessError(f"{where}: search.task has no task of this suite for model '{model}'; "
                                f"name one of {', '.join(tasks)}.")
@@ -275,14 +291,15 @@ def entry_file(output: Path, name: str) -> Path:
     return output / "entries" / f"{name}.json"
 
 
-def choose_rate(suite: Suite, entry: MethodEntry, model: str, output: Path, factors: list[float] | None = None
+def choose_rate(suite: Suite, entry: MethodEntry, key: str, output: Path, factors: list[float] | None = None
                 ) -> dict[str, Any]:
-    """The search's record for one model: each candidate's held-out score and the choice (or why none)."""
+    """The search's record for one rate key (a model, or a task with search.per_task): each candidate's
+    held-out score and the choice (or why none)."""
     from harness.grid.runner import run_dir_of
     from harness.report.specs import main_spec_of, spec_of
 
-    experiment = suite.search_experiment(entry, model, factors)
-    task_name = suite.search["task"][model]
+    experiment = suite.search_experiment(entry, key, factors)
+    task_name = suite.search_units()[key]
     task = suite.tasks[task_name]["task"]
     metric = suite.search["metric"].get(task_name)
     candidates = []
@@ -355,23 +372,25 @@ def run_suite(suite: Suite, names: list[str], output_root: str | Path = "results
         started = time.monotonic()
         record = read_entry(output, entry.name) or {}
         rates, searches = {}, {}
-        for model in suite.models():
-            progress(f"[{entry.name}] learning-rate search on {model} ({suite.search['task'][model]}, held-out "
+        for key, task_name in suite.search_units().items():
+            progress(f"[{entry.name}] learning-rate search for {key} ({task_name}, held-out "
                      f"{suite.search['heldout_samples']} training examples)")
             searched = suite.entry(entry.rate_from) if entry.rate_from else entry
-            searches[model] = search_rate(suite, searched, model, output, overrides, jobs, progress, launcher)
+            searches[key] = search_rate(suite, searched, key, output, overrides, jobs, progress, launcher)
             if entry.rate_from:
-                searches[model]["shared_from"] = entry.rate_from
-            rates[model] = searches[model]["chosen"]
-            shown = rates[model] if rates[model] is not None else f"none ({searches[model]['reason']})"
-            progress(f"[{entry.name}] {model}: learning rate {shown}")
+                searches[key]["shared_from"] = entry.rate_from
+            rates[key] = searches[key]["chosen"]
+            shown = rates[key] if rates[key] is not None else f"none ({searches[key]['reason']})"
+            progress(f"[{entry.name}] {key}: learning rate {shown}")
         experiment = _with(suite.experiment(entry, rates), overrides)
         statuses = (run_grid(experiment, str(output), jobs=jobs, launcher=launcher, progress=progress)
                     if experiment.cells else {})
         inference = record.get("inference") or {}
         if measure_inference:
             for model in suite.models():
-                if model not in inference and rates.get(model) is not None:
+                trained = any(rates.get(suite.rate_key(t)) is not None for t, task in suite.tasks.items()
+                              if task["model"] == model)
+                if model not in inference and trained:
                     inference[model] = inference_overhead(entry, model)
         record = {"suite": suite.slug, "entry": entry.name, "method": entry.method, "listed": entry.listed,
                   "method_options": {m: entry.options_for(m) for m in suite.models()}, "override": entry.override,

@@ -236,3 +236,40 @@ def test_an_entry_same_as_another_suites_reuses_its_runs_and_refuses_different_c
     selfish.write_text(shared.read_text().replace(f"{tiny}:lora", f"{selfish}:lora_r1"))
     with pytest.raises(HarnessError, match="same_as an entry of its own suite"):
         load_suite(str(selfish))
+
+
+def test_per_task_search_and_heldout_epoch_selection(tmp_path):
+    """search.per_task: every task gets its own held-out search and rate (the paper tunes per task);
+    cells that select their epoch on a held-out slice still search with the slice replacing the dev set."""
+    train = write_csv(tmp_path / "train.csv", sentiment_rows(240, 0))
+    dev = write_csv(tmp_path / "dev.csv", sentiment_rows(60, 1))
+    path = tmp_path / "pertask.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        name: pertask
+        version: 1
+        seeds: [0, 1]
+        reference: lora
+        defaults: {{model: tiny-bert, epochs: 2, tracking_uri: none, save_weights: false, batch_size: 16,
+                    heldout_samples: 40, select_on: heldout, patience: 2}}
+        tasks:
+          a: {{task: csv, model: tiny-bert, train_file: {train}, eval_file: {dev}}}
+          b: {{task: csv, model: tiny-bert, train_file: {train}, eval_file: {dev}, max_train_samples: 120}}
+        search: {{per_task: true, factors: [0.5, 2], extend: 0, heldout_samples: 50}}
+        methods:
+          lora: {{method: lora, method_options: {{r: 2}}, learning_rate: 1.0e-2}}
+        """), encoding="utf-8")
+    suite = load_suite(str(path))
+    assert suite.search_units() == {"a": "a", "b": "b"} and suite.rate_key("b") == "b"
+    search = suite.search_experiment(suite.entry("lora"), "b")
+    assert all(c.config.select_on == "dev" and c.config.heldout_samples == 50 and c.config.max_train_samples == 120
+               for c in search.cells)
+    out = tmp_path / "results"
+    summary = run_suite(suite, ["lora"], out, launcher="inline", progress=lambda *_: None, measure_inference=False)
+    assert summary["lora"]["failed"] == 0 and set(summary["lora"]["learning_rate"]) == {"a", "b"}
+    record = json.loads((out / "pertask-v1" / "entries" / "lora.json").read_text())
+    assert set(record["search"]) == {"a", "b"} and record["search"]["b"]["task"] == "b"
+    runs = [json.loads(p.read_text()) for p in (out / "pertask-v1" / "runs").glob("pertask-v1-lora-[0-9a-f]*/metrics.json")]
+    assert len(runs) == 4 and all(r["selected_on"] == "accuracy_heldout" for r in runs)
+    rates = record["learning_rate"]
+    by_size = {r["train_examples"]: r["learning_rate"] for r in runs}  # task b trains on 120 examples
+    assert by_size == {200: rates["a"], 120: rates["b"]}

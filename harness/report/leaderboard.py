@@ -54,8 +54,9 @@ def _task_cell(suite, task_name: str, record: dict, runs: list[RunRecord]) -> tu
     """(the board's cell for one entry x task, its Side or None)."""
     task = suite.tasks[task_name]
     model = task["model"]
-    if (record.get("learning_rate") or {}).get(model) is None:
-        search = (record.get("search") or {}).get(model) or {}
+    key = suite.rate_key(task_name)
+    if (record.get("learning_rate") or {}).get(key) is None:
+        search = (record.get("search") or {}).get(key) or {}
         return {"status": "cannot run", "reason": search.get("reason", "no learning-rate search ran")}, None
     mine = [r for r in runs if r.task == task["task"]]
     side = side_from_runs(record["entry"], task["task"], model, mine)
@@ -271,7 +272,7 @@ def _search_lines(board: dict) -> list[str]:
     out = ["## Learning-rate search", "",
            "Each method's rate: the best held-out score of its candidates (seed 0, held-out training examples; "
            "the reported sets are never used). An edge choice is marked *.", "",
-           "| method | model | task | metric | candidates (rate: held-out score) | chosen |", "|---|---|---|---|---|---|"]
+           "| method | rate for | task | metric | candidates (rate: held-out score) | chosen |", "|---|---|---|---|---|---|"]
     for row in board["rows"]:
         for model, search in (row.get("search") or {}).items():
             shown = ", ".join(f"{c['learning_rate']:g}: " + (f"{c['score']:.4f}" if c["score"] is not None else
