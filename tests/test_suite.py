@@ -182,7 +182,7 @@ def test_every_committed_suite_loads_and_its_cells_resolve(path):
 
     suite = load_suite(str(path))
     for entry in suite.methods.values():
-        cells = suite.experiment(entry, {model: 1e-3 for model in suite.models()}).cells
+        cells = suite.experiment(entry, {key: 1e-3 for key in suite.search_units()}).cells
         assert len(cells) == len(suite.tasks) * len(suite.seeds)
         resolve(cells[0].config)  # task, model preset and method exist; options are the method's
 
