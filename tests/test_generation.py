@@ -177,6 +177,34 @@ def test_batched_beam_search_equals_one_input_at_a_time(tiny_lm, beams):
     assert all(together)  # never empty: the first token is never a stop token
 
 
+@pytest.mark.parametrize("method", ["none", "prefix_layer"])
+def test_inputs_joining_a_running_batch_decode_as_they_would_alone(tiny_lm, method):
+    """Batch 2 over 7 inputs: finished inputs' slots go to the next ones (their caches left-padded into
+    the batch's); outputs equal one input at a time. Prefix tuning adds its own cache positions, so
+    there a new batch starts only when the last one is done, with the same outputs."""
+    import copy
+
+    base, tokenizer = tiny_lm
+    model = base
+    if method != "none":
+        model = get_method(method).prepare(copy.deepcopy(base), get_method(method).resolve_options({}), [])
+        with torch.no_grad():
+            for parameter in model.parameters():
+                if parameter.requires_grad:
+                    parameter.add_(torch.randn_like(parameter) * 0.5)
+        model.eval()
+    sources = SOURCES + ["name[Alimentum]", "name[Blue Spice], area[riverside]", "name[Cotto], food[Indian]",
+                         "name[Fitzbillies], customer rating[high], familyFriendly[yes], near[The Six Bells]"]
+    settings = DecodeSettings(num_beams=3, max_new_tokens=14, batch_size=2)
+    finished = []
+    prompts = [tokenizer(prompt_of(s), add_special_tokens=False)["input_ids"] for s in sources]
+    together = beam_search(model, prompts, settings, torch.tensor(stop_token_ids(tokenizer)), tokenizer.eos_token_id,
+                           finished.append)
+    alone = [beam_search(model, [p], DecodeSettings(num_beams=3, max_new_tokens=14, batch_size=1),
+                         torch.tensor(stop_token_ids(tokenizer)), tokenizer.eos_token_id)[0] for p in prompts]
+    assert together == alone and sum(finished) == len(sources)
+
+
 # ---------------------------------------------------------------------------------------------
 # Runs and scoring.
 

@@ -11,7 +11,8 @@ It follows microsoft/LoRA's ``gpt2_beam.py``, the decoder behind the paper's tab
 - the first token is never a stop token (an untrained model often starts with a newline);
 - many inputs are decoded at once (left-padded, with explicit positions and a KV cache), and an
   input leaves the batch as soon as no open beam can beat its best finished hypothesis. That is
-  exact, because log-probabilities only add negative terms.
+  exact, because log-probabilities only add negative terms. Its slot goes to the next input (its
+  prompt's cache joins the batch's, left-padded), so a batch never waits for its slowest input.
 """
 
 from __future__ import annotations
@@ -67,11 +68,10 @@ def decode_ids(model, tokenizer, sources: list[str], settings: DecodeSettings, p
     model.eval()
     with torch.no_grad(), tqdm(total=len(sources), desc=desc, disable=not progress, unit="input",
                                dynamic_ncols=True) as bar:
-        for start in range(0, len(order), settings.batch_size):
-            chunk = order[start:start + settings.batch_size]
-            for index, tokens in zip(chunk, beam_search(model, [prompts[i] for i in chunk], settings, stops, pad)):
-                outputs[index] = tokens
-            bar.update(len(chunk))
+        # One search over every input (longest first: fail fast on memory); inputs join as others finish.
+        for index, tokens in zip(order, beam_search(model, [prompts[i] for i in order], settings, stops, pad,
+                                                    bar.update)):
+            outputs[index] = tokens
     model.train(was_training)
     return outputs
 
@@ -91,13 +91,30 @@ def _banned(history, n: int):
     return row, windows[row, position, -1]
 
 
-def beam_search(model, prompts: list[list[int]], settings: DecodeSettings, stops, pad_token_id: int) -> list[list[int]]:
-    """Generated token ids (stop token excluded) for each prompt; see the module docstring."""
+@dataclass
+class _Live:
+    """The inputs being decoded together: k rows (beams) per input, their KV cache and search state."""
+
+    items: object  # (inputs,) which prompt each group of k rows belongs to
+    cache: object  # DynamicCache over every row
+    mask: object  # (rows, cache length) attention mask, 0 on padding
+    next_position: object  # (rows, 1) position of the next token
+    history: object  # (rows, steps) generated tokens, -1 on the left of inputs that joined later
+    steps: object  # (inputs,) tokens generated so far
+    beam_scores: object  # (inputs, k) summed log-probabilities, -inf on closed beams
+    logits: object  # (rows, vocab) next-token logits
+
+    @property
+    def inputs(self) -> int:
+        return int(self.items.numel())
+
+
+def _prefill(model, prompts: list[list[int]], items: list[int], k: int, pad_token_id: int, device) -> _Live:
+    """Each prompt once (left-padded, explicit positions, logits of the last position only), then its
+    cache copied to k beams; the first step expands one beam only (all k start identical)."""
     import torch
     from transformers import DynamicCache
 
-    device = next(model.parameters()).device
-    k, lp, max_new = settings.num_beams, settings.length_penalty, settings.max_new_tokens
     batch, width = len(prompts), max(len(p) for p in prompts)
     ids = torch.full((batch, width), pad_token_id, dtype=torch.long)
     mask = torch.zeros((batch, width), dtype=torch.long)
@@ -106,69 +123,116 @@ def beam_search(model, prompts: list[list[int]], settings: DecodeSettings, stops
         mask[row, width - len(prompt):] = 1
     ids, mask = ids.to(device), mask.to(device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    stops = stops.to(device)
     cache = DynamicCache()
-    # The prompt once per input (logits of its last position only), then its cache copied to k beams.
     logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
                    use_cache=True, logits_to_keep=1).logits[:, -1, :]
     cache.batch_repeat_interleave(k)
-    logits, mask = logits.repeat_interleave(k, 0), mask.repeat_interleave(k, 0)
-    next_position = positions[:, -1:].repeat_interleave(k, 0) + 1
+    scores = torch.full((batch, k), -math.inf, device=device)
+    scores[:, 0] = 0.0
+    return _Live(torch.tensor(items), cache, mask.repeat_interleave(k, 0),
+                 positions[:, -1:].repeat_interleave(k, 0) + 1,
+                 torch.empty((batch * k, 0), dtype=torch.long, device=device),
+                 torch.zeros(batch, dtype=torch.long, device=device), scores, logits.repeat_interleave(k, 0))
 
-    items = torch.arange(batch)  # which prompt each group of k rows belongs to
-    beam_scores = torch.full((batch, k), -math.inf, device=device)
-    beam_scores[:, 0] = 0.0  # the first step expands one beam only (all k start identical)
-    history = torch.empty((batch * k, 0), dtype=torch.long, device=device)
-    best_score = torch.full((batch,), -math.inf, device=device)  # per prompt, its best finished hypothesis
-    best_tokens: list[list[int]] = [[] for _ in range(batch)]
 
-    for step in range(1, max_new + 1):
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
-        banned = _banned(history, settings.no_repeat_ngram_size)
+def _join(live: _Live, fresh: _Live) -> _Live:
+    """One batch of both: caches, masks and histories left-padded to a common length (padding is masked
+    out, and every row's positions are its own, so no row's computation changes)."""
+    import torch
+    import torch.nn.functional as F
+
+    length = max(live.mask.shape[1], fresh.mask.shape[1])
+    for part in (live, fresh):
+        extra = length - part.mask.shape[1]
+        if extra:
+            for layer in part.cache.layers:
+                layer.keys, layer.values = (F.pad(t, (0, 0, extra, 0)) for t in (layer.keys, layer.values))
+            part.mask = F.pad(part.mask, (extra, 0))
+    for a, b in zip(live.cache.layers, fresh.cache.layers):
+        a.keys, a.values = torch.cat([a.keys, b.keys]), torch.cat([a.values, b.values])
+    steps = max(live.history.shape[1], fresh.history.shape[1])
+    history = [F.pad(h, (steps - h.shape[1], 0), value=-1) for h in (live.history, fresh.history)]
+    return _Live(torch.cat([live.items, fresh.items]), live.cache, torch.cat([live.mask, fresh.mask]),
+                 torch.cat([live.next_position, fresh.next_position]), torch.cat(history),
+                 torch.cat([live.steps, fresh.steps]), torch.cat([live.beam_scores, fresh.beam_scores]),
+                 torch.cat([live.logits, fresh.logits]))
+
+
+def beam_search(model, prompts: list[list[int]], settings: DecodeSettings, stops, pad_token_id: int,
+                on_done=None) -> list[list[int]]:
+    """Generated token ids (stop token excluded) for each prompt; see the module docstring. At most
+    ``settings.batch_size`` inputs are decoded together, in the order given; when inputs finish, new
+    ones join the batch (their prompt is run, and its cache joins the others'), so the batch stays
+    full instead of waiting for its slowest input."""
+    import torch
+
+    device = next(model.parameters()).device
+    k, lp, max_new = settings.num_beams, settings.length_penalty, settings.max_new_tokens
+    stops = stops.to(device)
+    best_score = torch.full((len(prompts),), -math.inf, device=device)  # per prompt, its best finished hypothesis
+    best_tokens: list[list[int]] = [[] for _ in prompts]
+    pending, live, joinable = list(range(len(prompts))), None, True
+    refill_at = max(1, settings.batch_size // 4)  # free slots that pay for a prompt pass
+
+    while pending or live is not None:
+        free = settings.batch_size - (live.inputs if live is not None else 0)
+        if pending and (live is None or (joinable and free >= refill_at)):
+            take, pending = pending[:free], pending[free:]
+            fresh = _prefill(model, [prompts[i] for i in take], take, k, pad_token_id, device)
+            # A method that adds its own cache positions (prefix tuning) cannot be padded on the left.
+            joinable = joinable and fresh.cache.get_seq_length() == fresh.mask.shape[1]
+            live = fresh if live is None else _join(live, fresh)
+
+        step = live.steps + 1  # per input
+        logprobs = torch.log_softmax(live.logits.float(), dim=-1)
+        banned = _banned(live.history, settings.no_repeat_ngram_size)
         if banned is not None:
             logprobs[banned] = -math.inf
-        if step == 1:
-            logprobs[:, stops] = -math.inf  # at least one token: an empty output scores nothing
+        first = (step == 1).repeat_interleave(k)
+        if first.any():  # at least one token: an empty output scores nothing
+            logprobs[first.nonzero(), stops] = -math.inf
         vocab = logprobs.shape[-1]
-        live = items.numel()
-        scores = (beam_scores.view(-1, 1) + logprobs).view(live, k * vocab)
+        groups = live.inputs
+        scores = (live.beam_scores.view(-1, 1) + logprobs).view(groups, k * vocab)
         top_scores, top = scores.topk(k, dim=1)
-        rows = (torch.arange(live, device=device) * k).unsqueeze(1) + top // vocab
+        rows = (torch.arange(groups, device=device) * k).unsqueeze(1) + top // vocab
         tokens = top % vocab
-        history = torch.cat([history[rows.view(-1)], tokens.view(-1, 1)], dim=1)
-        cache.reorder_cache(rows.view(-1))
-        beam_scores = top_scores
+        live.history = torch.cat([live.history[rows.view(-1)], tokens.view(-1, 1)], dim=1)
+        live.cache.reorder_cache(rows.view(-1))
+        live.beam_scores, live.steps = top_scores, step
 
         finished = torch.isin(tokens, stops) & torch.isfinite(top_scores)
-        if finished.any() or step == max_new:
-            # At the last step every open beam competes as it is (LoRA's final candidate pass).
-            candidates = torch.where(finished | (step == max_new), top_scores / step ** lp, -math.inf)
+        last = step == max_new
+        if finished.any() or last.any():
+            # At its last step every open beam of an input competes as it is (LoRA's final candidate pass).
+            candidates = torch.where(finished | last.unsqueeze(1), top_scores / step.unsqueeze(1).float() ** lp,
+                                     -math.inf)
             value, beam = candidates.max(dim=1)
-            better = value > best_score[items]
-            best_score[items[better.cpu()]] = value[better]
+            better = value > best_score[live.items]
+            best_score[live.items[better.cpu()]] = value[better]
             for group in better.nonzero().view(-1).tolist():
-                seq = history[group * k + beam[group].item()].tolist()
-                best_tokens[items[group].item()] = seq[:-1] if seq[-1] in stops else seq
-            beam_scores = beam_scores.masked_fill(finished, -math.inf)
-        if step == max_new:
-            break
+                seq = [t for t in live.history[group * k + beam[group].item()].tolist() if t >= 0]
+                best_tokens[live.items[group].item()] = seq[:-1] if seq[-1] in stops else seq
+            live.beam_scores = live.beam_scores.masked_fill(finished, -math.inf)
         # An open beam's final score is at most its score now over max(length) ** lp (lp >= 0) or
         # over (step + 1) ** lp (lp < 0); an input whose best finished hypothesis beats that is done.
-        top_open = beam_scores.max(dim=1).values
-        bound = top_open / (max_new if lp >= 0 else step + 1) ** lp
-        keep = ~((best_score[items] >= bound) | ~torch.isfinite(top_open))
+        top_open = live.beam_scores.max(dim=1).values
+        bound = top_open / (torch.full_like(top_open, max_new) if lp >= 0 else (step + 1).float()) ** lp
+        keep = ~(last | (best_score[live.items] >= bound) | ~torch.isfinite(top_open))
+        if on_done is not None and not keep.all():
+            on_done(int((~keep).sum()))
         if not keep.any():
-            break
+            live = None
+            continue
         if not keep.all():
             rows_kept = (keep.nonzero().view(-1, 1) * k + torch.arange(k, device=device)).view(-1)
-            items, beam_scores = items[keep.cpu()], beam_scores[keep]
-            history, mask, next_position = history[rows_kept], mask[rows_kept], next_position[rows_kept]
+            live.items, live.beam_scores, live.steps = live.items[keep.cpu()], live.beam_scores[keep], live.steps[keep]
+            live.history, live.mask = live.history[rows_kept], live.mask[rows_kept]
+            live.next_position = live.next_position[rows_kept]
             tokens = tokens[keep]
-            cache.batch_select_indices(rows_kept)
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-        logits = model(input_ids=tokens.view(-1, 1), attention_mask=mask, position_ids=next_position,
-                       past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1, :]
-        next_position = next_position + 1
+            live.cache.batch_select_indices(rows_kept)
+        live.mask = torch.cat([live.mask, torch.ones_like(live.mask[:, :1])], dim=1)
+        live.logits = model(input_ids=tokens.view(-1, 1), attention_mask=live.mask, position_ids=live.next_position,
+                            past_key_values=live.cache, use_cache=True, logits_to_keep=1).logits[:, -1, :]
+        live.next_position = live.next_position + 1
     return best_tokens
-
-
