@@ -188,3 +188,31 @@ def test_generation_holds_out_whole_inputs_with_their_references(tmp_path):
     assert len(data.train.examples) == 75
     tests = [split for name, split in data.evals.items() if name != "loss"]
     assert len(tests) == 1 and {e.source for e in tests[0].examples} == held_inputs
+
+
+def test_task_yaml_files_resolve_against_the_data_dir_and_quotes_can_be_text(tmp_path):
+    """A committed task YAML can name a file of the shared data (glue/QNLI/dev.tsv) relative to
+    --data-dir; `quoting: none` reads GLUE-style TSVs whose sentences contain unbalanced quotes."""
+    from harness.errors import HarnessError
+    from harness.tasks import task_from_yaml
+
+    data = tmp_path / "data" / "pairs"
+    data.mkdir(parents=True)
+    (data / "dev.tsv").write_text('q\ts\tlabel\n"What is it?\tA thing.\tyes\nWho?\tNobody "knows.\tno\n')
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    (folder / "pairs.yaml").write_text("task: pairs\nfiles: {train: pairs/dev.tsv, dev: pairs/dev.tsv}\n"
+                                       "text_column: q\ntext_pair_column: s\nquoting: none\n")
+    task = task_from_yaml(folder / "pairs.yaml")
+    split = task.load("train", tmp_path / "data")
+    assert [(e.text, e.text_pair) for e in split.examples] == [('"What is it?', "A thing."), ("Who?", 'Nobody "knows.')]
+    assert task.label_names == ["no", "yes"]
+    (folder / "quoted.yaml").write_text((folder / "pairs.yaml").read_text().replace("quoting: none", "quoting: csv"))
+    with pytest.raises(HarnessError):  # quotes taken as delimiters swallow the rows
+        task_from_yaml(folder / "quoted.yaml").load("train", tmp_path / "data")
+    (tmp_path / "elsewhere").mkdir()
+    with pytest.raises(HarnessError, match="missing train file pairs/dev.tsv"):
+        task_from_yaml(folder / "pairs.yaml").load("train", tmp_path / "elsewhere")
+    (folder / "bad.yaml").write_text((folder / "pairs.yaml").read_text().replace("quoting: none", "quoting: tsv"))
+    with pytest.raises(HarnessError, match="quoting must be 'csv'"):
+        task_from_yaml(folder / "bad.yaml")

@@ -67,7 +67,7 @@ for _task in glue_tasks() + nlg_tasks():
 
 YAML_KEYS = {
     "task", "type", "dataset", "dataset_config", "files", "train_split", "eval_split", "text_column",
-    "text_pair_column", "label_column", "labels", "metrics", "main_metric", "description",
+    "text_pair_column", "label_column", "labels", "metrics", "main_metric", "description", "quoting",
 }
 GENERATION_KEYS = {"task", "type", "files", "train_split", "eval_split", "loss_split", "source_column",
                    "target_column", "scorer", "metrics", "main_metric", "length_penalty", "description"}
@@ -95,7 +95,11 @@ def task_from_yaml(path: str | os.PathLike) -> Task:
     if "dataset" in spec:
         source = HubSource(spec["dataset"], columns, spec.get("dataset_config"))
     else:
-        source = FileSource(dict(spec["files"]), columns, base_dir=path.parent)
+        if spec.get("quoting", "csv") not in ("csv", "none"):
+            raise HarnessError(f"{path}: quoting must be 'csv' (fields may be quoted) or 'none' (quotes are text, "
+                               f"as in GLUE's TSV files), got '{spec['quoting']}'.")
+        source = FileSource(dict(spec["files"]), columns, base_dir=path.parent,
+                            quote_fields=spec.get("quoting", "csv") == "csv")
     return build_task(
         spec["task"], spec.get("type", "classification"), source, spec.get("labels"), spec.get("metrics"),
         spec.get("main_metric"), train_split, eval_split, spec.get("description", f"from {path}"), where=str(path),

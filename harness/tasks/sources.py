@@ -106,6 +106,8 @@ class FileSource:
     columns: ColumnSpec
     base_dir: Path | None = None  # relative paths in a task YAML resolve against the YAML's folder
     infers_labels = True
+    data_dir: Path | None = None  # ... and then against the run's data folder (a file of the shared data)
+    quote_fields: bool = True  # False: quotes are text (GLUE's TSV files), never field delimiters
 
     def describe(self) -> str:
         return ", ".join(f"{split}={path}" for split, path in self.files.items())
@@ -116,22 +118,27 @@ class FileSource:
                 f"no file for the {split} split; give it with --{'train' if split == 'train' else 'eval'}-file "
                 f"(or 'files: {{{split}: …}}' in the task YAML)."
             )
-        path = Path(self.files[split]).expanduser()
-        if not path.is_absolute() and self.base_dir is not None and not path.exists():
-            path = self.base_dir / path
-        if not path.is_file():
-            raise HarnessError(f"missing {split} file {path}; check the path.")
+        given = Path(self.files[split]).expanduser()
+        candidates = [given] if given.is_absolute() else \
+            [given, *(folder / given for folder in (self.base_dir, self.data_dir) if folder is not None)]
+        path = next((c for c in candidates if c.is_file()), None)
+        if path is None:
+            raise HarnessError(f"missing {split} file {given} (looked in {', '.join(str(c) for c in candidates)}); "
+                               f"check the path or --data-dir.")
         return path
 
     def load(self, task: Task, split: str, data_dir: Path | None) -> Split:
+        self.data_dir = Path(data_dir) if data_dir else None
+        quoting = csv.QUOTE_MINIMAL if self.quote_fields else csv.QUOTE_NONE
         path = self.path(split)
         if task.kind == "classification" and task.label_names is None:
             # Class ids follow the sorted label values of the training file.
             train = self.path(task.train_split)
             task.label_names = _sorted_labels(
-                field_of(record, self.columns.label, f"{train}:{line}") for line, record in read_records(train)
+                field_of(record, self.columns.label, f"{train}:{line}")
+                for line, record in read_records(train, quoting=quoting)
             )
-        return examples_from_records(task, read_records(path), self.columns, str(path))
+        return examples_from_records(task, read_records(path, quoting=quoting), self.columns, str(path))
 
 
 @dataclass
