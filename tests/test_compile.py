@@ -22,21 +22,26 @@ def _pair(tmp_path, **settings):
     return records[False], records[True]
 
 
-def test_compiled_generation_training_matches_eager_and_decodes(tmp_path, data_dir):
-    rows = ["mr,ref\n"] + [f'"name[{f}], price[{p}]",{f} is {p}.\n' for f in ("soup", "tea", "rice", "cake")
-                            for p in ("cheap", "dear")]
+def _generation_task(tmp_path, name: str, rows: list[str]) -> str:
+    """A generation task YAML over the same rows in train, dev and test; its path."""
     for split in ("train", "dev", "test"):
-        (tmp_path / f"{split}.csv").write_text("".join(rows))
-    (tmp_path / "menus.yaml").write_text(textwrap.dedent("""\
-        task: menus
+        (tmp_path / f"{split}.csv").write_text("".join(["mr,ref\n", *rows]))
+    (tmp_path / f"{name}.yaml").write_text(textwrap.dedent(f"""\
+        task: {name}
         type: generation
-        files: {train: train.csv, dev: dev.csv, test: test.csv}
+        files: {{train: train.csv, dev: dev.csv, test: test.csv}}
         source_column: mr
         target_column: ref
         scorer: e2e
         metrics: [bleu]
         """))
-    eager, compiled = _pair(tmp_path, task=str(tmp_path / "menus.yaml"), model="tiny-gpt2", method="lora", epochs=1,
+    return str(tmp_path / f"{name}.yaml")
+
+
+def test_compiled_generation_training_matches_eager_and_decodes(tmp_path, data_dir):
+    task = _generation_task(tmp_path, "menus", [f'"name[{f}], price[{p}]",{f} is {p}.\n'
+                                                for f in ("soup", "tea", "rice", "cake") for p in ("cheap", "dear")])
+    eager, compiled = _pair(tmp_path, task=task, model="tiny-gpt2", method="lora", epochs=1,
                             data_dir=str(data_dir), num_beams=2, max_new_tokens=5, batch_size=4)
     assert compiled["history"][0]["train_loss"] == pytest.approx(eager["history"][0]["train_loss"], rel=1e-4)
     assert compiled["best"]["dev_loss"] == pytest.approx(eager["best"]["dev_loss"], rel=1e-4)
@@ -56,20 +61,9 @@ def test_harness_decoding_equals_generate_where_the_algorithms_agree(tmp_path, d
     are greedy search to the first stop token, so their outputs must agree token for token."""
     from harness.bench import compare_with_generate
 
-    rows = ["mr,ref\n"] + [f'"name[{f}], area[{a}]",{f} is in the {a}.\n' for f in ("soup", "tea", "rice")
-                           for a in ("city", "park")]
-    for split in ("train", "dev", "test"):
-        (tmp_path / f"{split}.csv").write_text("".join(rows))
-    (tmp_path / "places.yaml").write_text(textwrap.dedent("""\
-        task: places
-        type: generation
-        files: {train: train.csv, dev: dev.csv, test: test.csv}
-        source_column: mr
-        target_column: ref
-        scorer: e2e
-        metrics: [bleu]
-        """))
-    record = run(RunConfig(task=str(tmp_path / "places.yaml"), model="tiny-gpt2", method="lora", epochs=1,
+    task = _generation_task(tmp_path, "places", [f'"name[{f}], area[{a}]",{f} is in the {a}.\n'
+                                                 for f in ("soup", "tea", "rice") for a in ("city", "park")])
+    record = run(RunConfig(task=task, model="tiny-gpt2", method="lora", epochs=1,
                            data_dir=str(data_dir), num_beams=1, no_repeat_ngram_size=0, max_new_tokens=6,
                            max_decode_samples=0, tracking_uri="none", output_dir=str(tmp_path / "out")),
                  progress=False)
