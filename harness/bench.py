@@ -444,10 +444,12 @@ def generate_outputs(model, tokenizer, sources: list[str], settings, early_stopp
 
 def compare_with_generate(run_dir: str | Path, data_dir=None, inputs: int = 32, batch_size: int = 16,
                           num_beams: int | None = None, max_new_tokens: int | None = None,
-                          early_stopping=False, repeats: int = 1, out: str | None = None) -> dict[str, Any]:
+                          stopping=(False, "never"), repeats: int = 1, out: str | None = None) -> dict[str, Any]:
     """The harness's beam search against ``model.generate`` on a trained run's model (adapter merged),
     the same test inputs and settings: time per input and per generated token, and the outputs compared
-    token for token. The runs alternate over ``repeats`` (best time of each kept)."""
+    token for token. ``stopping``: generate's early_stopping values to measure (False: its default
+    heuristic; "never": exact, like the harness's). The sides alternate over ``repeats`` (best time of
+    each kept)."""
     import torch
 
     from harness.methods import get_method, load_trained
@@ -474,29 +476,33 @@ def compare_with_generate(run_dir: str | Path, data_dir=None, inputs: int = 32, 
     if spec.merge is not None:
         model = spec.merge(model)
     model.eval()
-    times: dict[str, list[float]] = {"harness": [], "generate": []}
-    for _ in range(repeats):  # alternate, so drift in machine load hits both alike
+    names = {rule: f"generate (early_stopping={rule!r})" for rule in stopping}
+    times: dict[str, list[float]] = {"harness": [], **{name: [] for name in names.values()}}
+    outputs: dict[str, list[list[int]]] = {}
+    for _ in range(repeats):  # alternate, so drift in machine load hits every side alike
         tic = time.perf_counter()
-        ours = decode_ids(model, tokenizer, sources, settings)
+        outputs["harness"] = decode_ids(model, tokenizer, sources, settings)
         times["harness"].append(time.perf_counter() - tic)
-        theirs, seconds = generate_outputs(model, tokenizer, sources, settings, early_stopping)
-        times["generate"].append(seconds)
-    same = [a == b for a, b in zip(ours, theirs)]
+        for rule, name in names.items():
+            outputs[name], seconds = generate_outputs(model, tokenizer, sources, settings, rule)
+            times[name].append(seconds)
     sides = {}
-    for name, ids in (("harness", ours), ("generate", theirs)):
-        tokens = sum(len(x) for x in ids)
-        best = min(times[name])
+    for name, ids in outputs.items():
+        tokens, best = sum(len(x) for x in ids), min(times[name])
         sides[name] = {"seconds": round(best, 3), "all_seconds": [round(t, 3) for t in times[name]],
                        "s_per_input": best / len(sources), "generated_tokens": tokens,
                        "ms_per_generated_token": 1000 * best / max(tokens, 1)}
+        if name != "harness":
+            same = [a == b for a, b in zip(outputs["harness"], ids)]
+            sides[name].update(
+                speedup_of_harness=best / min(times["harness"]), identical_outputs=sum(same),
+                first_difference=next(({"input": i, "source": sources[i],
+                                        "harness": tokenizer.decode(outputs["harness"][i]),
+                                        "generate": tokenizer.decode(ids[i])} for i, s in enumerate(same) if not s),
+                                      None))
     report = {"run": str(run.path), "model": config.model, "task": task.name, "inputs": len(sources),
-              "settings": dataclasses.asdict(settings), "generate_early_stopping": early_stopping,
-              "repeats": repeats, "threads": torch.get_num_threads(), "harness": sides["harness"],
-              "generate": sides["generate"], "speedup_per_input": min(times["generate"]) / min(times["harness"]),
-              "identical_outputs": sum(same), "first_difference": next(
-                  ({"input": i, "source": sources[i], "harness": tokenizer.decode(ours[i]),
-                    "generate": tokenizer.decode(theirs[i])} for i, s in enumerate(same) if not s), None),
-              "versions": versions()}
+              "settings": dataclasses.asdict(settings), "repeats": repeats, "threads": torch.get_num_threads(),
+              "sides": sides, "versions": versions()}
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         write_json(Path(out), report)

@@ -70,6 +70,11 @@ def test_harness_decoding_equals_generate_where_the_algorithms_agree(tmp_path, d
     report = compare_with_generate(record["run_dir"], str(data_dir), inputs=6, batch_size=4,
                                    out=str(tmp_path / "cmp.json"))
     assert report["inputs"] == 6 and report["settings"]["num_beams"] == 1
-    assert report["identical_outputs"] == 6 and report["first_difference"] is None
-    assert report["harness"]["generated_tokens"] == report["generate"]["generated_tokens"] > 0
-    assert json.loads((tmp_path / "cmp.json").read_text())["speedup_per_input"] > 0
+    sides = report["sides"]
+    assert set(sides) == {"harness", "generate (early_stopping=False)", "generate (early_stopping='never')"}
+    for name, side in sides.items():
+        assert side["generated_tokens"] == sides["harness"]["generated_tokens"] > 0
+        if name != "harness":
+            assert side["identical_outputs"] == 6 and side["first_difference"] is None
+            assert side["speedup_of_harness"] > 0
+    assert json.loads((tmp_path / "cmp.json").read_text())["sides"] == sides

@@ -134,17 +134,16 @@ def add_decode(bench_sub) -> None:
 def cmd_bench_generate(args) -> int:
     from harness.bench import compare_with_generate
 
-    stopping = {"heuristic": False, "never": "never", "first": True}[args.early_stopping]
+    rules = [{"heuristic": False, "never": "never", "first": True}[r] for r in args.early_stopping]
     out = args.out or f"results/bench/decode_vs_generate_{Path(args.run).name}.json"
     report = compare_with_generate(args.run, args.data_dir, args.inputs, args.batch_size, args.num_beams,
-                                   args.max_new_tokens, stopping, args.repeats, out)
-    ours, theirs = report["harness"], report["generate"]
+                                   args.max_new_tokens, rules, args.repeats, out)
     print(f"{report['inputs']} inputs, beam {report['settings']['num_beams']}, batch {args.batch_size} ({out})")
-    for name, side in (("harness", ours), ("generate", theirs)):
-        print(f"  {name:9s} {side['s_per_input']:.3f} s/input, {side['ms_per_generated_token']:.1f} ms/token, "
-              f"{side['generated_tokens']} tokens")
-    print(f"  speedup {report['speedup_per_input']:.2f}x per input; identical outputs {report['identical_outputs']}"
-          f"/{report['inputs']}")
+    for name, side in report["sides"].items():
+        versus = (f"; harness {side['speedup_of_harness']:.2f}x faster, identical outputs "
+                  f"{side['identical_outputs']}/{report['inputs']}" if "speedup_of_harness" in side else "")
+        print(f"  {name}: {side['s_per_input']:.3f} s/input, {side['ms_per_generated_token']:.1f} ms/token, "
+              f"{side['generated_tokens']} tokens{versus}")
     return 0
 
 
@@ -163,8 +162,10 @@ def add_generate(bench_sub) -> None:
     bench.add_argument("--batch-size", type=int, default=16, help="inputs per batch, both sides (default: 16)")
     bench.add_argument("--num-beams", type=int, help="beam size (default: the run's)")
     bench.add_argument("--max-new-tokens", type=int, help="(default: the run's)")
-    bench.add_argument("--early-stopping", choices=["heuristic", "never", "first"], default="heuristic",
-                       help="generate's rule: heuristic (its default, early_stopping=False), never (exact), first")
+    bench.add_argument("--early-stopping", nargs="+", choices=["heuristic", "never", "first"],
+                       default=["heuristic", "never"],
+                       help="generate's stopping rules to measure: heuristic (its default, early_stopping=False), "
+                            "never (exact, as the harness's), first (default: heuristic never)")
     bench.add_argument("--repeats", type=int, default=2, help="alternate both this many times (default: 2)")
     bench.add_argument("--out", help="JSON report (default: results/bench/decode_vs_generate_<run>.json)")
     bench.set_defaults(func=cmd_bench_generate)
