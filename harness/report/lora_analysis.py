@@ -318,7 +318,8 @@ def heatmaps(report: dict, out_dir: Path, name: str = "subspace") -> list[Path]:
 
     plt = _pyplot()
     entries = report["entries"]
-    fig, axes = plt.subplots(len(entries), 2, figsize=(10, 2.4 * len(entries) + 0.6), squeeze=False)
+    fig, axes = plt.subplots(len(entries), 2, figsize=(10, 2.9 * len(entries) + 0.6), squeeze=False)
+    fig.subplots_adjust(hspace=0.6)  # room for each row's axis label above the next row's titles
     for row, entry in zip(axes, entries):
         for ax, key, title in ((row[0], "phi", "runs"), (row[1], "phi_random", "random Gaussian")):
             values = np.asarray(entry[key])
