@@ -416,21 +416,18 @@ def generate_outputs(model, tokenizer, sources: list[str], settings, early_stopp
     (the generated ids of each input without its stop token, seconds)."""
     import torch
 
-    from harness.tasks.decoding import prompt_of, stop_token_ids
+    from harness.tasks.decoding import left_padded, prompts_of, stop_token_ids
 
     stops = stop_token_ids(tokenizer)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    prompts = [tokenizer(prompt_of(s), add_special_tokens=False)["input_ids"] for s in sources]
-    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))  # as the harness batches them
+    prompts, order, pad = prompts_of(tokenizer, sources)  # in the harness's order
     outputs: list[list[int]] = [[] for _ in sources]
     model.eval()
     tic = time.perf_counter()
     with torch.no_grad():
         for start in range(0, len(order), settings.batch_size):
             chunk = order[start:start + settings.batch_size]
-            width = max(len(prompts[i]) for i in chunk)
-            ids = torch.tensor([[pad] * (width - len(prompts[i])) + prompts[i] for i in chunk])
-            mask = torch.tensor([[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i in chunk])
+            ids, mask = left_padded([prompts[i] for i in chunk], pad)
+            width = ids.shape[1]
             generated = model.generate(input_ids=ids, attention_mask=mask, num_beams=settings.num_beams,
                                        length_penalty=settings.length_penalty,
                                        no_repeat_ngram_size=settings.no_repeat_ngram_size,

@@ -38,3 +38,10 @@ def check_keys(keys: Iterable, valid: Iterable[str], where: str) -> None:
             guess = closest(str(key), valid)
             suggestion = f" Did you mean {guess!r}?" if guess else ""
             raise HarnessError(f"{where}: unknown key '{key}'.{suggestion} Valid keys: {', '.join(sorted(valid))}.")
+
+
+def error_line(err: BaseException, limit: int = 200) -> str:
+    """'Type: first line of the message' (at most ``limit`` characters of it): a failure shown in a
+    table cell or a report instead of a blank."""
+    text = str(err)
+    return f"{type(err).__name__}: {text.splitlines()[0][:limit] if text else ''}"

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, error_line
 from harness.rundir import write_json
 from harness.training.env import versions
 
@@ -102,7 +102,7 @@ def _isolated(point: Point, steps: int) -> dict[str, Any]:
     try:
         return measure_point(point, steps)
     except Exception as err:  # noqa: BLE001 - a method that cannot run at a point shows why
-        return {**asdict(point), "error": f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"}
+        return {**asdict(point), "error": error_line(err)}
 
 
 def points(axes: dict[str, list], base: dict[str, Any] | None = None) -> list[tuple[str, Point]]:
@@ -112,19 +112,18 @@ def points(axes: dict[str, list], base: dict[str, Any] | None = None) -> list[tu
 
 
 def fit_exponent(xs: list[float], ys: list[float]) -> dict[str, float] | None:
-    """Least-squares slope and intercept of log(y) on log(x), and R² (None under two points)."""
-    pairs = [(math.log(x), math.log(y)) for x, y in zip(xs, ys) if x > 0 and y > 0]
-    if len(pairs) < 2:
+    """Least-squares slope and intercept of log(y) on log(x) (numpy's polyfit), and R²; None under two
+    distinct positive x values."""
+    import numpy as np
+
+    kept = [(x, y) for x, y in zip(xs, ys) if x > 0 and y > 0]
+    if len({x for x, _ in kept}) < 2:
         return None
-    mx, my = (statistics.mean(v) for v in zip(*pairs))
-    sxx = sum((x - mx) ** 2 for x, _ in pairs)
-    if sxx == 0:
-        return None
-    slope = sum((x - mx) * (y - my) for x, y in pairs) / sxx
-    intercept = my - slope * mx
-    total = sum((y - my) ** 2 for _, y in pairs)
-    residual = sum((y - intercept - slope * x) ** 2 for x, y in pairs)
-    return {"exponent": slope, "intercept": intercept, "r2": 1 - residual / total if total else 1.0}
+    x, y = np.log(np.array(kept, dtype=float)).T
+    slope, intercept = np.polyfit(x, y, 1)
+    total = float(((y - y.mean()) ** 2).sum())
+    residual = float(((y - intercept - slope * x) ** 2).sum())
+    return {"exponent": float(slope), "intercept": float(intercept), "r2": 1 - residual / total if total else 1.0}
 
 
 def _x(axis: str, row: dict) -> float:

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import RunConfig, read_yaml_mapping
-from harness.errors import HarnessError, check_keys
+from harness.errors import HarnessError, check_keys, error_line
 from harness.grid.experiments import Cell, Experiment, cell_id, merge
 from harness.rundir import RunDir, write_json
 
@@ -327,7 +327,7 @@ def choose_rate(suite: Suite, entry: MethodEntry, key: str, output: Path, factor
     return choice
 
 
-def search_rate(suite: Suite, entry: MethodEntry, model: str, output: Path, overrides: dict, jobs: int,
+def search_rate(suite: Suite, entry: MethodEntry, key: str, output: Path, overrides: dict, jobs: int,
                 progress, launcher: str = "local") -> dict[str, Any]:
     """Run the search's cells; while the best rate is at an edge of the range, add the next factor beyond
     it (at most ``search.extend`` times), so a poor starting rate does not decide the method's fate."""
@@ -336,20 +336,20 @@ def search_rate(suite: Suite, entry: MethodEntry, model: str, output: Path, over
     if entry.same_as:  # the other suite's search, run (what is missing) in its folder
         base, other = shared_from(entry)
         root = output.parent
-        return search_rate(base, other if not other.rate_from else base.entry(other.rate_from), model,
+        return search_rate(base, other if not other.rate_from else base.entry(other.rate_from), key,
                            base.output_dir(root), overrides, jobs, progress, launcher)
     factors = sorted(suite.search["factors"])
     for extension in range(int(suite.search["extend"]) + 1):
-        run_grid(_with(suite.search_experiment(entry, model, factors), overrides), str(output), jobs=jobs,
+        run_grid(_with(suite.search_experiment(entry, key, factors), overrides), str(output), jobs=jobs,
                  launcher=launcher, progress=progress)
-        choice = choose_rate(suite, entry, model, output, factors)
+        choice = choose_rate(suite, entry, key, output, factors)
         if "edge" not in choice or extension == suite.search["extend"] or len(factors) < 2:
             return choice
         if choice["edge"] == "low":
             factors.insert(0, factors[0] ** 2 / factors[1])
         else:
             factors.append(factors[-1] ** 2 / factors[-2])
-        progress(f"[{entry.name}] {model}: best rate at the {choice['edge']} edge; adding factor "
+        progress(f"[{entry.name}] {key}: best rate at the {choice['edge']} edge; adding factor "
                  f"{factors[0] if choice['edge'] == 'low' else factors[-1]:.3g}")
     return choice
 
@@ -483,7 +483,7 @@ def inference_overhead(entry: MethodEntry, model: str, batch_size: int = 16, seq
         times = interleaved_ms([("base", base), ("method", adapted)],
                                {"input_ids": ids, "attention_mask": torch.ones_like(ids)}, warmup, trials)
     except Exception as err:  # noqa: BLE001 - the board shows why instead of a blank
-        return {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"}
+        return {"error": error_line(err)}
     base_ms, method_ms = (statistics.median(times[k]) for k in ("base", "method"))
     return {"merged": merged, "base_ms": round(base_ms, 2), "method_ms": round(method_ms, 2),
             "overhead_pct": round(100 * (method_ms / base_ms - 1), 1), "batch_size": batch_size, "seq_len": seq_len,

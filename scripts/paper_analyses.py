@@ -21,7 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.report.leaderboard import board_data, write_leaderboard  # noqa: E402
+from harness.report.leaderboard import write_leaderboard  # noqa: E402
 from harness.report.lora_analysis import amplification_report, heatmaps, subspace_report  # noqa: E402
 from harness.report.reference import (PAPER_TABLE5, PAPER_TABLE6, PAPER_TABLE6_RANKS,  # noqa: E402
                                       PAPER_TABLE7)
@@ -56,9 +56,10 @@ def delta_text(cell: dict) -> str:
 
 
 def board(name: str) -> tuple[object, dict]:
+    """The suite and its board, as `harness suite report` writes it (computed once, read back)."""
     suite = load_suite(name)
     write_leaderboard(suite, RESULTS, FIGURES / suite.slug)
-    return suite, board_data(suite, RESULTS)
+    return suite, json.loads((FIGURES / suite.slug / "leaderboard.json").read_text())
 
 
 def run_of(suite, entry: str, task: str, seed: int) -> Path | None:

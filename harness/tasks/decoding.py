@@ -53,22 +53,42 @@ def decode(model, tokenizer, sources: list[str], settings: DecodeSettings, progr
             for tokens in decode_ids(model, tokenizer, sources, settings, progress, desc)]
 
 
+def prompts_of(tokenizer, sources: list[str]) -> tuple[list[list[int]], list[int], int]:
+    """(each source's prompt token ids, the decoding order: longest first, to fail fast on memory, the
+    padding token id)."""
+    prompts = [tokenizer(prompt_of(s), add_special_tokens=False)["input_ids"] for s in sources]
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return prompts, order, pad
+
+
+def left_padded(prompts: list[list[int]], pad_token_id: int):
+    """(ids, attention mask) of the prompts padded on the left to the longest one."""
+    import torch
+
+    batch, width = len(prompts), max(len(p) for p in prompts)
+    ids = torch.full((batch, width), pad_token_id, dtype=torch.long)
+    mask = torch.zeros((batch, width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        ids[row, width - len(prompt):] = torch.tensor(prompt)
+        mask[row, width - len(prompt):] = 1
+    return ids, mask
+
+
 def decode_ids(model, tokenizer, sources: list[str], settings: DecodeSettings, progress: bool = False,
                desc: str = "decoding") -> list[list[int]]:
     """The generated token ids (stop token excluded) for every source, in order."""
     import torch
     from tqdm.auto import tqdm
 
-    prompts = [tokenizer(prompt_of(s), add_special_tokens=False)["input_ids"] for s in sources]
-    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))  # longest first: fail fast on memory
+    prompts, order, pad = prompts_of(tokenizer, sources)
     stops = torch.tensor(stop_token_ids(tokenizer))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     outputs: list[list[int]] = [[] for _ in sources]
     was_training = model.training
     model.eval()
     with torch.no_grad(), tqdm(total=len(sources), desc=desc, disable=not progress, unit="input",
                                dynamic_ncols=True) as bar:
-        # One search over every input (longest first: fail fast on memory); inputs join as others finish.
+        # One search over every input, longest first; inputs join as others finish.
         for index, tokens in zip(order, beam_search(model, [prompts[i] for i in order], settings, stops, pad,
                                                     bar.update)):
             outputs[index] = tokens
@@ -115,13 +135,8 @@ def _prefill(model, prompts: list[list[int]], items: list[int], k: int, pad_toke
     import torch
     from transformers import DynamicCache
 
-    batch, width = len(prompts), max(len(p) for p in prompts)
-    ids = torch.full((batch, width), pad_token_id, dtype=torch.long)
-    mask = torch.zeros((batch, width), dtype=torch.long)
-    for row, prompt in enumerate(prompts):
-        ids[row, width - len(prompt):] = torch.tensor(prompt)
-        mask[row, width - len(prompt):] = 1
-    ids, mask = ids.to(device), mask.to(device)
+    batch = len(prompts)
+    ids, mask = (t.to(device) for t in left_padded(prompts, pad_token_id))
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     cache = DynamicCache()
     logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,

@@ -82,8 +82,8 @@ def fit(accelerator, objective, task, model, tokenizer, data: Data, config, lear
     loop.epoch_start_order = loop.generator.get_state()
     reset_training_peak()
     if config.resume and has_checkpoint(run.path):
-        state = LoopState(**load_checkpoint(run.path, accelerator.unwrap_model(loop.model, keep_torch_compile=False), loop.optimizer,
-                                            loop.scheduler, loop.generator))
+        state = LoopState(**load_checkpoint(run.path, plain_model(loop), loop.optimizer, loop.scheduler,
+                                            loop.generator))
         loop.epoch_start_order = loop.generator.get_state()
     for epoch in range(state.epoch, config.epochs + 1):
         train_epoch(loop, state, epoch)
@@ -175,7 +175,7 @@ def train_epoch(loop: Loop, state: LoopState, epoch: int) -> None:
                 accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
             loop.optimizer.step()
             if loop.method is not None and loop.method.after_step and accelerator.sync_gradients:
-                loop.method.after_step(accelerator.unwrap_model(model, keep_torch_compile=False), state.step + 1, loop.method_options)
+                loop.method.after_step(plain_model(loop), state.step + 1, loop.method_options)
             loop.scheduler.step()
             loop.optimizer.zero_grad(set_to_none=True)
         value = loss.item()
@@ -236,20 +236,26 @@ def end_epoch(loop: Loop, state: LoopState, epoch: int) -> None:
         loop.objective.write_outputs(loop.run, loop.data, evaluation.outputs)
 
 
+def plain_model(loop: Loop):
+    """The model without accelerate's wrappers or --compile's: the parameter names are the model's own
+    (what weights, checkpoints and method hooks read and write)."""
+    return loop.accelerator.unwrap_model(loop.model, keep_torch_compile=False)
+
+
 def save_weights(loop: Loop, epoch: int) -> None:
     """Save the current weights as the run's (once per epoch; every process must call it)."""
     if not loop.config.save_weights or loop.saved_epoch == epoch:
         return
     loop.accelerator.wait_for_everyone()
     if loop.main:
-        loop.save_method_weights(loop.accelerator.unwrap_model(loop.model, keep_torch_compile=False), loop.run.weights)
+        loop.save_method_weights(plain_model(loop), loop.run.weights)
         loop.tokenizer.save_pretrained(loop.run.weights)
     loop.saved_epoch = epoch
 
 
 def checkpoint(loop: Loop, state: LoopState) -> None:
     if loop.main:
-        save_checkpoint(loop.run.path, loop.accelerator.unwrap_model(loop.model, keep_torch_compile=False), loop.optimizer, loop.scheduler,
+        save_checkpoint(loop.run.path, plain_model(loop), loop.optimizer, loop.scheduler,
                         rng_states(loop.generator, loop.epoch_start_order), asdict(state))
 
 
@@ -273,5 +279,5 @@ def results(loop: Loop, state: LoopState, learning_rate: float) -> dict[str, Any
                        else None,
                        "peak_memory_mb": peak_memory_mb(),
                        "training_peak_memory_mb": training_peak_memory_mb(),
-                       "weights_memory_mb": weights_memory_mb(loop.accelerator.unwrap_model(loop.model, keep_torch_compile=False))},
+                       "weights_memory_mb": weights_memory_mb(plain_model(loop))},
     }
