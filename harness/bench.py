@@ -93,7 +93,8 @@ def seeds_recipe(config: RunConfig, resolved, train_split) -> dict[str, float]:
 def trainer_recipe(config: RunConfig, resolved, train_split) -> dict[str, float]:
     """The best hand-written HF recipe, the peer to beat: the Trainer on the peft model with dynamic
     padding (DataCollatorWithPadding) and length-grouped sampling, truncation at --max-seq-length, the
-    same data, batch size, learning rate and warmup as the harness run; one epoch, no evaluation."""
+    same data, batch size, learning rate, warmup and mixed precision as the harness run; one epoch, no
+    evaluation."""
     import tempfile
 
     import torch
@@ -110,6 +111,7 @@ def trainer_recipe(config: RunConfig, resolved, train_split) -> dict[str, float]
                                  warmup_steps=int(config.warmup_ratio * math.ceil(len(rows) / config.batch_size)),
                                  train_sampling_strategy="group_by_length", report_to=[], save_strategy="no",
                                  logging_strategy="no", disable_tqdm=True, seed=config.seed,
+                                 bf16=config.mixed_precision == "bf16", fp16=config.mixed_precision == "fp16",
                                  use_cpu=not torch.cuda.is_available())
         trainer = Trainer(model=model, args=args, train_dataset=rows, processing_class=tokenizer,
                           data_collator=DataCollatorWithPadding(tokenizer))
@@ -119,11 +121,12 @@ def trainer_recipe(config: RunConfig, resolved, train_split) -> dict[str, float]
     return {"train_time_s": seconds, "train_samples_per_s": len(examples) / seconds}
 
 
-def gemm_peak_flops(size: int = 2048, repeats: int = 10) -> float:
-    """The machine's fp32 matrix-multiply rate (FLOP/s): the best of ``repeats`` size x size products."""
+def gemm_peak_flops(size: int = 2048, repeats: int = 10, dtype=None) -> float:
+    """The machine's matrix-multiply rate (FLOP/s; fp32 unless ``dtype``): the best of ``repeats``
+    size x size products."""
     import torch
 
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     torch.matmul(a, b)  # warm-up
     best = math.inf
     for _ in range(repeats):
@@ -211,8 +214,18 @@ def compare_training_throughput(config: RunConfig, repeats: int = 1, out: str | 
     lora, full = (_loop_summary(runs[m], m == "full", nonembedding, peak) for m in ("lora", "full"))
     report = _throughput_report(config, task, train, lora, full, max(minimal), recipe, recipe_split, peak, nonembedding)
     trainer_best = max(t["train_samples_per_s"] for t in trainer)
+    # The Trainer's rate is its whole epoch; the harness's is given both ways, since with --compile its
+    # first step holds the compilation, which a longer run (or the warm on-disk cache) amortizes.
     report["summary"].update(trainer_recipe_samples_per_s=round(trainer_best, 2),
-                             ratio_harness_over_trainer_recipe=round(lora["train_samples_per_s"] / trainer_best, 3))
+                             ratio_harness_over_trainer_recipe=round(lora["train_samples_per_s"] / trainer_best, 3),
+                             ratio_steady_harness_over_trainer_recipe=round(
+                                 lora["steady_samples_per_s"] / trainer_best, 3))
+    if config.mixed_precision == "bf16":  # the rate the run's GEMMs could reach, beside the fp32 one
+        import torch
+
+        bf16_peak = gemm_peak_flops(dtype=torch.bfloat16)
+        report["summary"].update(gemm_peak_flops_bf16=bf16_peak,
+                                 lora_steady_fraction_of_bf16_gemm_peak=lora["steady_achieved_flops"] / bf16_peak)
     report["all_runs"] = {"harness_lora": [r["throughput"] for r in runs["lora"]],
                           "harness_full": [r["throughput"] for r in runs["full"]], "minimal_peft_loop": minimal,
                           "trainer_recipe": trainer, "seeds_recipe": recipe}
@@ -226,14 +239,21 @@ def _loop_summary(records: list[dict], full: bool, nonembedding: int, peak: floa
     """The best of a loop's repeats: speed, memory, optimizer state, checkpoint, achieved FLOP/s."""
     best = max(records, key=lambda r: r["throughput"]["train_samples_per_s"])
     trained = best["params"]["trainable"] + best["params"]["head"]
-    tokens_per_s = best["throughput"]["train_tokens_per_s"]
-    flops = (6 if full else 4) * nonembedding * tokens_per_s
-    return {"train_samples_per_s": round(best["throughput"]["train_samples_per_s"], 2),
-            "train_tokens_per_s": round(tokens_per_s, 1),
+    speed = best["throughput"]
+    per_token = (6 if full else 4) * nonembedding
+    # Past the first step (with --compile: the compilation); a run of one step has only the whole rate.
+    steady_tokens = speed.get("steady_tokens_per_s") or speed["train_tokens_per_s"]
+    flops = per_token * speed["train_tokens_per_s"]
+    return {"train_samples_per_s": round(speed["train_samples_per_s"], 2),
+            "steady_samples_per_s": round(speed.get("steady_samples_per_s") or speed["train_samples_per_s"], 2),
+            "first_step_s": speed["first_step_s"],
+            "train_tokens_per_s": round(speed["train_tokens_per_s"], 1),
             "peak_memory_mb": round(best["throughput"]["peak_memory_mb"], 1),
             "trainable_params": best["params"]["trainable"], "head_params": best["params"]["head"],
             "optimizer_state_bytes": 8 * trained, "checkpoint_bytes": best["checkpoint_bytes"],
-            "achieved_flops": flops, "fraction_of_gemm_peak": flops / peak}
+            "achieved_flops": flops, "fraction_of_gemm_peak": flops / peak,
+            "steady_achieved_flops": per_token * steady_tokens,
+            "steady_fraction_of_gemm_peak": per_token * steady_tokens / peak}
 
 
 def _throughput_report(config, task, train, lora, full, minimal_speed, recipe, recipe_split, peak,

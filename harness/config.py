@@ -63,8 +63,8 @@ class RunConfig:
     grad_accum: int = _f(1, "gradient accumulation steps", positive=True)
     max_grad_norm: float = _f(1.0, "clip the gradient norm to this (0 disables clipping)", nonnegative=True)
     mixed_precision: str = _f("no", "mixed precision: no, fp16 (CUDA) or bf16", choices=MIXED_PRECISION)
-    compile: bool = _f(False, "torch.compile the model (inductor, dynamic shapes, each repeated block compiled once: "
-                              "accelerate's regional compilation); the compiled code is cached across runs")
+    compile: bool = _f(False, "torch.compile the whole model (inductor, dynamic shapes); the compiled code is cached "
+                              "across runs")
     trust_remote_code: bool = _f(False, "allow a hub model's own Python code to run (off: only transformers' code runs)")
     quantize: str | None = _f(None, "load the frozen backbone in 8bit or 4bit (NF4) with bitsandbytes, QLoRA-style, "
                                     "for LoRA and peft methods (a CPU: 4bit only)", choices=("8bit", "4bit"))

@@ -246,6 +246,7 @@ def write_scaling_report(report: dict[str, Any], folder: str | Path, command: st
                     ax.loglog(line, [math.exp(fit["intercept"]) * x ** fit["exponent"] for x in line], "-", color="C1",
                               label=f"∝ x^{fit['exponent']:.2f}")
                     ax.legend(fontsize=8)
+                _log_ticks(ax, xs, [r[key] for r in mine])
                 ax.set_xlabel(report["fits"][axis]["x"])
                 ax.set_ylabel(label)
                 ax.grid(True, which="both", alpha=0.3)
@@ -289,6 +290,22 @@ def write_scaling_report(report: dict[str, Any], folder: str | Path, command: st
                                  "at 100 TFLOP/s (predicted s/step)"], "markdown")]
     (folder / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return written + [folder / "README.md"]
+
+
+def _log_ticks(ax, xs: list[float], ys: list[float]) -> None:
+    """Ticks at the measured x values, no minor labels (they overlap on log axes), and a y range of at
+    least a factor 2, so that a flat series (time against rank) reads as flat."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xticks(xs, [f"{x / 1e6:.3g}M" if x >= 1e6 else f"{x / 1e3:.3g}K" if x >= 1e4 else f"{x:g}" for x in xs])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    low, high = min(ys), max(ys)
+    if high < 2 * low:
+        middle = (low * high) ** 0.5
+        ax.set_ylim(middle / 2 ** 0.5 / 1.1, middle * 2 ** 0.5 * 1.1)
 
 
 def _base_text(base: dict) -> str:

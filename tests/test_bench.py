@@ -32,6 +32,13 @@ def test_bench_train_reports_lora_vs_full_and_the_reference_loops(sentiment_file
     assert summary["trainer_recipe_samples_per_s"] > 0
     assert summary["ratio_harness_over_trainer_recipe"] == pytest.approx(  # both sides are rounded in the summary
         lora["train_samples_per_s"] / summary["trainer_recipe_samples_per_s"], rel=1e-2)
+    # The rate after the first step (which holds a compilation) has its own ratio and GEMM fraction.
+    assert lora["steady_samples_per_s"] > 0
+    assert lora["first_step_s"] > 0
+    assert summary["ratio_steady_harness_over_trainer_recipe"] == pytest.approx(
+        lora["steady_samples_per_s"] / summary["trainer_recipe_samples_per_s"], rel=1e-2)
+    assert lora["steady_fraction_of_gemm_peak"] == pytest.approx(
+        lora["steady_achieved_flops"] / summary["gemm_peak_flops"])
 
 
 def test_bench_train_needs_lora(sentiment_files):

@@ -1,4 +1,4 @@
-"""--compile (accelerate's regional torch.compile) trains the same run as eager mode: equal losses
+"""--compile (torch.compile of the whole model) trains the same run as eager mode: equal losses
 for one seed (dropout included), the same decoded outputs, weights saved from the uncompiled module.
 One test (a generation model: training, the dev loss and beam decoding all go through the compiled
 model), since compiling costs most of a minute."""

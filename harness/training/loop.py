@@ -34,6 +34,7 @@ class LoopState:
     train_time: float = 0.0
     first_step_s: float | None = None  # the run's first optimizer step (with --compile: the compilation)
     first_step_samples: int = 0
+    first_step_tokens: int = 0
     epoch_loss: float = 0.0  # summed batch losses of the current epoch
     epoch_batches: int = 0
     history: list[dict] = field(default_factory=list)  # one entry per evaluated epoch
@@ -191,7 +192,8 @@ def train_epoch(loop: Loop, state: LoopState, epoch: int) -> None:
             continue
         state.step += 1
         if state.first_step_s is None:
-            state.first_step_s, state.first_step_samples = time.perf_counter() - tic, state.samples
+            state.first_step_s, state.first_step_samples, state.first_step_tokens = \
+                time.perf_counter() - tic, state.samples, state.tokens
         if state.step % config.log_every == 0:
             learning_rate = loop.scheduler.get_last_lr()[0]
             bar.set_postfix(loss=f"{value:.4f}", lr=f"{learning_rate:.2e}", refresh=False)
@@ -262,11 +264,12 @@ def checkpoint(loop: Loop, state: LoopState) -> None:
 def results(loop: Loop, state: LoopState, learning_rate: float) -> dict[str, Any]:
     import torch
 
-    totals = loop.accelerator.reduce(torch.tensor([state.samples, state.tokens, state.first_step_samples],
-                                                  dtype=torch.float64), "sum").tolist()
+    totals = loop.accelerator.reduce(torch.tensor([state.samples, state.tokens, state.first_step_samples,
+                                                   state.first_step_tokens], dtype=torch.float64), "sum").tolist()
     seconds = state.train_time
     # Past the first step: the rate a longer run approaches (compilation and warm-up excluded).
     steady = seconds - (state.first_step_s or 0.0)
+    measured = state.step > 1 and steady > 0
     return {
         "best_epoch": state.best_epoch, "best": state.best, "history": state.history,
         "selected_on": loop.selection, "stopped_early_at": state.stopped_at,
@@ -275,8 +278,8 @@ def results(loop: Loop, state: LoopState, learning_rate: float) -> dict[str, Any
                        "train_samples_per_s": totals[0] / seconds if seconds else None,
                        "train_tokens_per_s": totals[1] / seconds if seconds else None,
                        "first_step_s": round(state.first_step_s, 3) if state.first_step_s is not None else None,
-                       "steady_samples_per_s": (totals[0] - totals[2]) / steady if state.step > 1 and steady > 0
-                       else None,
+                       "steady_samples_per_s": (totals[0] - totals[2]) / steady if measured else None,
+                       "steady_tokens_per_s": (totals[1] - totals[3]) / steady if measured else None,
                        "peak_memory_mb": peak_memory_mb(),
                        "training_peak_memory_mb": training_peak_memory_mb(),
                        "weights_memory_mb": weights_memory_mb(plain_model(loop))},
