@@ -166,7 +166,7 @@ def main() -> None:
         "## Learning-rate search (held-out slice of the training split, seed 0)", "",
         render(searches, list(searches[0]) if searches else ["entry"], "markdown"), "",
         f"Compute: {spent / 3600:.1f} h of cell time (search included), two cells at a time on 2 cores.", "",
-        f"Full board (every column, the search record): [glue_minilm/board/README.md](glue_minilm/board/README.md), [index.html](glue_minilm/board/index.html).",
+        "Full board (every column, the search record): [glue_minilm/board/README.md](glue_minilm/board/README.md), [index.html](glue_minilm/board/index.html).",
     ]
     (OUT / "glue_minilm.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(OUT / "glue_minilm.md", *figures)
