@@ -48,6 +48,24 @@ def majority_baseline(task_name: str) -> float:
     return 100.0 * sum(1 for y in dev if y == label) / len(dev)
 
 
+def goal_line(label: str, majority: float, ft: dict, lora: dict) -> str:
+    """The issue's goal for one task, from the board's cells (scores and LoRA - FT on the metric's scale
+    x ``scale``): does FT learn it (>= LEARNED points over the majority class), does LoRA, and is LoRA
+    within WITHIN point of FT (on the estimate; and whether the 95% interval's lower end is too)."""
+    s = ft["scale"]
+    ft_gain, lora_gain = ft["value"] * s - majority, lora["value"] * s - majority
+    delta, low, high = (lora[key] * s for key in ("delta", "delta_lo", "delta_hi"))
+    if ft_gain < LEARNED:
+        return (f"- **{label}**: FT is {ft_gain:+.1f} points from the majority class (< {LEARNED:g}): not a task "
+                f"FT learns here, so not part of the goal.")
+    closeness = ("within 1 point, and the interval shows it" if low >= -WITHIN else
+                 "within 1 point on the estimate, the interval reaches lower" if delta >= -WITHIN else
+                 "more than 1 point below FT")
+    return (f"- **{label}**: FT learns it ({ft_gain:+.1f} over the majority class); LoRA "
+            f"{'learns it' if lora_gain >= LEARNED else 'does not learn it'} ({lora_gain:+.1f}); LoRA − FT "
+            f"{delta:+.1f} [{low:+.1f}, {high:+.1f}]: {closeness}.")
+
+
 def cell_text(cell: dict | None) -> str:
     if not cell or cell.get("status") != "ok":
         return (cell or {}).get("status", "not run")
@@ -119,22 +137,7 @@ def main() -> None:
             s, d = lora["scale"], lora["decimals"]
             line["LoRA − FT"] = (f"{lora['delta'] * s:+.{d}f} [{lora['delta_lo'] * s:+.{d}f}, "
                                  f"{lora['delta_hi'] * s:+.{d}f}] {MARK.get(lora.get('verdict'), '')}").strip()
-            ft_learns = ft["value"] * s - majority >= LEARNED
-            lora_learns = lora["value"] * s - majority >= LEARNED
-            close = lora["delta"] * s >= -WITHIN
-            shown = lora["delta_lo"] * s >= -WITHIN
-            if not ft_learns:
-                goals.append(f"- **{task['label']}**: FT is {ft['value'] * s - majority:+.1f} points from the "
-                             f"majority class (< {LEARNED:g}): not a task FT learns here, so not part of the goal.")
-            else:
-                goals.append(
-                    f"- **{task['label']}**: FT learns it ({ft['value'] * s - majority:+.1f} over the majority "
-                    f"class); LoRA {'learns it' if lora_learns else 'does not learn it'} "
-                    f"({lora['value'] * s - majority:+.1f}); LoRA − FT {lora['delta'] * s:+.1f} "
-                    f"[{lora['delta_lo'] * s:+.1f}, {lora['delta_hi'] * s:+.1f}]: "
-                    + ("within 1 point, and the interval shows it" if shown else
-                       "within 1 point on the estimate, the interval reaches lower" if close else
-                       "more than 1 point below FT") + ".")
+            goals.append(goal_line(task["label"], majority, ft, lora))
         table.append(line)
     columns = ["task", "majority class", *LABELS.values(), "LoRA − FT"]
     lora_params = ((rows.get("lora", {}).get("efficiency") or {}).get("minilm-l6") or {}).get("trainable")

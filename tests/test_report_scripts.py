@@ -1,0 +1,63 @@
+"""The report scripts state goals (met or not) computed from the committed files, never written by hand:
+the GLUE-protocol goal per task and the benchmark page's ratios."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _cell(value, delta=0.0, lo=0.0, hi=0.0):
+    return {"value": value, "scale": 100.0, "delta": delta, "delta_lo": lo, "delta_hi": hi}
+
+
+def test_glue_goal_separates_learned_tasks_and_reads_the_interval():
+    goal = _script("glue_protocol").goal_line
+    # FT only 2 points above the majority class: the task is outside the goal.
+    assert "not a task FT learns" in goal("RTE", 52.7, _cell(0.547), _cell(0.53, -0.017, -0.05, 0.02))
+    # LoRA 0.5 below FT, but the interval reaches 1.5 below: close on the estimate only.
+    line = goal("SST-2", 50.9, _cell(0.85), _cell(0.845, -0.005, -0.015, 0.005))
+    assert "LoRA learns it" in line and "the interval reaches lower" in line
+    line = goal("SST-2", 50.9, _cell(0.85), _cell(0.848, -0.002, -0.008, 0.004))
+    assert "the interval shows it" in line
+    # LoRA no better than the majority class, far below FT.
+    line = goal("CoLA", 0.0, _cell(0.30), _cell(0.02, -0.28, -0.35, -0.2))
+    assert "does not learn it" in line and "more than 1 point below FT" in line
+
+
+def _train_report(harness_steady, trainer, fraction):
+    lora = {"train_samples_per_s": harness_steady / 2, "steady_samples_per_s": harness_steady, "first_step_s": 9.0,
+            "steady_fraction_of_gemm_peak": fraction}
+    return {"summary": {"lora": lora, "trainer_recipe_samples_per_s": trainer, "train_examples": 4000,
+                        "batch_size": 32, "gemm_peak_flops": 3e11,
+                        "ratio_harness_over_trainer_recipe": lora["train_samples_per_s"] / trainer,
+                        "ratio_steady_harness_over_trainer_recipe": harness_steady / trainer}}
+
+
+def test_bench_page_states_each_goal_from_the_reports(tmp_path, monkeypatch):
+    report = _script("bench_report")
+    monkeypatch.setattr(report, "BENCH", tmp_path)
+    (tmp_path / "train_fp32_eager.json").write_text(json.dumps(_train_report(230.0, 220.0, 0.41)))
+    (tmp_path / "train_fp32_compile.json").write_text(json.dumps(_train_report(290.0, 220.0, 0.72)))
+    sides = {"harness": {"s_per_input": 0.4, "ms_per_generated_token": 25.0, "generated_tokens": 500},
+             "generate (early_stopping='never')": {"s_per_input": 0.5, "ms_per_generated_token": 40.0,
+                                                   "generated_tokens": 450, "identical_outputs": 20,
+                                                   "speedup_of_harness": 1.25}}
+    (tmp_path / "decode_vs_generate.json").write_text(json.dumps({
+        "run": "r", "inputs": 32, "repeats": 2, "sides": sides,
+        "settings": {"num_beams": 4, "length_penalty": 0.9, "no_repeat_ngram_size": 4, "max_new_tokens": 48,
+                     "batch_size": 16}}))
+    report.main()
+    page = (tmp_path / "README.md").read_text()
+    assert "best measured 1.32x after the first step (met)" in page  # 290 / 220
+    assert "best 72% (met)" in page
+    assert "1.25x faster (not met for the goal of 1.5x), with 20 of 32 outputs identical" in page
+    assert "How cost grows" not in page  # no scaling report in the folder: no section about one
