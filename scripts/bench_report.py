@@ -70,6 +70,11 @@ def training_section() -> list[str]:
     best_ratio = max(float(r["ratio, after the 1st step"][:-1]) for r in rows)
     best_peak = max(float(r["fp32 GEMM peak reached"][:-1]) / 100 for r in rows)
     first = _load(next(n for n in TRAIN if _load(n)))["summary"]
+    compiled = [run["first_step_s"] for name, (_, flags) in TRAIN.items() if "--compile" in flags and _load(name)
+                for run in _load(name).get("all_runs", {}).get("harness_lora", [])]
+    compile_text = (f": {min(compiled):.0f}-{max(compiled):.0f} s in every repeat here, the inductor's on-disk "
+                    "cache already filled by earlier runs (each new process traces the model again)"
+                    if compiled else "")
     return [
         "## Training: the harness against the best hand-written HF recipe", "",
         f"The job: MiniLM-L6 + LoRA (r=8 on query and value), {first['train_examples']:,} SST-2 sentences, batch "
@@ -77,9 +82,8 @@ def training_section() -> list[str]:
         "on the same peft model with dynamic padding (`DataCollatorWithPadding`) and length-grouped sampling, in "
         "the same precision (`bf16=True` for the bf16 row), alternated with the harness over 2 repeats; best "
         "repeat of each side, samples/s. \"After the 1st step\" leaves out the first optimizer step, which "
-        "holds the compilation with `--compile` (a longer run amortizes it; the second repeat found it in "
-        "the inductor's on-disk cache). The GEMM fraction counts 4N FLOPs per real token (N: non-embedding "
-        f"parameters) after the first step, against this machine's measured fp32 GEMM peak "
+        f"holds the compilation with `--compile`{compile_text}; a longer run amortizes it. The GEMM fraction "
+        "counts 4N FLOPs per real token (N: non-embedding parameters) after the first step, against this machine's measured fp32 GEMM peak "
         f"({first['gemm_peak_flops'] / 1e9:.0f} GFLOP/s, a 2048² matmul).", "",
         render(rows, list(rows[0]), "markdown"), "",
         "Commands (in this order, on an idle machine):", "", *notes, "",
