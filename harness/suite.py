@@ -57,7 +57,8 @@ from harness.rundir import RunDir, write_json
 SUITE_KEYS = {"name", "version", "description", "seeds", "reference", "defaults", "tasks", "search", "methods",
               "methods_from"}
 SEARCH_KEYS = {"task", "factors", "extend", "heldout_samples", "seed", "metric", "settings", "per_task"}
-ENTRY_KEYS = {"method", "method_options", "model_options", "learning_rate", "rate_from", "override", "note", "same_as"}
+ENTRY_KEYS = {"method", "method_options", "model_options", "learning_rate", "rate_from", "override", "note", "same_as",
+              "tasks"}
 SUITES_DIR = Path("experiments") / "suites"
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.]*$")
 
@@ -75,6 +76,10 @@ class MethodEntry:
     listed: bool = True  # False: a plugin added from the command line
     rate_from: str | None = None  # another entry whose searched rate this one uses (e.g. every rank of a weight set)
     same_as: str | None = None  # 'suite:entry' of another suite whose runs are this entry's
+    tasks: list[str] | None = None  # the suite's tasks this entry runs on (None: all of them)
+
+    def runs_on(self, task_name: str) -> bool:
+        return self.tasks is None or task_name in self.tasks
 
     def options_for(self, model: str) -> dict[str, Any]:
         return {**self.method_options, **self.model_options.get(model, {})}
@@ -162,11 +167,11 @@ class Suite:
         return self._experiment(f"{self.slug}-{entry.name}-search-{_slug(key)}", cells)
 
     def experiment(self, entry: MethodEntry, rates: dict[str, float]) -> Experiment:
-        """The entry's scored cells: every task whose model has a chosen rate, every seed."""
+        """The entry's scored cells: every task of the entry whose model has a chosen rate, every seed."""
         cells = []
         for task_name in self.tasks:
             rate = rates.get(self.rate_key(task_name))
-            if rate is None:
+            if rate is None or not entry.runs_on(task_name):
                 continue
             for seed in self.seeds:
                 config = self._config(task_name, entry, {"learning_rate": rate, "seed": seed})
@@ -227,6 +232,10 @@ def load_suite(name_or_path: str) -> Suite:
             raise HarnessError(f"{where}: method '{name}' is same_as an entry of its own suite; use rate_from.")
     methods = {name: _entry(name, value, run_keys, where) for name, value in (spec["methods"] or {}).items()}
     for entry in methods.values():
+        unknown = [t for t in entry.tasks or [] if t not in tasks]
+        if unknown:
+            raise HarnessError(f"{where}: method '{entry.name}' lists tasks {', '.join(map(str, unknown))}, which "
+                               f"are not tasks of this suite ({', '.join(tasks)}).")
         if entry.rate_from and entry.rate_from not in methods:
             raise HarnessError(f"{where}: method '{entry.name}' takes its rate from '{entry.rate_from}', which is "
                                f"not one of the methods.")
@@ -250,9 +259,12 @@ def _entry(name: str, value: dict, run_keys: set[str], where: str) -> MethodEntr
         return _same_as_entry(name, value, where)
     if "method" not in value:
         raise HarnessError(f"{where}: method entry '{name}' has no 'method'.")
+    tasks = value.get("tasks")
+    if tasks is not None and (not isinstance(tasks, list) or not tasks):
+        raise HarnessError(f"{where}: method '{name}': tasks must be a non-empty list of the suite's task names.")
     return MethodEntry(name, value["method"], dict(value.get("method_options") or {}),
                        dict(value.get("model_options") or {}), value.get("learning_rate"), override, why,
-                       value.get("note", ""), rate_from=value.get("rate_from"))
+                       value.get("note", ""), rate_from=value.get("rate_from"), tasks=tasks)
 
 
 def _same_as_entry(name: str, value: dict, where: str) -> MethodEntry:
@@ -373,6 +385,8 @@ def run_suite(suite: Suite, names: list[str], output_root: str | Path = "results
         record = read_entry(output, entry.name) or {}
         rates, searches = {}, {}
         for key, task_name in suite.search_units().items():
+            if not any(entry.runs_on(t) for t in suite.tasks if suite.rate_key(t) == key):
+                continue  # no task of the entry trains with this rate
             progress(f"[{entry.name}] learning-rate search for {key} ({task_name}, held-out "
                      f"{suite.search['heldout_samples']} training examples)")
             searched = suite.entry(entry.rate_from) if entry.rate_from else entry
@@ -394,7 +408,8 @@ def run_suite(suite: Suite, names: list[str], output_root: str | Path = "results
                     inference[model] = inference_overhead(entry, model)
         record = {"suite": suite.slug, "entry": entry.name, "method": entry.method, "listed": entry.listed,
                   "method_options": {m: entry.options_for(m) for m in suite.models()}, "override": entry.override,
-                  "why": entry.why, "note": entry.note, "learning_rate": rates, "search": searches,
+                  "why": entry.why, "note": entry.note, "tasks": entry.tasks, "learning_rate": rates,
+                  "search": searches,
                   "experiment": experiment.name, "cells": [c.id for c in experiment.cells],
                   "inference": inference,
                   "wall_time_s": round((record.get("wall_time_s") or 0) + time.monotonic() - started, 1)}

@@ -11,7 +11,7 @@ import pytest
 from conftest import sentiment_rows, write_csv
 from harness.cli import main
 from harness.errors import HarnessError
-from harness.report.leaderboard import board_data, write_leaderboard
+from harness.report.leaderboard import _task_cell, board_data, write_leaderboard
 from harness.suite import load_suite, run_suite
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,7 +183,7 @@ def test_every_committed_suite_loads_and_its_cells_resolve(path):
     suite = load_suite(str(path))
     for entry in suite.methods.values():
         cells = suite.experiment(entry, {key: 1e-3 for key in suite.search_units()}).cells
-        assert len(cells) == len(suite.tasks) * len(suite.seeds)
+        assert len(cells) == len(entry.tasks or suite.tasks) * len(suite.seeds)
         resolve(cells[0].config)  # task, model preset and method exist; options are the method's
 
 
@@ -257,6 +257,7 @@ def test_per_task_search_and_heldout_epoch_selection(tmp_path):
         search: {{per_task: true, factors: [0.5, 2], extend: 0, heldout_samples: 50}}
         methods:
           lora: {{method: lora, method_options: {{r: 2}}, learning_rate: 1.0e-2}}
+          only_b: {{method: lora, method_options: {{r: 2}}, rate_from: lora, tasks: [b]}}
         """), encoding="utf-8")
     suite = load_suite(str(path))
     assert suite.search_units() == {"a": "a", "b": "b"} and suite.rate_key("b") == "b"
@@ -273,3 +274,28 @@ def test_per_task_search_and_heldout_epoch_selection(tmp_path):
     rates = record["learning_rate"]
     by_size = {r["train_examples"]: r["learning_rate"] for r in runs}  # task b trains on 120 examples
     assert by_size == {200: rates["a"], 120: rates["b"]}
+    # An entry on some of the tasks (the paper's MNLI start is for three of them): cells on its tasks
+    # only, at the rate its rate_from entry chose there; the board says where it does not run.
+    run_suite(suite, ["only_b"], out, launcher="inline", progress=lambda *_: None, measure_inference=False)
+    only = json.loads((out / "pertask-v1" / "entries" / "only_b.json").read_text())
+    assert only["tasks"] == ["b"] and list(only["search"]) == ["b"] and len(only["cells"]) == 2
+    cell, side = _task_cell(suite, "a", only, [])
+    assert cell["status"] == "not in entry" and "runs on b only" in cell["reason"] and side is None
+
+
+def test_an_entry_on_tasks_the_suite_lacks_is_refused(tmp_path):
+    train = write_csv(tmp_path / "train.csv", sentiment_rows(40, 0))
+    path = tmp_path / "bad.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        name: bad
+        version: 1
+        seeds: [0]
+        reference: lora
+        tasks:
+          a: {{task: csv, model: tiny-bert, train_file: {train}, eval_file: {train}}}
+        search: {{per_task: true}}
+        methods:
+          lora: {{method: lora, tasks: [a, rte]}}
+        """), encoding="utf-8")
+    with pytest.raises(HarnessError, match="lists tasks rte, which are not tasks of this suite"):
+        load_suite(str(path))

@@ -55,6 +55,8 @@ def _task_cell(suite, task_name: str, record: dict, runs: list[RunRecord]) -> tu
     task = suite.tasks[task_name]
     model = task["model"]
     key = suite.rate_key(task_name)
+    if record.get("tasks") is not None and task_name not in record["tasks"]:
+        return {"status": "not in entry", "reason": f"the entry runs on {', '.join(record['tasks'])} only"}, None
     if (record.get("learning_rate") or {}).get(key) is None:
         search = (record.get("search") or {}).get(key) or {}
         return {"status": "cannot run", "reason": search.get("reason", "no learning-rate search ran")}, None
