@@ -215,7 +215,7 @@ def compare_training_throughput(config: RunConfig, repeats: int = 1, out: str | 
     report = _throughput_report(config, task, train, lora, full, max(minimal), recipe, recipe_split, peak, nonembedding)
     trainer_best = max(t["train_samples_per_s"] for t in trainer)
     # The Trainer's rate is its whole epoch; the harness's is given both ways, since with --compile its
-    # first step holds the compilation, which a longer run (or the warm on-disk cache) amortizes.
+    # first step holds the compilation, which a longer run amortizes.
     report["summary"].update(trainer_recipe_samples_per_s=round(trainer_best, 2),
                              ratio_harness_over_trainer_recipe=round(lora["train_samples_per_s"] / trainer_best, 3),
                              ratio_steady_harness_over_trainer_recipe=round(
