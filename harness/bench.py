@@ -248,7 +248,7 @@ def _loop_summary(records: list[dict], full: bool, nonembedding: int, peak: floa
             "steady_samples_per_s": round(speed.get("steady_samples_per_s") or speed["train_samples_per_s"], 2),
             "first_step_s": speed["first_step_s"],
             "train_tokens_per_s": round(speed["train_tokens_per_s"], 1),
-            "peak_memory_mb": round(best["throughput"]["peak_memory_mb"], 1),
+            "peak_memory_mb": round(speed["peak_memory_mb"], 1),
             "trainable_params": best["params"]["trainable"], "head_params": best["params"]["head"],
             "optimizer_state_bytes": 8 * trained, "checkpoint_bytes": best["checkpoint_bytes"],
             "achieved_flops": flops, "fraction_of_gemm_peak": flops / peak,

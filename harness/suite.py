@@ -458,6 +458,12 @@ def runs_dirs(output: Path, records: list[dict]) -> list[Path]:
     return [d for d in dirs if d.is_dir()]
 
 
+def entry_run_folders(output: Path, record: dict) -> list[Path]:
+    """The run folders of an entry's scored cells that exist (in its suite's runs, or those it shares)."""
+    return [path for folder in runs_dirs(output, [record]) for cell in record["cells"]
+            if (path := folder / f"{record['experiment']}-{cell}").is_dir()]
+
+
 def _with(experiment: Experiment, overrides: dict[str, Any]) -> Experiment:
     """The experiment with settings that do not enter cell ids (the data folder) applied."""
     for cell in experiment.cells:

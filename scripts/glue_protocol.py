@@ -20,10 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.report.leaderboard import write_leaderboard  # noqa: E402
+from harness.report.leaderboard import VERDICT_MARK, score_text, write_leaderboard  # noqa: E402
 from harness.report.plots import _pyplot, _save  # noqa: E402
 from harness.report.render import render  # noqa: E402
-from harness.suite import load_suite, read_entry, runs_dirs  # noqa: E402
+from harness.suite import entry_run_folders, load_suite, read_entry  # noqa: E402
 from harness.tasks import get_task  # noqa: E402
 
 SUITE = "glue-protocol-cpu"
@@ -33,7 +33,6 @@ FIGURES = OUT / "glue_minilm"
 DATA = ROOT.parent / "shared" / "data"
 LABELS = {"full": "FT", "lora": "LoRA", "lora_qnli_init": "LoRA, QNLI start"}
 LEARNED, WITHIN = 5.0, 1.0  # points above the majority class; LoRA's distance from FT
-MARK = {"better": "▲", "equivalent": "≈", "inconclusive": "?", "worse": "▼", "reference": "(ref)"}
 
 
 def majority_baseline(task_name: str) -> float:
@@ -66,27 +65,16 @@ def goal_line(label: str, majority: float, ft: dict, lora: dict) -> str:
             f"{delta:+.1f} [{low:+.1f}, {high:+.1f}]: {closeness}.")
 
 
-def cell_text(cell: dict | None) -> str:
-    if not cell or cell.get("status") != "ok":
-        return (cell or {}).get("status", "not run")
-    s, d = cell["scale"], cell["decimals"]
-    return f"{cell['value'] * s:.{d}f} [{cell['lo'] * s:.{d}f}, {cell['hi'] * s:.{d}f}]"
-
-
 def runs_of(suite, entry: str) -> list[dict]:
-    """Every finished cell of an entry, as its metrics.json with the config's seed beside."""
-    output = suite.output_dir(RESULTS)
-    record = read_entry(output, entry)
+    """Every finished cell of an entry, as its metrics.json."""
+    record = read_entry(suite.output_dir(RESULTS), entry)
     found = []
-    for folder in runs_dirs(output, [record] if record else []):
-        for cell in record["cells"]:
-            path = folder / f"{record['experiment']}-{cell}"
-            metrics = path / "metrics.json"
-            if metrics.is_file():
-                data = json.loads(metrics.read_text())
-                if data.get("status") == "finished":
-                    data["seed"] = json.loads((path / "config.json").read_text()).get("seed")
-                    found.append(data)
+    for path in entry_run_folders(suite.output_dir(RESULTS), record) if record else []:
+        metrics = path / "metrics.json"
+        if metrics.is_file():
+            data = json.loads(metrics.read_text())
+            if data.get("status") == "finished":
+                found.append(data)
     return found
 
 
@@ -95,11 +83,12 @@ def curves(suite, board: dict) -> list[Path]:
     whether and when a task is learned."""
     plt = _pyplot()
     tasks = board["tasks"]
+    finished = {entry: runs_of(suite, entry) for entry in LABELS}  # read once, drawn per task
     fig, axes = plt.subplots(1, len(tasks), figsize=(3.4 * len(tasks), 3.2), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         metric = task["metric"] or "accuracy"
         for index, entry in enumerate(LABELS):
-            runs = [r for r in runs_of(suite, entry) if r["task"] == task["task"]]
+            runs = [r for r in finished[entry] if r["task"] == task["task"]]
             if not runs:
                 continue
             epochs = max(len(r["history"]) for r in runs)
@@ -131,12 +120,13 @@ def main() -> None:
         majority = majority_baseline(task["task"])
         line = {"task": f"{task['label']} ({task['metric_label']})", "majority class": f"{majority:.1f}"}
         for entry, label in LABELS.items():
-            line[label] = cell_text(rows.get(entry, {}).get("tasks", {}).get(task["name"]))
+            cell = rows.get(entry, {}).get("tasks", {}).get(task["name"])
+            line[label] = score_text(cell, marks=False) if cell else "not run"
         ft, lora = (rows.get(e, {}).get("tasks", {}).get(task["name"], {}) for e in ("full", "lora"))
         if ft.get("status") == "ok" and lora.get("status") == "ok" and "delta" in lora:
             s, d = lora["scale"], lora["decimals"]
             line["LoRA − FT"] = (f"{lora['delta'] * s:+.{d}f} [{lora['delta_lo'] * s:+.{d}f}, "
-                                 f"{lora['delta_hi'] * s:+.{d}f}] {MARK.get(lora.get('verdict'), '')}").strip()
+                                 f"{lora['delta_hi'] * s:+.{d}f}] {VERDICT_MARK.get(lora.get('verdict'), '')}").strip()
             goals.append(goal_line(task["label"], majority, ft, lora))
         table.append(line)
     columns = ["task", "majority class", *LABELS.values(), "LoRA − FT"]

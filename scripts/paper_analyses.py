@@ -27,7 +27,7 @@ from harness.report.reference import (PAPER_TABLE5, PAPER_TABLE6, PAPER_TABLE6_R
                                       PAPER_TABLE7)
 from harness.report.render import render  # noqa: E402
 from harness.rundir import RunDir  # noqa: E402
-from harness.suite import load_suite, read_entry, runs_dirs  # noqa: E402
+from harness.suite import entry_run_folders, load_suite, read_entry  # noqa: E402
 
 RESULTS = ROOT / "results" / "paper-analyses"
 OUT = ROOT / "reports" / "cpu-mini"
@@ -68,15 +68,13 @@ def run_of(suite, entry: str, task: str, seed: int) -> Path | None:
     record = read_entry(output, entry)
     if not record:
         return None
-    for folder in runs_dirs(output, [record]):
-        for cell in record["cells"]:
-            path = folder / f"{record['experiment']}-{cell}"
-            if not (path / "config.json").is_file():
-                continue
-            config = json.loads((path / "config.json").read_text())
-            if config.get("seed") == seed and config.get("task") == suite.tasks[task]["task"] and \
-                    RunDir(path).status() == "finished":
-                return path
+    for path in entry_run_folders(output, record):
+        if not (path / "config.json").is_file():
+            continue
+        config = json.loads((path / "config.json").read_text())
+        if config.get("seed") == seed and config.get("task") == suite.tasks[task]["task"] and \
+                RunDir(path).status() == "finished":
+            return path
     return None
 
 

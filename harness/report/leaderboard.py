@@ -195,10 +195,11 @@ def _fmt(cell: dict, key: str = "value", signed: bool = False) -> str:
     return f"{value:{'+' if signed else ''}.{cell.get('decimals', 2)}f}"
 
 
-def _score_text(cell: dict) -> str:
+def score_text(cell: dict, marks: bool = True) -> str:
+    """'value [lo, hi]' on the printed scale, with the verdict's mark; a cell that is not ok: its status."""
     if cell["status"] != "ok":
         return cell["status"]
-    mark = VERDICT_MARK.get(cell.get("verdict", ""), "")
+    mark = VERDICT_MARK.get(cell.get("verdict", ""), "") if marks else ""
     return f"{_fmt(cell)} [{_fmt(cell, 'lo')}, {_fmt(cell, 'hi')}] {mark}".strip()
 
 
@@ -241,7 +242,7 @@ def markdown(board: dict) -> str:
                  f"{VERDICT_MARK[avg['verdict']]}" if avg and "delta" in avg else
                  "ref" if row["entry"] == board["reference"] else "-")
         cells = [str(rank) if avg else "-", row["entry"], *[_count(eff.get(m, {}).get("trainable")) for m in models],
-                 *[_score_text(row["tasks"][t["name"]]) for t in tasks], avg_text, delta,
+                 *[score_text(row["tasks"][t["name"]]) for t in tasks], avg_text, delta,
                  *[f"{eff[m]['peak_memory_mb']:.0f}" if m in eff else "-" for m in models],
                  *[f"{eff[m]['train_time_s']:.0f}" if m in eff else "-" for m in models],
                  *[_size(eff.get(m, {}).get("weights_bytes")) for m in models],

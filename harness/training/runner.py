@@ -147,8 +147,7 @@ def dynamo_plugin(config: RunConfig):
     slower than eager after warm-up in a trial on MiniLM-L6 + LoRA; the whole model faster). The
     inductor's on-disk cache (TORCHINDUCTOR_CACHE_DIR, default under the temp folder) lets the next run
     of a grid skip most of the compilation. Saving, checkpoints, method hooks and beam decoding
-    use the uncompiled module (``unwrap_model(..., keep_torch_compile=False)``): its parameter names
-    are the model's own."""
+    use the uncompiled module (training.loop.plain_model): its parameter names are the model's own."""
     if not config.compile:
         return None
     import torch._inductor.config
