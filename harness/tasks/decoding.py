@@ -156,8 +156,16 @@ def _beam_cache(room: int):
         def reorder_cache(self, beam_idx) -> None:
             if not self._in_buffers():
                 return super().reorder_cache(beam_idx)
-            keys, values, spare_keys, spare_values = self.buffers
+            # Most beams usually continue in their own row: copy only the rows that take another's.
+            moved = (beam_idx != torch.arange(beam_idx.numel(), device=beam_idx.device)).nonzero().view(-1)
             length = self.keys.shape[-2]
+            if 2 * moved.numel() <= beam_idx.numel():
+                if moved.numel():
+                    sources = beam_idx[moved]
+                    self.keys[moved] = self.keys[sources]  # the right side is gathered before any row is written
+                    self.values[moved] = self.values[sources]
+                return
+            keys, values, spare_keys, spare_values = self.buffers
             torch.index_select(self.keys, 0, beam_idx, out=spare_keys[..., :length, :])
             torch.index_select(self.values, 0, beam_idx, out=spare_values[..., :length, :])
             self.buffers = (spare_keys, spare_values, keys, values)
