@@ -31,7 +31,7 @@ def _runs(folder: str):
 # committed file -> how README.md builds it (the CLI calls these functions and renders Markdown).
 COMMITTED = {
     "reports/cpu-mini/e2e_smollm2.md": lambda: _experiment("e2e_smollm2"),
-    "reports/cpu-mini/glue_minilm.md": lambda: _experiment("glue_minilm"),
+    "reports/cpu-mini/glue_minilm_7methods.md": lambda: _experiment("glue_minilm"),
     "reports/cpu-mini/glue_minilm_lr_sweep.md": lambda: _experiment("glue_minilm_lr_sweep", by=("learning_rate",)),
     "reports/cpu-mini/glue_minilm_cola_full.md": lambda: _experiment("glue_minilm_cola_full"),
     "reports/cpu-mini/sst2_methods.md": lambda: _runs("results/cpu-mini/sst2_methods_runs"),
