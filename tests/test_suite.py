@@ -39,6 +39,7 @@ def suite_file(folder: Path, train: Path, dev: Path, extra_methods: str = "") ->
           full: {{method: full, learning_rate: 1.0e-3}}
           nothing: {{method: "peft:POLY"}}
           lora_r2: {{method: lora, method_options: {{r: 2}}, rate_from: lora}}
+          later: {{method: bitfit, learning_rate: 1.0e-3}}
         {extra_methods}"""), encoding="utf-8")
     return path
 
@@ -129,6 +130,10 @@ def test_tiny_suite_end_to_end_with_a_plugin_and_a_method_that_cannot_run(ran):
     assert {"leaderboard.json", "README.md", "index.html", "pareto_trainable.png", "pareto_trainable.svg"} <= names
     text = (ran["folder"] / "board2" / "README.md").read_text()
     assert "| nothing | csv (tiny-bert) | cannot run |" in text and "## Learning-rate search" in text
+    # A listed method that has not run is named, with the command that adds it.
+    assert board["pending"] == ["later"] and "later" not in rows
+    assert "1 of the suite's 5 listed methods have not run yet: later." in text
+    assert "harness suite run tiny --method NAME" in text
     # Rerunning runs nothing new: every cell is finished.
     again = run_suite(tiny_suite, ["lora"], out, launcher="inline", progress=lambda *_: None)
     assert again["lora"]["failed"] == 0

@@ -181,9 +181,11 @@ def board_data(suite, output_root: str | Path = "results/leaderboard") -> dict[s
         tasks.append({"name": name, "task": task["task"], "model": task["model"], "label": task_label(task["task"]),
                       "metric": cell.get("metric"), "metric_label": cell.get("metric_label") or cell.get("metric"),
                       "scale": cell.get("scale", 1.0)})
+    on_board = {r["entry"] for r in rows}
     return {"suite": suite.slug, "description": " ".join(suite.description.split()), "reference": reference,
             "seeds": suite.seeds, "alpha": ALPHA, "tasks": tasks, "models": suite.models(), "rows": rows,
-            "command": f"harness suite report {suite.name}", "runs_folder": str(output)}
+            "pending": [name for name in suite.methods if name not in on_board], "listed_methods": len(suite.methods),
+            "suite_name": suite.name, "command": f"harness suite report {suite.name}", "runs_folder": str(output)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,8 +256,19 @@ def markdown(board: dict) -> str:
               "Inference: forward latency over the base model (batch 16 x 128 tokens, random weights), merged "
               "where the method can merge. Cells min: the minutes its cells ran (search included), one "
               "process each; `--jobs 2` on 2 cores takes about half of it.", ""]
-    lines += _reasons(board) + _search_lines(board)
+    lines += _pending(board) + _reasons(board) + _search_lines(board)
     return "\n".join(lines) + "\n"
+
+
+def _pending(board: dict) -> list[str]:
+    """The suite's listed methods with no runs yet: the board's coverage, and how to extend it."""
+    pending = board.get("pending") or []
+    if not pending:
+        return []
+    return ["## Not on the board yet", "",
+            f"{len(pending)} of the suite's {board['listed_methods']} listed methods have not run yet: "
+            f"{', '.join(pending)}. Add one with `harness suite run {board['suite_name']} --method NAME` "
+            f"(or all with `--all`; finished cells are never run again), then `{board['command']}`.", ""]
 
 
 def _reasons(board: dict) -> list[str]:
