@@ -30,7 +30,16 @@ DECODE_RUN = "results/paper-analyses/table5-cpu-v1/runs/table5-cpu-v1-wq_wv-a15d
 DECODE = (f"harness bench generate {DECODE_RUN} --data-dir ../shared/data --inputs 32 --batch-size 16 "
           f"--out reports/bench/decode_vs_generate.json")
 SCALING = "harness bench scaling --out reports/bench/scaling"
-TRAINER_GOAL, PEAK_GOAL, DECODE_GOAL = 1.25, 0.70, 1.5
+# One committed E2E cell (LoRA, seed 0 of experiments/cpu-mini/e2e_smollm2.yaml) and the same cell run again
+# with today's code: the generation run's wall time before and after the loss on target positions only.
+E2E_BEFORE = "results/cpu-mini/e2e_smollm2/runs/cpu-mini-e2e-smollm2-eeb9e7c218d7"
+E2E_AFTER = "results/bench/e2e_retime/runs/e2e-smollm2-lora-seed0-retime"
+E2E_RETIME = ("harness run e2e --model smollm2-135m --method lora --lora-r 4 --lora-alpha 32 --lora-dropout 0.1 "
+              "--max-train-samples 1500 --max-eval-samples 200 --group-by-length --max-seq-length 128 --seed 0 "
+              "--epochs 1 --batch-size 8 --learning-rate 2e-3 --weight-decay 0.01 --warmup-ratio 0.06 "
+              "--label-smoothing 0.1 --num-beams 4 --length-penalty 0.9 --no-repeat-ngram-size 4 --max-new-tokens 64 "
+              "--decode-batch-size 40 --no-save-weights --data-dir ../shared/data --tracking-uri none "
+              "--output-dir results/bench/e2e_retime --run-name e2e-smollm2-lora-seed0-retime")
 
 
 def _load(name: str) -> dict | None:
@@ -129,6 +138,32 @@ def decode_section() -> list[str]:
     return lines
 
 
+def generation_run_section() -> list[str]:
+    runs = {}
+    for label, folder in (("before", E2E_BEFORE), ("after", E2E_AFTER)):
+        path = ROOT / folder / "metrics.json"
+        if not path.is_file():
+            return []
+        runs[label] = json.loads(path.read_text())
+    rows = []
+    for label, m in runs.items():
+        wall, train = m["wall_time_s"], m["throughput"]["train_time_s"]
+        rows.append({"cell": label, "run folder": f"`{(E2E_BEFORE, E2E_AFTER)[label == 'after']}`",
+                     "transformers": m["versions"]["transformers"], "wall time (s)": f"{wall:.0f}",
+                     "training (s)": f"{train:.0f}", "the rest: dev loss, decoding 630 MRs, scoring (s)":
+                     f"{wall - train:.0f}", "BLEU": f"{m['best']['bleu']:.2f}"})
+    before, after = (runs[k]["wall_time_s"] for k in ("before", "after"))
+    return ["## A generation run's wall time, before and after", "",
+            "One committed cell of `experiments/cpu-mini/e2e_smollm2.yaml` (SmolLM2-135M, LoRA, seed 0: 1,500 "
+            "training pairs, 200 dev pairs for the loss, the 630 test MRs decoded with beam 4) run again with "
+            "today's code (the loss and logits on target positions only, the beam search's in-place KV cache), "
+            "alone on the idle machine. The before cell ran in its grid (one cell at a time) in an earlier "
+            "session, under whatever else the machine ran then.", "",
+            render(rows, list(rows[0]), "markdown"), "",
+            f"Command (after): `{E2E_RETIME}`. Wall time {before:.0f} s → {after:.0f} s "
+            f"({before / after:.2f}x).", ""]
+
+
 def scaling_section() -> list[str]:
     report = _load("scaling/scaling.json")
     if report is None:
@@ -145,7 +180,7 @@ def main() -> None:
              "Measured on this repository's 2-core CPU machine (no GPU), each benchmark in one sitting with "
              "nothing else running. Regenerate this page: `python scripts/bench_report.py` (it reads the JSON "
              "reports beside it).", "",
-             *training_section(), *decode_section(), *scaling_section()]
+             *training_section(), *decode_section(), *generation_run_section(), *scaling_section()]
     (BENCH / "README.md").write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     print(BENCH / "README.md")
 

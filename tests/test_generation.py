@@ -205,6 +205,40 @@ def test_inputs_joining_a_running_batch_decode_as_they_would_alone(tiny_lm, meth
     assert together == alone and sum(finished) == len(sources)
 
 
+@pytest.mark.parametrize("method", ["none", "prefix_layer"])
+def test_in_place_beam_cache_decodes_as_transformers_dynamic_cache(tiny_lm, method, monkeypatch):
+    """The beam search's own cache (in-place writes, beams reordered over the generated positions only)
+    gives the same outputs as transformers' DynamicCache (a copy per step, every position reordered),
+    with 4 beams, inputs joining the batch, and a method that adds cache positions."""
+    import copy
+
+    from transformers import DynamicCache
+
+    import harness.tasks.decoding as decoding
+
+    base, tokenizer = tiny_lm
+    model = base
+    if method != "none":
+        model = get_method(method).prepare(copy.deepcopy(base), get_method(method).resolve_options({}), [])
+        with torch.no_grad():
+            for parameter in model.parameters():
+                if parameter.requires_grad:
+                    parameter.add_(torch.randn_like(parameter) * 0.5)
+        model.eval()
+    sources = SOURCES + ["name[Alimentum]", "name[Blue Spice], area[riverside]", "name[Cotto], food[Indian]"]
+    prompts = [tokenizer(prompt_of(s), add_special_tokens=False)["input_ids"] for s in sources]
+    settings = DecodeSettings(num_beams=4, max_new_tokens=20, batch_size=3, no_repeat_ngram_size=3)
+    stops = torch.tensor(stop_token_ids(tokenizer))
+    tails = []
+    original = decoding._reorder
+    monkeypatch.setattr(decoding, "_reorder", lambda cache, idx, generated: (tails.append(generated),
+                                                                              original(cache, idx, generated)))
+    ours = beam_search(model, prompts, settings, stops, tokenizer.eos_token_id)
+    assert max(tails) > 1  # beams were reordered over more than one generated position
+    monkeypatch.setattr(decoding, "_beam_cache", lambda room: DynamicCache())
+    assert beam_search(model, prompts, settings, stops, tokenizer.eos_token_id) == ours
+
+
 # ---------------------------------------------------------------------------------------------
 # Runs and scoring.
 

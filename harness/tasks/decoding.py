@@ -154,16 +154,26 @@ def _beam_cache(room: int):
             return self.keys, self.values
 
         def reorder_cache(self, beam_idx) -> None:
+            self.reorder_tail(beam_idx, self.keys.shape[-2])
+
+        def reorder_tail(self, beam_idx, tail: int, moved=None) -> None:
+            """Reorder the beams over the last ``tail`` positions only. The beams of one input share its
+            prompt (and whatever precedes the generated tokens), so only the generated positions differ;
+            ``moved``: the rows whose beam comes from another row (the others keep theirs)."""
+            if tail <= 0:
+                return
             if not self._in_buffers():
                 return super().reorder_cache(beam_idx)
-            # Most beams usually continue in their own row: copy only the rows that take another's.
-            moved = (beam_idx != torch.arange(beam_idx.numel(), device=beam_idx.device)).nonzero().view(-1)
             length = self.keys.shape[-2]
-            if 2 * moved.numel() <= beam_idx.numel():
-                if moved.numel():
-                    sources = beam_idx[moved]
-                    self.keys[moved] = self.keys[sources]  # the right side is gathered before any row is written
-                    self.values[moved] = self.values[sources]
+            if moved is None:
+                moved = (beam_idx != torch.arange(beam_idx.numel(), device=beam_idx.device)).nonzero().view(-1)
+            if not moved.numel():
+                return
+            if 2 * tail * moved.numel() <= length * beam_idx.numel():
+                sources = beam_idx[moved]
+                for t in (self.keys, self.values):
+                    recent = t[..., length - tail:, :]  # a view into the buffer: written in place
+                    recent.index_copy_(0, moved, recent.index_select(0, sources))  # gathered, then written
                 return
             keys, values, spare_keys, spare_values = self.buffers
             torch.index_select(self.keys, 0, beam_idx, out=spare_keys[..., :length, :])
@@ -174,6 +184,19 @@ def _beam_cache(room: int):
     cache = DynamicCache()
     cache.layer_class_to_replicate = BeamLayer
     return cache
+
+
+def _reorder(cache, beam_idx, generated: int) -> None:
+    """Reorder the cache's beams; only the last ``generated`` positions (the most tokens any live input
+    has in the cache) can differ between the beams of one input."""
+    import torch
+
+    moved = (beam_idx != torch.arange(beam_idx.numel(), device=beam_idx.device)).nonzero().view(-1)
+    for layer in cache.layers:
+        if hasattr(layer, "reorder_tail"):
+            layer.reorder_tail(beam_idx, generated, moved)
+        else:
+            layer.reorder_cache(beam_idx)
 
 
 @dataclass
@@ -285,7 +308,7 @@ def _beam_search(model, prompts, settings, stops, pad_token_id, on_done):
         rows = (torch.arange(groups, device=device) * k).unsqueeze(1) + top // vocab
         tokens = top % vocab
         live.history = torch.cat([live.history[rows.view(-1)], tokens.view(-1, 1)], dim=1)
-        live.cache.reorder_cache(rows.view(-1))
+        _reorder(live.cache, rows.view(-1), int(live.steps.max()))
         live.beam_scores, live.steps = top_scores, step
 
         finished = torch.isin(tokens, stops) & torch.isfinite(top_scores)
