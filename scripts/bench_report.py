@@ -40,6 +40,7 @@ E2E_RETIME = ("harness run e2e --model smollm2-135m --method lora --lora-r 4 --l
               "--label-smoothing 0.1 --num-beams 4 --length-penalty 0.9 --no-repeat-ngram-size 4 --max-new-tokens 64 "
               "--decode-batch-size 40 --no-save-weights --data-dir ../shared/data --tracking-uri none "
               "--output-dir results/bench/e2e_retime --run-name e2e-smollm2-lora-seed0-retime")
+TRAINER_GOAL, PEAK_GOAL, DECODE_GOAL = 1.25, 0.70, 1.5
 
 
 def _load(name: str) -> dict | None:
