@@ -339,31 +339,40 @@ def choose_rate(suite: Suite, entry: MethodEntry, key: str, output: Path, factor
     return choice
 
 
-def search_rate(suite: Suite, entry: MethodEntry, key: str, output: Path, overrides: dict, jobs: int,
-                progress, launcher: str = "local") -> dict[str, Any]:
-    """Run the search's cells; while the best rate is at an edge of the range, add the next factor beyond
-    it (at most ``search.extend`` times), so a poor starting rate does not decide the method's fate."""
+def search_rates(suite: Suite, entry: MethodEntry, keys: list[str], output: Path, overrides: dict, jobs: int,
+                 progress, launcher: str = "local") -> dict[str, dict[str, Any]]:
+    """Run the searches of several rate keys round by round, each round's cells together so they share
+    the workers; while a key's best rate is at an edge of its range, its next round adds the factor
+    beyond it (at most ``search.extend`` times), so a poor starting rate does not decide the method's
+    fate. Returns each key's choice (choose_rate)."""
     from harness.grid.runner import run_grid
 
     if entry.same_as:  # the other suite's search, run (what is missing) in its folder
         base, other = shared_from(entry)
-        root = output.parent
-        return search_rate(base, other if not other.rate_from else base.entry(other.rate_from), key,
-                           base.output_dir(root), overrides, jobs, progress, launcher)
-    factors = sorted(suite.search["factors"])
+        return search_rates(base, other if not other.rate_from else base.entry(other.rate_from), keys,
+                            base.output_dir(output.parent), overrides, jobs, progress, launcher)
+    factors = {key: sorted(suite.search["factors"]) for key in keys}
+    choices, searching = {}, list(keys)
     for extension in range(int(suite.search["extend"]) + 1):
-        run_grid(_with(suite.search_experiment(entry, key, factors), overrides), str(output), jobs=jobs,
-                 launcher=launcher, progress=progress)
-        choice = choose_rate(suite, entry, key, output, factors)
-        if "edge" not in choice or extension == suite.search["extend"] or len(factors) < 2:
-            return choice
-        if choice["edge"] == "low":
-            factors.insert(0, factors[0] ** 2 / factors[1])
-        else:
-            factors.append(factors[-1] ** 2 / factors[-2])
-        progress(f"[{entry.name}] {key}: best rate at the {choice['edge']} edge; adding factor "
-                 f"{factors[0] if choice['edge'] == 'low' else factors[-1]:.3g}")
-    return choice
+        run_grid([_with(suite.search_experiment(entry, key, factors[key]), overrides) for key in searching],
+                 str(output), jobs=jobs, launcher=launcher, progress=progress)
+        extended = []
+        for key in searching:
+            choices[key] = choice = choose_rate(suite, entry, key, output, factors[key])
+            if "edge" not in choice or extension == suite.search["extend"] or len(factors[key]) < 2:
+                continue
+            ranked = factors[key]
+            if choice["edge"] == "low":
+                ranked.insert(0, ranked[0] ** 2 / ranked[1])
+            else:
+                ranked.append(ranked[-1] ** 2 / ranked[-2])
+            progress(f"[{entry.name}] {key}: best rate at the {choice['edge']} edge; adding factor "
+                     f"{ranked[0] if choice['edge'] == 'low' else ranked[-1]:.3g}")
+            extended.append(key)
+        if not extended:
+            break
+        searching = extended
+    return choices
 
 
 def run_suite(suite: Suite, names: list[str], output_root: str | Path = "results/leaderboard", jobs: int = 1,
@@ -383,14 +392,15 @@ def run_suite(suite: Suite, names: list[str], output_root: str | Path = "results
             continue
         started = time.monotonic()
         record = read_entry(output, entry.name) or {}
-        rates, searches = {}, {}
-        for key, task_name in suite.search_units().items():
-            if not any(entry.runs_on(t) for t in suite.tasks if suite.rate_key(t) == key):
-                continue  # no task of the entry trains with this rate
-            progress(f"[{entry.name}] learning-rate search for {key} ({task_name}, held-out "
+        keys = [key for key in suite.search_units()
+                if any(entry.runs_on(t) for t in suite.tasks if suite.rate_key(t) == key)]  # rates it trains with
+        for key in keys:
+            progress(f"[{entry.name}] learning-rate search for {key} ({suite.search_units()[key]}, held-out "
                      f"{suite.search['heldout_samples']} training examples)")
-            searched = suite.entry(entry.rate_from) if entry.rate_from else entry
-            searches[key] = search_rate(suite, searched, key, output, overrides, jobs, progress, launcher)
+        searched = suite.entry(entry.rate_from) if entry.rate_from else entry
+        searches = search_rates(suite, searched, keys, output, overrides, jobs, progress, launcher) if keys else {}
+        rates = {}
+        for key in keys:
             if entry.rate_from:
                 searches[key]["shared_from"] = entry.rate_from
             rates[key] = searches[key]["chosen"]

@@ -270,8 +270,12 @@ def test_per_task_search_and_heldout_epoch_selection(tmp_path):
     assert all(c.config.select_on == "dev" and c.config.heldout_samples == 50 and c.config.max_train_samples == 120
                for c in search.cells)
     out = tmp_path / "results"
-    summary = run_suite(suite, ["lora"], out, launcher="inline", progress=lambda *_: None, measure_inference=False)
+    lines = []
+    summary = run_suite(suite, ["lora"], out, launcher="inline", progress=lines.append, measure_inference=False)
     assert summary["lora"]["failed"] == 0 and set(summary["lora"]["learning_rate"]) == {"a", "b"}
+    # Both tasks' searches run as one round (their 4 cells share the workers), then the 4 main cells.
+    counted = [line.split()[0] for line in lines if line.startswith("  [")]
+    assert counted == ["[1/4", "[2/4", "[3/4", "[4/4"] * 2
     record = json.loads((out / "pertask-v1" / "entries" / "lora.json").read_text())
     assert set(record["search"]) == {"a", "b"} and record["search"]["b"]["task"] == "b"
     runs = [json.loads(p.read_text()) for p in (out / "pertask-v1" / "runs").glob("pertask-v1-lora-[0-9a-f]*/metrics.json")]

@@ -199,45 +199,58 @@ def execute_cell(config_path: str, run_dir: str, num_processes: int = 1, env: di
     return _claimed(run_dir, body)
 
 
-def run_grid(experiment: Experiment, output_dir: str = "results", jobs: int = 1, launcher: str = "local",
-             slurm: dict[str, Any] | None = None, progress=print) -> dict[str, str]:
-    """Run every cell that has not finished; returns cell id -> final status."""
-    num_processes = int(experiment.launch.get("num_processes", 1))
-    todo = []
-    for cell in experiment.cells:
-        run_dir = run_dir_of(experiment, cell, output_dir)
-        if status_of(run_dir) == "finished":
-            Claim(run_dir).clear_if_stale()  # left by a worker killed right after the cell finished
-            continue
-        todo.append((cell, cell_file(experiment, cell, output_dir), run_dir))
-    results = {cell.id: "finished" for cell in experiment.cells}
-    progress(f"{experiment.name}: {len(experiment.cells)} cells, {len(experiment.cells) - len(todo)} finished, "
-             f"{len(todo)} to run ({launcher}, {jobs} at a time)")
+def run_grid(experiment: Experiment | list[Experiment], output_dir: str = "results", jobs: int = 1,
+             launcher: str = "local", slurm: dict[str, Any] | None = None, progress=print) -> dict[str, str]:
+    """Run every cell that has not finished; returns cell id -> final status. Given several experiments,
+    their cells share the workers, so one experiment's last cell does not leave a worker idle while
+    another's wait (the cells keep their own experiment's folders)."""
+    experiments = experiment if isinstance(experiment, list) else [experiment]
     if jobs < 1:
         raise HarnessError(f"--jobs must be a positive number, got {jobs}.")
+    if launcher in ("slurm", "submitit-local") and len(experiments) > 1:  # the scheduler packs the jobs
+        results: dict[str, str] = {}
+        for one in experiments:
+            results.update(run_grid(one, output_dir, jobs, launcher, slurm, progress))
+        return results
+    todo, results = [], {}
+    for exp in experiments:
+        waiting = 0
+        for cell in exp.cells:
+            results[cell.id] = "finished"
+            run_dir = run_dir_of(exp, cell, output_dir)
+            if status_of(run_dir) == "finished":
+                Claim(run_dir).clear_if_stale()  # left by a worker killed right after the cell finished
+                continue
+            todo.append((exp, cell, cell_file(exp, cell, output_dir), run_dir))
+            waiting += 1
+        progress(f"{exp.name}: {len(exp.cells)} cells, {len(exp.cells) - waiting} finished, "
+                 f"{waiting} to run ({launcher}, {jobs} at a time)")
     # Cells that start from another cell's weights wait for the first wave.
-    waves = [[item for item in todo if not item[0].depends_on], [item for item in todo if item[0].depends_on]]
+    waves = [[item for item in todo if not item[1].depends_on], [item for item in todo if item[1].depends_on]]
     if launcher in ("slurm", "submitit-local"):
+        exp = experiments[0]
         for wave in waves:
             if wave:
-                results.update(_run_submitit(wave, num_processes, launcher, slurm or {}, output_dir, experiment, jobs))
+                results.update(_run_submitit([item[1:] for item in wave], int(exp.launch.get("num_processes", 1)),
+                                             launcher, slurm or {}, output_dir, exp, jobs))
         return results
     if launcher not in ("local", "inline"):
         raise HarnessError(f"unknown launcher '{launcher}'; choose one of {', '.join(LAUNCHERS)}.")
-    if launcher == "inline" and (jobs > 1 or num_processes > 1):
+    if launcher == "inline" and (jobs > 1 or any(int(e.launch.get("num_processes", 1)) > 1 for e in experiments)):
         raise HarnessError("--launcher inline runs one cell at a time in this process; use --jobs 1 and one process.")
 
     started, done, lock = time.monotonic(), 0, threading.Lock()
 
     def one(slot_and_item):
         nonlocal done
-        slot, (cell, path, run_dir) = slot_and_item
+        slot, (exp, cell, path, run_dir) = slot_and_item
         if launcher == "inline":
             status = execute_inline(str(path), str(run_dir))
         else:
             # Fewer cells than workers (a short wave): each gets a larger share of the cores.
             share = max(1, min(jobs, len(todo)))
-            status = execute_cell(str(path), str(run_dir), num_processes, _slot_env(slot % share, share))
+            status = execute_cell(str(path), str(run_dir), int(exp.launch.get("num_processes", 1)),
+                                  _slot_env(slot % share, share))
         with lock:
             done += 1
             progress(f"  [{done}/{len(todo)} {_eta(time.monotonic() - started, done, len(todo))}] "
@@ -248,9 +261,10 @@ def run_grid(experiment: Experiment, output_dir: str = "results", jobs: int = 1,
         for wave in waves:
             for cell_id, status in pool.map(one, enumerate(wave)):
                 results[cell_id] = status
-    for cell in experiment.cells:
-        if cell.depends_on and results.get(cell.depends_on) != "finished" and results[cell.id] != "finished":
-            results[cell.id] = f"failed: starts from unfinished cell {cell.depends_on}"
+    for exp in experiments:
+        for cell in exp.cells:
+            if cell.depends_on and results.get(cell.depends_on) != "finished" and results[cell.id] != "finished":
+                results[cell.id] = f"failed: starts from unfinished cell {cell.depends_on}"
     return results
 
 
