@@ -12,7 +12,9 @@ It follows microsoft/LoRA's ``gpt2_beam.py``, the decoder behind the paper's tab
 - many inputs are decoded at once (left-padded, with explicit positions and a KV cache), and an
   input leaves the batch as soon as no open beam can beat its best finished hypothesis. That is
   exact, because log-probabilities only add negative terms. Its slot goes to the next input (its
-  prompt's cache joins the batch's, left-padded), so a batch never waits for its slowest input.
+  prompt's cache joins the batch's, left-padded), so a batch never waits for its slowest input;
+- the KV cache is written in place (buffers with room for the new tokens) and the beams of an input,
+  which share its prompt, are reordered over the generated positions only.
 """
 
 from __future__ import annotations
