@@ -392,10 +392,11 @@ def run_suite(suite: Suite, names: list[str], output_root: str | Path = "results
             continue
         started = time.monotonic()
         record = read_entry(output, entry.name) or {}
-        keys = [key for key in suite.search_units()
+        units = suite.search_units()
+        keys = [key for key in units
                 if any(entry.runs_on(t) for t in suite.tasks if suite.rate_key(t) == key)]  # rates it trains with
         for key in keys:
-            progress(f"[{entry.name}] learning-rate search for {key} ({suite.search_units()[key]}, held-out "
+            progress(f"[{entry.name}] learning-rate search for {key} ({units[key]}, held-out "
                      f"{suite.search['heldout_samples']} training examples)")
         searched = suite.entry(entry.rate_from) if entry.rate_from else entry
         searches = search_rates(suite, searched, keys, output, overrides, jobs, progress, launcher) if keys else {}

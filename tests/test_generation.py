@@ -146,19 +146,25 @@ SOURCES = ["name[Aromi], eatType[coffee shop], area[city centre], familyFriendly
            "name[The Eagle], food[French], priceRange[£20-25], near[Burger King]"]
 
 
+def _with_method(base, method: str):
+    """The base model, or a copy with the method applied and its (zero-initialised) parameters moved at
+    random, so the method changes the outputs; in eval mode."""
+    import copy
+
+    if method == "none":
+        return base
+    model = get_method(method).prepare(copy.deepcopy(base), get_method(method).resolve_options({}), [])
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                parameter.add_(torch.randn_like(parameter) * 0.5)
+    return model.eval()
+
+
 @pytest.mark.parametrize("method", ["none", "lora", "adapter_h", "prefix_layer", "prefix_embed"])
 def test_batched_cached_greedy_equals_uncached_one_by_one(tiny_lm, method):
     base, tokenizer = tiny_lm
-    model = base
-    if method != "none":
-        import copy
-
-        model = get_method(method).prepare(copy.deepcopy(base), get_method(method).resolve_options({}), [])
-        with torch.no_grad():  # move the method's zero-initialised parameters so it changes the outputs
-            for name, parameter in model.named_parameters():
-                if parameter.requires_grad:
-                    parameter.add_(torch.randn_like(parameter) * 0.5)
-        model.eval()
+    model = _with_method(base, method)
     stops = stop_token_ids(tokenizer)
     settings = DecodeSettings(num_beams=1, no_repeat_ngram_size=0, max_new_tokens=12, batch_size=3)
     prompts = [tokenizer(prompt_of(s), add_special_tokens=False)["input_ids"] for s in SOURCES]
@@ -182,17 +188,8 @@ def test_inputs_joining_a_running_batch_decode_as_they_would_alone(tiny_lm, meth
     """Batch 2 over 7 inputs: finished inputs' slots go to the next ones (their caches left-padded into
     the batch's); outputs equal one input at a time. Prefix tuning adds its own cache positions, so
     there a new batch starts only when the last one is done, with the same outputs."""
-    import copy
-
     base, tokenizer = tiny_lm
-    model = base
-    if method != "none":
-        model = get_method(method).prepare(copy.deepcopy(base), get_method(method).resolve_options({}), [])
-        with torch.no_grad():
-            for parameter in model.parameters():
-                if parameter.requires_grad:
-                    parameter.add_(torch.randn_like(parameter) * 0.5)
-        model.eval()
+    model = _with_method(base, method)
     sources = SOURCES + ["name[Alimentum]", "name[Blue Spice], area[riverside]", "name[Cotto], food[Indian]",
                          "name[Fitzbillies], customer rating[high], familyFriendly[yes], near[The Six Bells]"]
     settings = DecodeSettings(num_beams=3, max_new_tokens=14, batch_size=2)
@@ -210,21 +207,12 @@ def test_in_place_beam_cache_decodes_as_transformers_dynamic_cache(tiny_lm, meth
     """The beam search's own cache (in-place writes, beams reordered over the generated positions only)
     gives the same outputs as transformers' DynamicCache (a copy per step, every position reordered),
     with 4 beams, inputs joining the batch, and a method that adds cache positions."""
-    import copy
-
     from transformers import DynamicCache
 
     import harness.tasks.decoding as decoding
 
     base, tokenizer = tiny_lm
-    model = base
-    if method != "none":
-        model = get_method(method).prepare(copy.deepcopy(base), get_method(method).resolve_options({}), [])
-        with torch.no_grad():
-            for parameter in model.parameters():
-                if parameter.requires_grad:
-                    parameter.add_(torch.randn_like(parameter) * 0.5)
-        model.eval()
+    model = _with_method(base, method)
     sources = SOURCES + ["name[Alimentum]", "name[Blue Spice], area[riverside]", "name[Cotto], food[Indian]"]
     prompts = [tokenizer(prompt_of(s), add_special_tokens=False)["input_ids"] for s in sources]
     settings = DecodeSettings(num_beams=4, max_new_tokens=20, batch_size=3, no_repeat_ngram_size=3)

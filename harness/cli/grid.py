@@ -29,7 +29,7 @@ def _dry_run(experiment, args) -> int:
     from harness.training.runner import resolve
 
     counts, rows = {}, []
-    processes = int(experiment.launch.get("num_processes", 1))
+    processes = experiment.num_processes
     for cell in experiment.cells:
         config = cell.config
         task = get_task(config.task, config.include_tasks or ()) if config.task != "csv" else None

@@ -70,6 +70,11 @@ class Experiment:
     launch: dict[str, Any]
     variant: str | None = None
 
+    @property
+    def num_processes(self) -> int:
+        """Processes per cell (> 1: through `accelerate launch`)."""
+        return int(self.launch.get("num_processes", 1))
+
     def run_name(self, cell: Cell) -> str:
         """A cell's run folder name: '<experiment>-<cell id>' (results readers parse it back)."""
         return f"{self.name}-{cell.id}"

@@ -231,12 +231,11 @@ def run_grid(experiment: Experiment | list[Experiment], output_dir: str = "resul
         exp = experiments[0]
         for wave in waves:
             if wave:
-                results.update(_run_submitit([item[1:] for item in wave], int(exp.launch.get("num_processes", 1)),
-                                             launcher, slurm or {}, output_dir, exp, jobs))
+                results.update(_run_submitit([item[1:] for item in wave], exp.num_processes, launcher, slurm or {}, output_dir, exp, jobs))
         return results
     if launcher not in ("local", "inline"):
         raise HarnessError(f"unknown launcher '{launcher}'; choose one of {', '.join(LAUNCHERS)}.")
-    if launcher == "inline" and (jobs > 1 or any(int(e.launch.get("num_processes", 1)) > 1 for e in experiments)):
+    if launcher == "inline" and (jobs > 1 or any(e.num_processes > 1 for e in experiments)):
         raise HarnessError("--launcher inline runs one cell at a time in this process; use --jobs 1 and one process.")
 
     started, done, lock = time.monotonic(), 0, threading.Lock()
@@ -249,8 +248,7 @@ def run_grid(experiment: Experiment | list[Experiment], output_dir: str = "resul
         else:
             # Fewer cells than workers (a short wave): each gets a larger share of the cores.
             share = max(1, min(jobs, len(todo)))
-            status = execute_cell(str(path), str(run_dir), int(exp.launch.get("num_processes", 1)),
-                                  _slot_env(slot % share, share))
+            status = execute_cell(str(path), str(run_dir), exp.num_processes, _slot_env(slot % share, share))
         with lock:
             done += 1
             progress(f"  [{done}/{len(todo)} {_eta(time.monotonic() - started, done, len(todo))}] "

@@ -332,7 +332,7 @@ def run_smoke(smoke: Smoke, output_dir: str = DEFAULT_OUTPUT, jobs: int = 1, lau
     statuses, threads = {}, torch.get_num_threads()
     try:
         for experiment in smoke.experiments:
-            processes = int(experiment.launch.get("num_processes", 1))
+            processes = experiment.num_processes
             chosen = launcher or ("inline" if processes == 1 and jobs == 1 else "local")
             if chosen == "inline" and "OMP_NUM_THREADS" not in os.environ:
                 torch.set_num_threads(1)  # width-32 models gain nothing from more threads; a busy machine's spin costs
