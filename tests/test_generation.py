@@ -202,6 +202,28 @@ def test_inputs_joining_a_running_batch_decode_as_they_would_alone(tiny_lm, meth
     assert together == alone and sum(finished) == len(sources)
 
 
+def test_a_long_run_of_joining_inputs_keeps_the_cache_short(tiny_lm):
+    """Inputs passing through a small batch: the columns only departed inputs attended to are dropped,
+    so the cache stays within one prompt plus max_new_tokens (it grew with every input before), and
+    the outputs are still those of one input at a time."""
+    model, tokenizer = tiny_lm
+    sources = SOURCES * 4
+    prompts = [tokenizer(prompt_of(s), add_special_tokens=False)["input_ids"] for s in sources]
+    settings = DecodeSettings(num_beams=2, max_new_tokens=10, batch_size=2)
+    stops = torch.arange(0, len(tokenizer), 5)  # many stop tokens: inputs finish at different steps
+    widths = []
+    hook = model.register_forward_pre_hook(lambda _, args, kwargs: widths.append(kwargs["attention_mask"].shape[1]),
+                                           with_kwargs=True)
+    try:
+        together = beam_search(model, prompts, settings, stops, tokenizer.eos_token_id)
+    finally:
+        hook.remove()
+    assert max(widths) <= max(map(len, prompts)) + settings.max_new_tokens + 1
+    alone = [beam_search(model, [p], DecodeSettings(num_beams=2, max_new_tokens=10, batch_size=1), stops,
+                         tokenizer.eos_token_id)[0] for p in prompts[:len(SOURCES)]]
+    assert together == alone * 4
+
+
 @pytest.mark.parametrize("method", ["none", "prefix_layer"])
 def test_in_place_beam_cache_decodes_as_transformers_dynamic_cache(tiny_lm, method, monkeypatch):
     """The beam search's own cache (in-place writes, beams reordered over the generated positions only)

@@ -267,6 +267,27 @@ def _join(live: _Live, fresh: _Live) -> _Live:
                  torch.cat([live.logits, fresh.logits]))
 
 
+def _leading(dead) -> int:
+    """How many leading entries of a 1-d boolean tensor are all True."""
+    return int(dead.long().cumprod(0).sum())
+
+
+def _drop_dead_columns(live: _Live) -> None:
+    """Drop the leading cache/mask columns that no live row attends to any more (padding of inputs that
+    left) and the history's leading -1 columns. Without this, a long run of joining inputs keeps every
+    position since the first batch: on 630 E2E inputs at batch 40 the cache grew to hundreds of
+    positions and each step's attention and n-gram check with it. Positions are explicit, so no row's
+    computation changes."""
+    columns = _leading(live.mask.sum(0) == 0)
+    if columns:
+        for layer in live.cache.layers:
+            layer.keys, layer.values = layer.keys[..., columns:, :], layer.values[..., columns:, :]
+        live.mask = live.mask[:, columns:]
+    steps = _leading((live.history < 0).all(0))
+    if steps:
+        live.history = live.history[:, steps:]
+
+
 def beam_search(model, prompts: list[list[int]], settings: DecodeSettings, stops, pad_token_id: int,
                 on_done=None) -> list[list[int]]:
     """Generated token ids (stop token excluded) for each prompt; see the module docstring. At most
@@ -347,6 +368,8 @@ def _beam_search(model, prompts, settings, stops, pad_token_id, on_done):
             live.next_position = live.next_position[rows_kept]
             tokens = tokens[keep]
             live.cache.batch_select_indices(rows_kept)
+            if joinable:
+                _drop_dead_columns(live)
         live.mask = torch.cat([live.mask, torch.ones_like(live.mask[:, :1])], dim=1)
         live.logits = model(input_ids=tokens.view(-1, 1), attention_mask=live.mask, position_ids=live.next_position,
                             past_key_values=live.cache, use_cache=True, logits_to_keep=1).logits[:, -1, :]
