@@ -66,7 +66,7 @@ def goal_line(label: str, majority: float, ft: dict, lora: dict) -> str:
 
 
 def runs_of(suite, entry: str) -> list[dict]:
-    """Every finished cell of an entry, as its metrics.json."""
+    """Every finished cell of an entry, as its metrics.json with its seed."""
     record = read_entry(suite.output_dir(RESULTS), entry)
     found = []
     for path in entry_run_folders(suite.output_dir(RESULTS), record) if record else []:
@@ -74,16 +74,33 @@ def runs_of(suite, entry: str) -> list[dict]:
         if metrics.is_file():
             data = json.loads(metrics.read_text())
             if data.get("status") == "finished":
+                data["seed"] = json.loads((path / "config.json").read_text()).get("seed")
                 found.append(data)
     return found
 
 
-def curves(suite, board: dict) -> list[Path]:
+def budget_evidence(suite, task: dict, finished: dict[str, list[dict]]) -> str:
+    """Where LoRA stays more than WITHIN below FT: was the training budget the limit? Each entry's best
+    held-out epoch per seed against the task's epochs, and its last epoch's training loss."""
+    budget = suite.tasks[task["name"]].get("epochs", suite.defaults.get("epochs"))
+    parts = []
+    for entry in ("full", "lora"):
+        runs = sorted((r for r in finished[entry] if r["task"] == task["task"]), key=lambda r: r["seed"])
+        if not runs:
+            continue
+        best = [r["best_epoch"] for r in runs]
+        last_loss = statistics.median(r["history"][-1]["train_loss"] for r in runs)
+        parts.append(f"{LABELS[entry]}'s best held-out epoch per seed {', '.join(map(str, best))} of {budget} "
+                     f"({sum(b == budget for b in best)} of {len(best)} seeds best at the last epoch), "
+                     f"training loss at its last epoch {last_loss:.3f} (median)")
+    return f"  Budget: {'; '.join(parts)}."
+
+
+def curves(board: dict, finished: dict[str, list[dict]]) -> list[Path]:
     """Dev and held-out score per epoch (median over seeds) for every task and entry: the evidence of
     whether and when a task is learned."""
     plt = _pyplot()
     tasks = board["tasks"]
-    finished = {entry: runs_of(suite, entry) for entry in LABELS}  # read once, drawn per task
     fig, axes = plt.subplots(1, len(tasks), figsize=(3.4 * len(tasks), 3.2), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         metric = task["metric"] or "accuracy"
@@ -114,6 +131,7 @@ def main() -> None:
     write_leaderboard(suite, RESULTS, FIGURES / "board")
     board = json.loads((FIGURES / "board" / "leaderboard.json").read_text())
     rows = {r["entry"]: r for r in board["rows"]}
+    finished = {entry: runs_of(suite, entry) for entry in LABELS}  # read once: goals and curves
     full_params = ((rows.get("full", {}).get("efficiency") or {}).get("minilm-l6") or {}).get("trainable")
     table, goals = [], []
     for task in board["tasks"]:
@@ -128,6 +146,8 @@ def main() -> None:
             line["LoRA − FT"] = (f"{lora['delta'] * s:+.{d}f} [{lora['delta_lo'] * s:+.{d}f}, "
                                  f"{lora['delta_hi'] * s:+.{d}f}] {VERDICT_MARK.get(lora.get('verdict'), '')}").strip()
             goals.append(goal_line(task["label"], majority, ft, lora))
+            if lora["delta"] * s < -WITHIN:
+                goals.append(budget_evidence(suite, task, finished))
         table.append(line)
     columns = ["task", "majority class", *LABELS.values(), "LoRA − FT"]
     lora_params = ((rows.get("lora", {}).get("efficiency") or {}).get("minilm-l6") or {}).get("trainable")
@@ -138,7 +158,7 @@ def main() -> None:
                               else f"{c['learning_rate']:g}: {c['status']}" for c in search.get("candidates", []))
             searches.append({"entry": LABELS[entry], "task": key, "chosen": f"{search.get('chosen', 0):g}",
                              f"held-out {search.get('metric', '')} by rate": tried})
-    figures = curves(suite, board)
+    figures = curves(board, finished)
     spent = sum(r.get("cell_time_s") or 0 for r in board["rows"])
     lines = [
         "# The paper's GLUE protocol at CPU scale: FT against LoRA on MiniLM-L6", "",

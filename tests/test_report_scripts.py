@@ -33,6 +33,23 @@ def test_glue_goal_separates_learned_tasks_and_reads_the_interval():
     assert "does not learn it" in line and "more than 1 point below FT" in line
 
 
+def test_glue_budget_evidence_counts_seeds_still_improving_at_the_last_epoch():
+    from types import SimpleNamespace
+
+    evidence = _script("glue_protocol").budget_evidence
+    suite = SimpleNamespace(tasks={"cola": {"epochs": 5}}, defaults={})
+
+    def run(seed, best, losses):
+        return {"task": "glue/cola", "seed": seed, "best_epoch": best, "history": [{"train_loss": x} for x in losses]}
+
+    finished = {"full": [run(1, 2, [0.5, 0.4, 0.3, 0.2]), run(0, 3, [0.5, 0.4, 0.1])],
+                "lora": [run(0, 5, [0.6] * 5), run(1, 5, [0.6] * 4 + [0.58]), run(2, 4, [0.6] * 5)]}
+    line = evidence(suite, {"name": "cola", "task": "glue/cola"}, finished)
+    assert "FT's best held-out epoch per seed 3, 2 of 5 (0 of 2 seeds best at the last epoch)" in line
+    assert "LoRA's best held-out epoch per seed 5, 5, 4 of 5 (2 of 3 seeds best at the last epoch)" in line
+    assert "0.150 (median)" in line and "0.600 (median)" in line
+
+
 def _train_report(harness_steady, trainer, fraction):
     lora = {"train_samples_per_s": harness_steady / 2, "steady_samples_per_s": harness_steady, "first_step_s": 9.0,
             "steady_fraction_of_gemm_peak": fraction}
