@@ -37,17 +37,21 @@ def test_glue_budget_evidence_counts_seeds_still_improving_at_the_last_epoch():
     from types import SimpleNamespace
 
     evidence = _script("glue_protocol").budget_evidence
-    suite = SimpleNamespace(tasks={"cola": {"epochs": 5}}, defaults={})
+    overrides = {"lora_long": {"epochs": 15}}
+    suite = SimpleNamespace(tasks={"cola": {"epochs": 5}}, defaults={},
+                            entry=lambda name: SimpleNamespace(override=overrides.get(name, {})))
 
     def run(seed, best, losses):
         return {"task": "glue/cola", "seed": seed, "best_epoch": best, "history": [{"train_loss": x} for x in losses]}
 
     finished = {"full": [run(1, 2, [0.5, 0.4, 0.3, 0.2]), run(0, 3, [0.5, 0.4, 0.1])],
-                "lora": [run(0, 5, [0.6] * 5), run(1, 5, [0.6] * 4 + [0.58]), run(2, 4, [0.6] * 5)]}
+                "lora": [run(0, 5, [0.6] * 5), run(1, 5, [0.6] * 4 + [0.58]), run(2, 4, [0.6] * 5)],
+                "lora_long": [run(0, 9, [0.6] * 11)]}
     line = evidence(suite, {"name": "cola", "task": "glue/cola"}, finished)
-    assert "FT's best held-out epoch per seed 3, 2 of 5 (0 of 2 seeds best at the last epoch)" in line
-    assert "LoRA's best held-out epoch per seed 5, 5, 4 of 5 (2 of 3 seeds best at the last epoch)" in line
+    assert "FT: best held-out epoch per seed 3, 2 of 5 (0 of 2 seeds best at the last epoch)" in line
+    assert "LoRA: best held-out epoch per seed 5, 5, 4 of 5 (2 of 3 seeds best at the last epoch)" in line
     assert "0.150 (median)" in line and "0.600 (median)" in line
+    assert "LoRA, 3x epochs: best held-out epoch per seed 9 of 15 (0 of 1 seeds best at the last epoch)" in line
 
 
 def _train_report(harness_steady, trainer, fraction):
