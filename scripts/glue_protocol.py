@@ -78,10 +78,19 @@ def variant_line(label: str, cell: dict) -> str:
 
 
 def runs_of(suite, entry: str) -> list[dict]:
-    """Every finished cell of an entry, as its metrics.json with its seed."""
-    record = read_entry(suite.output_dir(RESULTS), entry)
+    """Every finished cell of an entry, as its metrics.json with its seed. An entry stopped part-way has
+    no record yet: its cells are then the ones it would run, from the rates of the entry it takes them from."""
+    output = suite.output_dir(RESULTS)
+    record = read_entry(output, entry)
+    if record:
+        folders = entry_run_folders(output, record)
+    else:
+        spec = suite.entry(entry)
+        rates = (read_entry(output, spec.rate_from) or {}).get("learning_rate") if spec.rate_from else None
+        experiment = suite.experiment(spec, rates) if rates else None
+        folders = [output / "runs" / f"{experiment.name}-{cell.id}" for cell in experiment.cells] if experiment else []
     found = []
-    for path in entry_run_folders(suite.output_dir(RESULTS), record) if record else []:
+    for path in folders:
         metrics = path / "metrics.json"
         if metrics.is_file():
             data = json.loads(metrics.read_text())
@@ -89,6 +98,21 @@ def runs_of(suite, entry: str) -> list[dict]:
                 data["seed"] = json.loads((path / "config.json").read_text()).get("seed")
                 found.append(data)
     return found
+
+
+def probe_line(label: str, task: dict, runs: list[dict], lora: list[dict]) -> str:
+    """A variant with fewer seeds than the suite's (stopped part-way): per seed, its dev score at its
+    held-out-chosen epoch beside LoRA's on the same seed. Too few seeds for an interval; not pooled."""
+    metric, scale = task["metric"], task["scale"]
+    base = {r["seed"]: r for r in lora if r["task"] == task["task"]}
+    parts = []
+    for run in sorted((r for r in runs if r["task"] == task["task"]), key=lambda r: r["seed"]):
+        same = base.get(run["seed"])
+        stopped = f", stopped early after epoch {run['stopped_early_at']}" if run.get("stopped_early_at") else ""
+        parts.append(f"seed {run['seed']}: {run['best'][metric] * scale:.1f} at epoch {run['best_epoch']}{stopped}"
+                     + (f" (LoRA, same seed: {same['best'][metric] * scale:.1f})" if same else ""))
+    return (f"  {label}, {len(parts)} seed(s) finished (the entry is not complete: no interval, not on the board): "
+            f"{'; '.join(parts)}.") if parts else ""
 
 
 def budget_evidence(suite, task: dict, finished: dict[str, list[dict]]) -> str:
@@ -164,6 +188,8 @@ def main() -> None:
                 cell = rows.get(entry, {}).get("tasks", {}).get(task["name"], {})
                 if cell.get("status") == "ok" and "delta" in cell:
                     goals.append(variant_line(LABELS[entry], cell))
+                elif probe := probe_line(LABELS[entry], task, finished[entry], finished["lora"]):
+                    goals.append(probe)
             if lora["delta"] * s < -WITHIN:
                 goals.append(budget_evidence(suite, task, finished))
         table.append(line)

@@ -82,3 +82,17 @@ def test_bench_page_states_each_goal_from_the_reports(tmp_path, monkeypatch):
     assert "best 72% (met)" in page
     assert "1.25x faster (not met for the goal of 1.5x), with 20 of 32 outputs identical" in page
     assert "How cost grows" not in page  # no scaling report in the folder: no section about one
+
+
+def test_glue_probe_line_puts_each_seed_beside_lora_on_the_same_seed():
+    probe = _script("glue_protocol").probe_line
+    task = {"task": "glue/cola", "metric": "matthews_corr", "scale": 100}
+
+    def run(seed, score, best, stopped=None):
+        return {"task": "glue/cola", "seed": seed, "best": {"matthews_corr": score}, "best_epoch": best,
+                "stopped_early_at": stopped}
+
+    line = probe("LoRA, 3x epochs", task, [run(1, 0.2, 6), run(0, 0.156, 7, 9)], [run(0, 0.127, 5), run(2, 0.1, 4)])
+    assert "2 seed(s) finished" in line
+    assert "seed 0: 15.6 at epoch 7, stopped early after epoch 9 (LoRA, same seed: 12.7); seed 1: 20.0 at epoch 6." in line
+    assert probe("LoRA, 3x epochs", task, [], []) == ""
