@@ -127,6 +127,22 @@ def fingerprint(config: dict[str, Any], record: dict[str, Any]) -> dict[str, Any
     return fields
 
 
+def fields_set_by(keys) -> tuple[str, ...]:
+    """The fingerprint fields that these RunConfig keys set: what a suite entry's declared override
+    (init_from, epochs, batch_size, ...) legitimately changes against the reference."""
+    out = []
+    for key in keys:
+        if key in SUBSET_KEYS or key == "heldout_samples":
+            out.append(f"subset.{key}")
+        elif key in OPTIM_KEYS or key in ("init_from", "select_on", "patience"):
+            out.append(f"optim.{key}")
+        elif key in ("batch_size", "grad_accum"):
+            out.append("optim.global_batch_size")
+        elif key in DECODE_KEYS:
+            out.append(f"decode.{key}")
+    return tuple(out)
+
+
 def _selected(name: str, ignore) -> bool:
     """Whether ``ignore`` (field names or group prefixes such as 'versions', 'data', 'optim') covers a field."""
     return any(name == key or name.startswith(key + ".") for key in ignore)

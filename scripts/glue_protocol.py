@@ -64,9 +64,10 @@ def goal_line(label: str, majority: float, ft: dict, lora: dict) -> str:
 
 
 def closeness(delta: float, low: float) -> str:
-    return ("within 1 point, and the interval shows it" if low >= -WITHIN else
-            "within 1 point on the estimate, the interval reaches lower" if delta >= -WITHIN else
-            "more than 1 point below FT")
+    if delta < -WITHIN:
+        return "more than 1 point below FT"
+    where = "above FT" if delta > 0 else "within 1 point of FT"
+    return f"{where}, {'and the interval is not more than 1 point below' if low >= -WITHIN else 'the interval reaches lower'}"
 
 
 def variant_line(label: str, cell: dict) -> str:

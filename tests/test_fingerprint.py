@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from harness.fingerprint import describe, differences, fingerprint, fingerprint_id, major
+from harness.fingerprint import describe, differences, fields_set_by, fingerprint, fingerprint_id, major
 from harness.report.results import records_from_runs_dir
 from harness.report.tables import results_table
 
@@ -50,6 +50,19 @@ def test_differences_name_the_fields_and_ignore_groups():
     # A file known by name only (an old run) matches the same file with a hash.
     assert differences({"data.train": "glue/SST-2/train.tsv"}, {"data.train": "glue/SST-2/train.tsv#abc"}) == {}
     assert major("2.13.0+cpu") == "2" and major("0.21.2") == "0.21"
+
+
+def test_an_entrys_declared_override_covers_exactly_the_fields_it_changes():
+    config = json.loads((COMMITTED / "config.json").read_text())
+    record = json.loads((COMMITTED / "metrics.json").read_text())
+    base = fingerprint(config, record)
+    override = {"init_from": "results/runs/start", "epochs": 15, "patience": 3}
+    variant = fingerprint({**config, **override}, record)
+    assert sorted(differences(base, variant)) == ["optim.epochs", "optim.init_from", "optim.patience"]
+    assert differences(base, variant, ignore=fields_set_by(override)) == {}
+    # What the override does not declare still counts as a mismatch.
+    other = fingerprint({**config, **override, "max_train_samples": 100}, record)
+    assert list(differences(base, other, ignore=fields_set_by(override))) == ["subset.max_train_samples"]
 
 
 def test_tables_never_pool_runs_that_differ_in_more_than_the_seed(tmp_path):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.fingerprint import fields_set_by
 from harness.report.check import ALPHA, Entry, compare_entries, median_known, metric_spec, side_from_runs
 from harness.report.results import RunRecord, records_from_runs_dir
 from harness.report.specs import learn, task_label
@@ -107,7 +108,9 @@ def _verdicts(rows: list[dict], sides: dict, reference: str, suite) -> None:
             cand, ref = sides.get((row["entry"], task_name)), sides.get((reference, task_name))
             if cand is not None and ref is not None:
                 entries.append((task_name, Entry(cand.task, cand.model, None, cand, ref)))
-        row["check_notes"] = compare_entries([e for _, e in entries], ignore=()) if entries else []
+        # What the entry's override changes (with its recorded why) is a declared difference, not a mismatch.
+        declared = fields_set_by(suite.entry(row["entry"]).override) if row["entry"] in suite.methods else ()
+        row["check_notes"] = compare_entries([e for _, e in entries], ignore=declared) if entries else []
         for task_name, entry in entries:
             c, cell = entry.comparison, row["tasks"][task_name]
             if c is None:
