@@ -83,15 +83,13 @@ def runs_of(suite, entry: str) -> list[dict]:
     no record yet: its cells are then the ones it would run, from the rates of the entry it takes them from."""
     output = suite.output_dir(RESULTS)
     record = read_entry(output, entry)
-    if record:
-        folders = entry_run_folders(output, record)
-    else:
+    if not record:
         spec = suite.entry(entry)
         rates = (read_entry(output, spec.rate_from) or {}).get("learning_rate") if spec.rate_from else None
         experiment = suite.experiment(spec, rates) if rates else None
-        folders = [output / "runs" / f"{experiment.name}-{cell.id}" for cell in experiment.cells] if experiment else []
+        record = {"experiment": experiment.name, "cells": [c.id for c in experiment.cells]} if experiment else None
     found = []
-    for path in folders:
+    for path in entry_run_folders(output, record) if record else []:
         metrics = path / "metrics.json"
         if metrics.is_file():
             data = json.loads(metrics.read_text())
