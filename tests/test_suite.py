@@ -38,7 +38,8 @@ def suite_file(folder: Path, train: Path, dev: Path, extra_methods: str = "") ->
           lora: {{method: lora, method_options: {{r: 4}}, learning_rate: 1.0e-2}}
           full: {{method: full, learning_rate: 1.0e-3}}
           nothing: {{method: "peft:POLY"}}
-          lora_r2: {{method: lora, method_options: {{r: 2}}, rate_from: lora}}
+          lora_r2: {{method: lora, method_options: {{r: 2}}, rate_from: lora, note: "half of lora's rank",
+                    override: {{why: "smaller batches for the smaller rank", batch_size: 8}}}}
           later: {{method: bitfit, learning_rate: 1.0e-3}}
         {extra_methods}"""), encoding="utf-8")
     return path
@@ -130,6 +131,8 @@ def test_tiny_suite_end_to_end_with_a_plugin_and_a_method_that_cannot_run(ran):
     assert {"leaderboard.json", "README.md", "index.html", "pareto_trainable.png", "pareto_trainable.svg"} <= names
     text = (ran["folder"] / "board2" / "README.md").read_text()
     assert "| nothing | csv (tiny-bert) | cannot run |" in text and "## Learning-rate search" in text
+    assert ("| lora_r2 | overrides batch_size=8 (smaller batches for the smaller rank); half of lora's rank |"
+            in text)
     # A listed method that has not run is named, with the command that adds it.
     assert board["pending"] == ["later"] and "later" not in rows
     assert "1 of the suite's 5 listed methods have not run yet: later." in text
@@ -160,6 +163,10 @@ def test_leaderboard_page_renders_in_a_real_browser(ran, tmp_path):
     value = board["rows"][[r["entry"] for r in board["rows"]].index("lora")]["tasks"]["senti"]
     assert lora["csv (tiny-bert)"].startswith(f"{value['value'] * value['scale']:.{value['decimals']}f} [")
     assert next(r for r in rows if r["method"] == "nothing")["csv (tiny-bert)"] == "cannot run"
+    # An entry's declared override and note: its name's hover text, and a list below the table.
+    declares = "overrides batch_size=8 (smaller batches for the smaller rank); half of lora's rank"
+    assert next(r for r in rows if r["method"] == "lora_r2")["method title"] == declares
+    assert "method title" not in lora and "declares" in page.read_text()
     by_name = read_table(page, "sort=entry&desc=0")
     assert [r["method"] for r in by_name] == sorted(r["method"] for r in rows)
     shot = take_screenshot(page, tmp_path / "shot.png", 900, 600)

@@ -29,7 +29,7 @@ table{border-collapse:collapse;font-size:12.5px;margin:12px 0}
 th,td{border:1px solid #ddd;padding:3px 6px;text-align:right;white-space:nowrap}
 th{background:#f3f3f3;cursor:pointer;position:sticky;top:0}
 th.sorted::after{content:" \\25BE"} th.sorted.asc::after{content:" \\25B4"}
-td.name,th.name{text-align:left}
+td.name,th.name{text-align:left} td.declares::after{content:" \\2020"}
 td.better{background:#dff5df} td.worse{background:#fbe0e0} td.equivalent{background:#eef3fb}
 td.reference{background:#f6f1dc} td.missing,td.cannot{color:#999;font-style:italic}
 .controls{margin:10px 0} .controls label{margin-right:14px}
@@ -44,7 +44,8 @@ function fmt(v, d) { return v === null || v === undefined ? "-" : v.toFixed(d); 
 function count(n) { return n == null ? "-" : n >= 1e6 ? (n / 1e6).toFixed(2) + "M" : n >= 1e3 ? (n / 1e3).toFixed(1) + "k" : String(n); }
 function size(b) { return b == null ? "-" : b >= 1048576 ? (b / 1048576).toFixed(1) + " MB" : (b / 1024).toFixed(0) + " KB"; }
 function columns(task) {
-  const cols = [{key: "entry", label: "method", cls: "name", get: r => r.entry, show: r => r.entry}];
+  const cols = [{key: "entry", label: "method", cls: "name", get: r => r.entry,
+    show: r => r.entry, title: r => r.declares || ""}];
   for (const m of models) cols.push({key: "trainable:" + m, label: "trainable (" + m + ")",
     get: r => (r.efficiency[m] || {}).trainable ?? null, show: r => count((r.efficiency[m] || {}).trainable)});
   for (const t of tasks) {
@@ -103,6 +104,7 @@ function render() {
     for (const c of cols) {
       const td = tr.insertCell(); td.textContent = c.show(r); td.dataset.key = c.key;
       if (c.cls) td.className = c.cls;
+      if (c.title && c.title(r)) td.title = c.title(r), td.classList.add("declares");
       if (c.task) { const cell = r.tasks[c.task]; td.classList.add(cell.status === "ok" ? (cell.verdict || "") : cell.status.split(" ")[0]);
         td.title = cell.status === "ok" ? (cell.verdict_reason || "") : (cell.reason || ""); }
     }
@@ -132,6 +134,8 @@ def page(board: dict, figures: list[Path]) -> str:
                       for t in board["tasks"])
     images = "".join(f'<h3>{esc(p.stem.replace("_", " "))}</h3><img alt="{esc(p.stem)}" src="data:image/png;base64,'
                      f'{base64.b64encode(p.read_bytes()).decode()}">' for p in figures)
+    notes = "".join(f"<li><b>{esc(r['entry'])}</b>: {esc(r['declares'])}</li>" for r in board["rows"] if r.get("declares"))
+    declared = f'<details open id="declares"><summary>What an entry declares</summary><ul>{notes}</ul></details>' if notes else ""
     data = json.dumps(board, default=str).replace("</", "<\\/")  # no '</script>' inside the script
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Leaderboard {esc(board['suite'])}</title>
@@ -142,12 +146,13 @@ def page(board: dict, figures: list[Path]) -> str:
 noise). Marks: the verdict against <b>{esc(board['reference'])}</b> from <code>harness check</code>'s statistics
 (Holm over a method's tasks, alpha {board['alpha']}). Regenerate: <code>{esc(board['command'])}</code>.</p>
 <p class="legend"><span>&#9650; better</span><span>&#8776; equivalent</span><span>? inconclusive</span>
-<span>&#9660; worse</span><span>hover a score for the reason</span></p>
+<span>&#9660; worse</span><span>&dagger; the entry declares an override or a note (hover it; listed below)</span>
+<span>hover a score for the reason</span></p>
 <div class="controls"><label>Task <select id="task"><option value="">all tasks</option>{options}</select></label>
 <span id="shown"></span> &middot; click a header to sort</div>
 <noscript>This table is drawn by the page's script; leaderboard.json beside this page has the same data.</noscript>
 <table id="board"></table>
-<details open><summary>Figures: score vs trainable parameters, memory and training time (95% intervals)</summary>{images}
+{declared}<details open><summary>Figures: score vs trainable parameters, memory and training time (95% intervals)</summary>{images}
 </details>
 <script>const BOARD = {data};
 {SCRIPT}</script>
@@ -187,6 +192,7 @@ class _TableReader(HTMLParser):
     def __init__(self):
         super().__init__()
         self.rows: list[list[str]] = []
+        self.titles: list[list[str]] = []  # each cell's hover text
         self._in_table = self._in_cell = False
 
     def handle_starttag(self, tag, attrs):
@@ -194,9 +200,11 @@ class _TableReader(HTMLParser):
             self._in_table = True
         elif self._in_table and tag == "tr":
             self.rows.append([])
+            self.titles.append([])
         elif self._in_table and tag in ("td", "th"):
             self._in_cell = True
             self.rows[-1].append("")
+            self.titles[-1].append(dict(attrs).get("title") or "")
 
     def handle_endtag(self, tag):
         if tag == "table":
@@ -210,7 +218,8 @@ class _TableReader(HTMLParser):
 
 
 def read_table(page_path: Path, fragment: str = "") -> list[dict[str, str]]:
-    """The board table as the browser rendered it (after the script ran): one dict per row, by header."""
+    """The board table as the browser rendered it (after the script ran): one dict per row, by header;
+    a cell's hover text under 'HEADER title'."""
     uri = page_path.resolve().as_uri() + (f"#{fragment}" if fragment else "")
     dom = _run_browser(["--dump-dom", "--virtual-time-budget=5000", uri]).stdout
     reader = _TableReader()
@@ -218,4 +227,5 @@ def read_table(page_path: Path, fragment: str = "") -> list[dict[str, str]]:
     if not reader.rows:
         raise HarnessError(f"{page_path}: the rendered page has no board table (did its script fail?).")
     header, *rows = reader.rows
-    return [dict(zip(header, row)) for row in rows]
+    return [{**dict(zip(header, row)), **{f"{h} title": t for h, t in zip(header, titles) if t}}
+            for row, titles in zip(rows, reader.titles[1:])]

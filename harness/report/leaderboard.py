@@ -158,6 +158,7 @@ def board_data(suite, output_root: str | Path = "results/leaderboard") -> dict[s
         mine = _runs_of(record, by_experiment)
         row = {key: record.get(key) for key in ("entry", "method", "listed", "method_options", "learning_rate",
                                                 "override", "why", "note", "inference", "wall_time_s")}
+        row["declares"] = entry_notes(row)
         row["search"] = record.get("search") or {}
         row["tasks"] = {}
         for task_name in suite.tasks:
@@ -259,8 +260,29 @@ def markdown(board: dict) -> str:
               "Inference: forward latency over the base model (batch 16 x 128 tokens, random weights), merged "
               "where the method can merge. Cells min: the minutes its cells ran (search included), one "
               "process each; `--jobs 2` on 2 cores takes about half of it.", ""]
-    lines += _pending(board) + _reasons(board) + _search_lines(board)
+    lines += _pending(board) + _entry_lines(board) + _reasons(board) + _search_lines(board)
     return "\n".join(lines) + "\n"
+
+
+def entry_notes(row: dict) -> str:
+    """What an entry declares beside its method: the frozen defaults it overrides (with why) and its note."""
+    parts = []
+    if row.get("override"):
+        changed = ", ".join(f"{key}={value}" for key, value in row["override"].items())
+        parts.append(f"overrides {changed}" + (f" ({row['why']})" if row.get("why") else ""))
+    if row.get("note"):
+        parts.append(row["note"])
+    return "; ".join(parts)
+
+
+def _entry_lines(board: dict) -> list[str]:
+    """Entries that change the suite's frozen defaults or carry a note: what to read their row with."""
+    out = [f"| {row['entry']} | {entry_notes(row).replace('|', '/')} |" for row in board["rows"] if entry_notes(row)]
+    if not out:
+        return []
+    return ["## What an entry declares", "", "Overrides of the frozen defaults are compared as declared differences "
+            "(the check's other fields must still match the reference).", "", "| method | declares |", "|---|---|",
+            *out, ""]
 
 
 def _pending(board: dict) -> list[str]:
