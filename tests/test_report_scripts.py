@@ -96,3 +96,25 @@ def test_glue_probe_line_puts_each_seed_beside_lora_on_the_same_seed():
     assert "2 seed(s) finished" in line
     assert "seed 0: 15.6 at epoch 7, stopped early after epoch 9 (LoRA, same seed: 12.7); seed 1: 20.0 at epoch 6." in line
     assert probe("LoRA, 3x epochs", task, [], []) == ""
+
+
+def test_retime_projection_scales_each_task_by_its_cell_count_and_median_rerun():
+    project = _script("retime_paper_grids").project
+    committed = ([{"kind": "main", "task": "glue/mrpc", "wall_time_s": 400.0}] * 10
+                 + [{"kind": "main", "task": "e2e", "wall_time_s": 200.0}] * 4
+                 + [{"kind": "search", "task": "e2e", "wall_time_s": 90.0}] * 2
+                 + [{"kind": "search", "task": "glue/sst2", "wall_time_s": 70.0}])
+    reruns = {"a": {"kind": "main", "task": "glue/mrpc", "rerun_s": 100.0},
+              "b": {"kind": "main", "task": "glue/mrpc", "rerun_s": 300.0},
+              "c": {"kind": "main", "task": "glue/mrpc", "rerun_s": 120.0},
+              "d": {"kind": "main", "task": "e2e", "rerun_s": 150.0},
+              "e": {"kind": "search", "task": "e2e", "rerun_s": 60.0}}
+    p = project(committed, reruns)
+    groups = {(g["kind"], g["task"]): g for g in p["groups"]}
+    assert groups[("main", "glue/mrpc")]["projected_s"] == 10 * 120  # the median, not the mean
+    assert groups[("search", "e2e")]["projected_s"] == 2 * 60
+    # A group with no rerun (the SST-2 search, no SST-2 cell rerun either) keeps its committed time: never free.
+    assert groups[("search", "glue/sst2")]["projected_s"] == 70 and groups[("search", "glue/sst2")]["from"] == "committed"
+    assert groups[("main", "e2e")]["from"] == "rerun"
+    assert p["projected_cell_s"] == 1200 + 600 + 120 + 70
+    assert p["committed_cell_s"] == 4000 + 800 + 180 + 70 and p["projected_wall_s_at_2"] == p["projected_cell_s"] // 2
