@@ -159,3 +159,23 @@ def test_an_installed_package_publishes_a_method_under_the_entry_point_group(tmp
     spec = get_method("lora_fa")
     assert spec.description.startswith("LoRA-FA") and "lora_fa" in dict(method_specs())
     assert count_without_weights("tiny-bert", "lora_fa", {"r": 4}).trainable == EXPECTED_TRAINABLE
+
+
+def test_a_method_that_leaves_nothing_to_train_on_a_headless_model_is_a_one_line_failure(user_folder, data_dir):
+    """A causal LM has no task head: a method that trains none of its parameters (BitFit on a model
+    without biases) fails with the method's description in the record and on stderr, not a traceback."""
+    if not (data_dir / "e2e").is_dir():
+        pytest.skip("E2E data not found")
+    (user_folder / "frozen.py").write_text(textwrap.dedent("""\
+        def freeze_all(model):
+            for parameter in model.parameters():
+                parameter.requires_grad_(False)
+            return model
+        """))
+    result = harness(user_folder, "run", "e2e", "--model", "tiny-gpt2", "--method", "frozen.py:freeze_all",
+                     "--data-dir", data_dir, "--max-train-samples", 8, "--max-eval-samples", 4,
+                     "--max-decode-samples", 2, "--max-new-tokens", 4, "--tracking-uri", "none", "--output-dir", "out")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "leaves no parameter of model 'tiny-gpt2' to train" in result.stderr.strip().splitlines()[-1]
+    record = json.loads(next((user_folder / "out" / "runs").glob("*/metrics.json")).read_text())
+    assert record["status"] == "failed" and "the method cannot adapt this model" in record["error"]

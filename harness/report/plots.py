@@ -27,9 +27,12 @@ def _save(fig, out_dir: Path, name: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     plt = _pyplot()
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.svg"]
-    with plt.rc_context({"svg.fonttype": "none"}):  # SVG text stays text: searchable and selectable
+    # SVG text stays text (searchable, selectable); a fixed id salt and no date: an unchanged figure
+    # regenerates byte for byte, so committed plots only change when their data does.
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "harness"}):
         for path in paths:
-            fig.savefig(path, dpi=150, bbox_inches="tight")
+            fig.savefig(path, dpi=150, bbox_inches="tight",
+                        metadata={"Date": None} if path.suffix == ".svg" else None)
     plt.close(fig)
     return paths
 

@@ -105,6 +105,7 @@ def run(config: RunConfig, progress: bool = True) -> dict[str, Any]:
     tracker = start_tracking(resolved, run_dir, record, counts, resuming, accelerator.is_main_process)
     start = time.perf_counter()
     try:
+        check_something_trains(resolved, counts)
         save = lambda model, folder: save_weights(model, resolved.method, resolved.method_options, folder)  # noqa: E731
         record.update(fit(accelerator, resolved.objective, resolved.task, model, tokenizer, data, config,
                           resolved.learning_rate, run_dir, tracker, save, progress, resolved.method,
@@ -184,6 +185,16 @@ def load_model(resolved: Resolved, config: RunConfig) -> tuple[Any, Any, ParamCo
         warnings.warn(f"method '{config.method}' left no parameter trainable outside the task head: only the head "
                       f"will train. A method must leave requires_grad=True on the parameters it trains.", stacklevel=2)
     return model, tokenizer, counts
+
+
+def check_something_trains(resolved: Resolved, counts: ParamCounts) -> None:
+    """A method that leaves nothing to train on a model without a task head cannot adapt it (BitFit on a
+    model without biases): one line in the run's record, not an optimizer's traceback."""
+    config = resolved.config
+    if config.epochs and counts.trainable + counts.head == 0:
+        raise HarnessError(f"method '{config.method}' ({resolved.method.description}) leaves no parameter of model "
+                           f"'{config.model}' to train and the model has no task head: the method cannot adapt "
+                           f"this model; choose another method.")
 
 
 def initial_record(resolved: Resolved, accelerator, data, run_dir: RunDir, counts: ParamCounts) -> dict[str, Any]:
