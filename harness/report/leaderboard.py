@@ -259,7 +259,9 @@ def markdown(board: dict) -> str:
               "model's tasks (sum of per-task medians). Weights: the saved trainable tensors, head included. "
               "Inference: forward latency over the base model (batch 16 x 128 tokens, random weights), merged "
               "where the method can merge. Cells min: the minutes its cells ran (search included), one "
-              "process each; `--jobs 2` on 2 cores takes about half of it.", ""]
+              "process each; `--jobs 2` on 2 cores takes about half of it. Times, memory and overheads are measured "
+              "where the cells ran: other jobs on the machine inflate times and overheads; scores do not depend on "
+              "it.", ""]
     lines += _pending(board) + _entry_lines(board) + _reasons(board) + _search_lines(board)
     return "\n".join(lines) + "\n"
 
