@@ -143,10 +143,11 @@ def table6(data: dict) -> tuple[list[str], list[str]]:
         if low and low.get("status") == "ok" and "delta" in low:
             findings.append(f"- **{task['label']}**: {{Wq,Wv}} r=1 minus r=8: {delta_text(low)} "
                             f"({low.get('verdict')}).")
-        wq_low = (rows.get("wq_r1") or {}).get("tasks", {}).get(task["name"])
-        if wq_low and wq_low.get("status") == "ok" and "delta" in wq_low:
-            findings.append(f"- **{task['label']}**: Wq r=1 minus {{Wq,Wv}} r=8: {delta_text(wq_low)} "
-                            f"({wq_low.get('verdict')}).")
+        for weights in ("wq", "wq_wk_wv_wo"):  # each other set's r=1 against the reference, {Wq,Wv} r=8
+            low = (rows.get(f"{weights}_r1") or {}).get("tasks", {}).get(task["name"])
+            if low and low.get("status") == "ok" and "delta" in low:
+                findings.append(f"- **{task['label']}**: {{{TABLE6_SETS[weights]}}} r=1 minus {{Wq,Wv}} r=8: "
+                                f"{delta_text(low)} ({low.get('verdict')}).")
     return [render(table, columns, "markdown")], findings
 
 

@@ -122,9 +122,9 @@ def test_unknown_keys_name_the_key_and_the_file(tmp_path):
 
 
 def test_killed_grid_resumes_and_runs_each_cell_once(tmp_path, two_tasks):
-    """2 tasks x 2 methods x 2 seeds with --jobs 2: kill the grid midway, rerun, every cell finishes
-    once; cells finished before the kill are not run again."""
-    path = tiny_grid(tmp_path, two_tasks, methods=("full", "lora"))
+    """2 tasks x 2 methods with --jobs 2: kill the grid (and the cell it is running) after the first
+    cell finishes, rerun, every cell finishes once; cells finished before the kill are not run again."""
+    path = tiny_grid(tmp_path, two_tasks, methods=("full", "lora"), seeds=(0,))
     out = tmp_path / "results"
     command = [sys.executable, "-m", "harness", "grid", str(path), "--jobs", "2", "--output-dir", str(out)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -133,12 +133,12 @@ def test_killed_grid_resumes_and_runs_each_cell_once(tmp_path, two_tasks):
     experiment = load_experiment(path)
     dirs = [run_dir_of(experiment, cell, str(out)) for cell in experiment.cells]
     deadline = time.time() + 300
-    while sum(status_of(d) == "finished" for d in dirs) < 2 and time.time() < deadline:
+    while sum(status_of(d) == "finished" for d in dirs) < 1 and time.time() < deadline:
         time.sleep(0.5)
     os.killpg(grid.pid, signal.SIGKILL)  # the grid and its running cells, mid-flight
     grid.wait()
     finished_before = {d: (d / "metrics.json").stat().st_mtime for d in dirs if status_of(d) == "finished"}
-    assert 2 <= len(finished_before) < 8
+    assert 1 <= len(finished_before) < 4
 
     rerun = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
@@ -146,7 +146,7 @@ def test_killed_grid_resumes_and_runs_each_cell_once(tmp_path, two_tasks):
     for d, mtime in finished_before.items():
         assert (d / "metrics.json").stat().st_mtime == mtime  # not run again
     records = [json.loads((d / "metrics.json").read_text()) for d in dirs]
-    assert len({r["run_name"] for r in records}) == 8
+    assert len({r["run_name"] for r in records}) == 4
     assert not list((out / "runs" / ".claims").glob("*.claim"))
 
 
