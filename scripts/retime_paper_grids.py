@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 from harness.config import RunConfig  # noqa: E402
 from harness.grid.experiments import Cell, Experiment, cell_id  # noqa: E402
 from harness.grid.runner import run_grid  # noqa: E402
-from harness.rundir import write_json  # noqa: E402
+from harness.report.results import records_from_runs_dir  # noqa: E402
+from harness.rundir import RunDir, write_json  # noqa: E402
 
 SUITES = [ROOT / "results" / "paper-analyses" / name for name in ("table5-cpu-v1", "table6-cpu-v1")]
 OUT = ROOT / "results" / "bench" / "paper_grids_retime"
@@ -52,21 +53,10 @@ def score_of(metrics: dict):
 
 def committed_cells() -> list[dict]:
     """Every finished cell of the two grids: its run folder, config, kind (main/search), task, time, score."""
-    cells = []
-    for suite in SUITES:
-        for folder in sorted((suite / "runs").iterdir()):
-            metrics_path, config_path = folder / "metrics.json", folder / "config.json"
-            if not (metrics_path.is_file() and config_path.is_file()):
-                continue
-            metrics = json.loads(metrics_path.read_text())
-            if metrics.get("status") != "finished":
-                continue
-            config = json.loads(config_path.read_text())
-            cells.append({"run": folder.name, "folder": str(folder.relative_to(ROOT)), "config": config,
-                          "kind": "search" if "-search-" in folder.name else "main", "task": config["task"],
-                          "seed": config["seed"], "wall_time_s": metrics["wall_time_s"],
-                          "score": score_of(metrics)})
-    return cells
+    return [{"run": run.name, "folder": str(Path(run.run_dir).relative_to(ROOT)), "config": run.config,
+             "kind": "search" if "-search-" in run.name else "main", "task": run.task, "seed": run.seed,
+             "wall_time_s": run.record["wall_time_s"], "score": score_of(run.record)}
+            for suite in SUITES for run in records_from_runs_dir(suite / "runs") if run.status == "finished"]
 
 
 def sample(cells: list[dict]) -> list[dict]:
@@ -113,9 +103,8 @@ def project(cells: list[dict], reruns: dict[str, dict]) -> dict:
         median = statistics.median(by_group.get((kind, task)) or by_group.get(("main", task)) or recorded)
         groups.append({"kind": kind, "task": task, "cells": n, "median_s": round(median, 1), "from": source,
                        "projected_s": round(n * median), "committed_s": round(sum(recorded))})
-        recorded = sum(recorded)
         total += n * median
-        committed += recorded
+        committed += sum(recorded)
     return {"groups": groups, "projected_cell_s": round(total), "projected_wall_s_at_2": round(total / JOBS),
             "committed_cell_s": round(committed), "committed_wall_s_at_2": round(committed / JOBS),
             "cells": len(cells)}
@@ -127,13 +116,13 @@ def main() -> int:
                         help="no reruns: project the grids' current cells from retime.json's reruns")
     args = parser.parse_args()
     cells = committed_cells()
-    chosen = sample(cells)
     if not args.report:
+        chosen = sample(cells)
         exp = experiment(chosen)
         run_grid(exp, str(OUT), jobs=JOBS)
         reruns = {}
         for c, cell in zip(chosen, exp.cells):
-            metrics = json.loads((OUT / "runs" / exp.run_name(cell) / "metrics.json").read_text())
+            metrics = RunDir(OUT / "runs" / exp.run_name(cell)).read_metrics()
             reruns[c["run"]] = {"kind": c["kind"], "task": c["task"], "rerun": exp.run_name(cell),
                                 "committed_s": c["wall_time_s"], "rerun_s": metrics["wall_time_s"],
                                 "committed_score": c["score"],

@@ -279,7 +279,7 @@ def entry_notes(row: dict) -> str:
 
 def _entry_lines(board: dict) -> list[str]:
     """Entries that change the suite's frozen defaults or carry a note: what to read their row with."""
-    out = [f"| {row['entry']} | {entry_notes(row).replace('|', '/')} |" for row in board["rows"] if entry_notes(row)]
+    out = [f"| {row['entry']} | {row['declares'].replace('|', '/')} |" for row in board["rows"] if row["declares"]]
     if not out:
         return []
     return ["## What an entry declares", "", "Overrides of the frozen defaults are compared as declared differences "

@@ -181,7 +181,7 @@ def load_model(resolved: Resolved, config: RunConfig) -> tuple[Any, Any, ParamCo
     if config.init_from:
         init_from_run(model, config.init_from, heads)
     counts = count_parameters(model, heads)
-    if counts.trainable == 0 and config.epochs:
+    if counts.trainable == 0 and counts.head and config.epochs:  # no head either: check_something_trains
         warnings.warn(f"method '{config.method}' left no parameter trainable outside the task head: only the head "
                       f"will train. A method must leave requires_grad=True on the parameters it trains.", stacklevel=2)
     return model, tokenizer, counts
