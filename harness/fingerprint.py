@@ -116,6 +116,8 @@ def fingerprint(config: dict[str, Any], record: dict[str, Any]) -> dict[str, Any
     batch = record.get("global_batch_size") or (config.get("batch_size", 16) * config.get("grad_accum", 1))
     fields["optim.global_batch_size"] = batch
     fields["optim.init_from"] = bool(config.get("init_from"))  # its path names the seed's own run
+    if config.get("fast_dropout"):  # another dropout random stream; only when set: older ids are kept
+        fields["optim.fast_dropout"] = True
     if config.get("select_on", "dev") != "dev":  # only when set: older runs keep their fingerprint ids
         fields["optim.select_on"] = config["select_on"]
     if config.get("patience"):
@@ -134,7 +136,7 @@ def fields_set_by(keys) -> tuple[str, ...]:
     for key in keys:
         if key in SUBSET_KEYS or key == "heldout_samples":
             out.append(f"subset.{key}")
-        elif key in OPTIM_KEYS or key in ("init_from", "select_on", "patience"):
+        elif key in OPTIM_KEYS or key in ("init_from", "select_on", "patience", "fast_dropout"):
             out.append(f"optim.{key}")
         elif key in ("batch_size", "grad_accum"):
             out.append("optim.global_batch_size")

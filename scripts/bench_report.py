@@ -25,7 +25,15 @@ TRAIN = {  # report file -> (label, extra flags)
     "train_fp32_eager.json": ("fp32, eager", ""),
     "train_fp32_compile.json": ("fp32, --compile", "--compile"),
     "train_bf16_compile.json": ("bf16, --compile", "--compile --mixed-precision bf16"),
+    "train_fp32_eager_fastdropout.json": ("fp32, eager, --fast-dropout", "--fast-dropout"),
 }
+FAST_PATHS = "python scripts/bench_fast_paths.py"
+FAST_DROPOUT_CHECK = ("harness baseline save --runs results/cpu-mini/check_calibration/runs --where learning_rate=0.003 "
+                      "reports/bench/fast_dropout_baseline.json; "
+                      "harness grid experiments/cpu-mini/fast_dropout_check.yaml --set data_dir=../shared/data "
+                      "--output-dir results/cpu-mini/fast_dropout_check --jobs 2; harness check --runs "
+                      "results/cpu-mini/fast_dropout_check/runs --baseline reports/bench/fast_dropout_baseline.json "
+                      "--ignore optim.fast_dropout --format markdown --out reports/bench/fast_dropout_check.md")
 DECODE_RUN = "results/paper-analyses/table5-cpu-v1/runs/table5-cpu-v1-wq_wv-a15de59a29ee"
 DECODE = (f"harness bench generate {DECODE_RUN} --data-dir ../shared/data --inputs 32 --batch-size 16 "
           f"--out reports/bench/decode_vs_generate.json")
@@ -52,6 +60,13 @@ def _met(value: float, goal: float) -> str:
     return "met" if value >= goal else "not met"
 
 
+def _repeats(report: dict) -> str:
+    runs = report.get("all_runs", {})
+    harness = ", ".join(f"{r['train_samples_per_s']:.0f}" for r in runs.get("harness_lora", []))
+    trainer = ", ".join(f"{r['train_samples_per_s']:.0f}" for r in runs.get("trainer_recipe", []))
+    return f"{harness}; {trainer}"
+
+
 def training_section() -> list[str]:
     reports = {name: report for name in TRAIN if (report := _load(name)) is not None}
     rows, notes = [], []
@@ -68,6 +83,8 @@ def training_section() -> list[str]:
             "ratio, epoch": f"{s['ratio_harness_over_trainer_recipe']:.2f}x",
             "ratio, after the 1st step": f"{s['ratio_steady_harness_over_trainer_recipe']:.2f}x",
             "fp32 GEMM peak reached": f"{lora['steady_fraction_of_gemm_peak']:.0%}",
+            "each repeat: harness; Trainer": _repeats(report),
+            "this sitting's fp32 GEMM peak (GFLOP/s)": f"{s['gemm_peak_flops'] / 1e9:.0f}",
             "report": f"[{name}]({name})",
         })
         notes.append(f"- {label}: `{JOB} {flags} --out reports/bench/{name}`".replace("  ", " "))
@@ -94,14 +111,44 @@ def training_section() -> list[str]:
         "the same precision (`bf16=True` for the bf16 row), alternated with the harness over 2 repeats; best "
         "repeat of each side, samples/s. \"After the 1st step\" leaves out the first optimizer step, which "
         f"holds the compilation with `--compile`{compile_text}; a longer run amortizes it. The GEMM fraction "
-        "counts 4N FLOPs per real token (N: non-embedding parameters) after the first step, against this machine's measured fp32 GEMM peak "
-        f"({first['gemm_peak_flops'] / 1e9:.0f} GFLOP/s, a 2048² matmul).", "",
+        "counts 4N FLOPs per real token (N: non-embedding parameters) after the first step, against the fp32 GEMM "
+        "peak (a 2048² matmul) measured in the same sitting: the machine's speed differs between sittings "
+        "(last columns), so rows from different sittings are compared through their own Trainer runs.", "",
         render(rows, list(rows[0]), "markdown"), "",
         "Commands (in this order, on an idle machine):", "", *notes, "",
         f"Goal ≥ {TRAINER_GOAL}x the Trainer recipe: best measured {best_ratio:.2f}x after the first step "
         f"({_met(best_ratio, TRAINER_GOAL)}). Goal ≥ {PEAK_GOAL:.0%} of the fp32 GEMM peak: best "
         f"{best_peak:.0%} ({_met(best_peak, PEAK_GOAL)}).", "",
     ]
+
+
+def fast_paths_section() -> list[str]:
+    report = _load("fast_paths_ab.json")
+    if report is None:
+        return []
+    rows = [{"fast path": r["name"], "off (samples/s, per round)": ", ".join(f"{v:.0f}" for v in r["samples_per_s"]["off"]),
+             "on": ", ".join(f"{v:.0f}" for v in r["samples_per_s"]["on"]),
+             "on / off per round": ", ".join(f"{v:.2f}" for v in r["ratios"]), "median": f"{r['median_ratio']:.2f}x"}
+            for r in report["results"]]
+    lines = ["## The training fast paths, each paired against itself", "",
+             f"One process, one MiniLM-L6 + LoRA model, the same {report['batches']} batches of "
+             f"{report['batch_size']} SST-2 sentences of similar length timed with the fast path off and on, "
+             f"alternated over {report['rounds']} rounds (whole benchmark commands on this machine vary by "
+             "15-30% between runs, which hides a 10% change). harness/training/fast_paths.py says how each works.",
+             "", render(rows, list(rows[0]), "markdown"), "", f"Command: `{FAST_PATHS}` "
+             "([fast_paths_ab.json](fast_paths_ab.json)).", ""]
+    check = BENCH / "fast_dropout_check.md"
+    if check.is_file():
+        # the check's markdown row: | task | model | method | metric | now | baseline | Δ | 95% CI | ... | verdict |
+        row = next(line for line in check.read_text().splitlines() if line.startswith("| glue/sst2"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        lines += [f"Whether `--fast-dropout` trains the same models: SST-2 dev accuracy {cells[4]} over 8 seeds "
+                  f"against {cells[5]} over the 20 seeds of `experiments/cpu-mini/check_calibration.yaml`'s "
+                  f"reference rate, which use torch's dropout: Δ {cells[6]} points, 95% CI {cells[7]}, "
+                  f"{cells[12]} (the interval holds 0: no difference beyond seed noise; not narrow enough to "
+                  f"call it equivalent at ±0.5). [fast_dropout_check.md](fast_dropout_check.md), from "
+                  f"`{FAST_DROPOUT_CHECK}`.", ""]
+    return lines
 
 
 def decode_section() -> list[str]:
@@ -181,7 +228,7 @@ def main() -> None:
              "Measured on this repository's 2-core CPU machine (no GPU), each benchmark in one sitting with "
              "nothing else running. Regenerate this page: `python scripts/bench_report.py` (it reads the JSON "
              "reports beside it).", "",
-             *training_section(), *decode_section(), *generation_run_section(), *scaling_section()]
+             *training_section(), *fast_paths_section(), *decode_section(), *generation_run_section(), *scaling_section()]
     (BENCH / "README.md").write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     print(BENCH / "README.md")
 

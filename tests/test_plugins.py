@@ -75,8 +75,9 @@ def test_a_plugin_method_runs_through_run_grid_params_and_table(user_folder):
                       model="tiny-bert", epochs=1, method="lora", method_options={"r": 4}, tracking_uri="none",
                       save_weights=False, seed=seed, output_dir=str(user_folder / "grid-out")), progress=False)
     check = harness(user_folder, "check", "--runs", "grid-out/runs", "--candidate", "lora_fa.py:LORA_FA",
-                    "--against", "lora")
+                    "--against", "lora", "--out", "reports/check.md")
     assert check.returncode in (0, 1), check.stderr  # a verdict, not a grouping or input error
+    assert (user_folder / "reports" / "check.md").read_text() == check.stdout  # kept, not only printed
     entry = next(line for line in check.stdout.splitlines() if line.startswith("csv "))
     assert "[" in entry and any(v in entry for v in ("better", "equivalent", "inconclusive", "worse"))
     assert f"{EXPECTED_TRAINABLE:,} / 1,024" in check.stdout  # trainable: the plugin's B only vs LoRA's A and B

@@ -103,8 +103,10 @@ def test_runs_show_as_model_training_with_datasets_and_system_metrics(tmp_path, 
 def test_server_lost_mid_run_then_synced_without_duplicates(tmp_path, server, sentiment_files):
     train, dev = sentiment_files
     out = tmp_path / "out"
+    # 128 of the 512 examples: each logging call is an HTTP round trip, and a few per epoch suffice
     common = ["run", "csv", "--train-file", train, "--eval-file", dev, "--model", "tiny-bert", "--method", "full",
-              "--batch-size", "4", "--log-every", "5", "--output-dir", out, "--tracking-uri", server.uri]
+              "--max-train-samples", "128", "--batch-size", "4", "--log-every", "5", "--output-dir", out,
+              "--tracking-uri", server.uri]
     process = harness(*common, "--epochs", "3", "--run-name", "blink", wait=False)
     predictions = out / "runs" / "blink" / "predictions.jsonl"
     deadline = time.time() + 300
@@ -133,7 +135,7 @@ def test_server_lost_mid_run_then_synced_without_duplicates(tmp_path, server, se
         assert len(runs) == 1 and runs[0].info.status == "FINISHED"
         assert runs[0].data.metrics["best_accuracy"] == saved["best"]["accuracy"]
         assert saved["tracking_problems"] == [] and saved["mlflow_run_id"] == runs[0].info.run_id
-        assert datasets(runs[0]) == {"train": ("csv", saved["data_digests"]["train"], 512),
+        assert datasets(runs[0]) == {"train": ("csv", saved["data_digests"]["train"], 128),
                                      "eval": ("csv", saved["data_digests"]["eval"], 64)}
     code, stdout, _ = harness("sync", "--runs", out / "runs", "--tracking-uri", server.uri)
     assert code == 0 and "0 uploaded, 0 completed, 2 in MLflow" in stdout

@@ -248,3 +248,105 @@ def test_select_on_heldout_chooses_the_epoch_without_the_dev_set_and_stops_early
         assert sum(1 for _ in handle) == record["eval_examples"][""]  # dev predictions as usual
     with pytest.raises(Exception, match="--select-on heldout needs --heldout-samples"):
         tiny_config(tmp_path, train, dev, select_on="heldout")
+
+
+def test_frozen_weights_cast_once_gives_autocast_bit_for_bit(tmp_path, sentiment_files):
+    """bf16 mixed precision with each frozen linear layer's weights cast once per epoch: the same losses,
+    scores and trained weights as autocast casting them at every step (dropout included)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from harness.models import get_model_spec, load_for_classification
+    from harness.training.fast_paths import FrozenCasts
+
+    records = {}
+    for once in (True, False):
+        config = tiny_config(tmp_path / str(once), *sentiment_files, epochs=2, max_train_samples=128,
+                             mixed_precision="bf16", tracking_uri="none", cast_frozen_once=once,
+                             method_options={"dropout": 0.1})
+        records[once] = run(config, progress=False)
+    assert [h["train_loss"] for h in records[True]["history"]] == [h["train_loss"] for h in records[False]["history"]]
+    assert records[True]["best"] == records[False]["best"]
+    weights = [load_file(f"{records[once]['run_dir']}/weights/adapter_model.safetensors") for once in (True, False)]
+    assert weights[0].keys() == weights[1].keys() and all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+    # What it replaces: every frozen nn.Linear (not the LoRA matrices, not the trainable head), only inside in_use.
+    from harness.methods import get_method
+
+    model, _ = load_for_classification(get_model_spec("tiny-bert"), 2, "single_label_classification")
+    method = get_method("lora")
+    model = method.prepare(model, method.resolve_options({}), ["classifier"])
+    casts = FrozenCasts(model, "bf16")
+    frozen = {m for m in model.modules() if type(m) is torch.nn.Linear and not m.weight.requires_grad}
+    assert frozen and set(casts.copies) == frozen
+    with casts.in_use():
+        assert all("forward" in vars(m) for m in frozen)
+        x = torch.randn(2, 3, next(iter(frozen)).in_features)
+        module = next(iter(frozen))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert torch.equal(module(x), torch.nn.functional.linear(x, module.weight, module.bias))
+        assert torch.equal(module(x), torch.nn.functional.linear(x, module.weight, module.bias))  # no autocast: fp32
+    assert not any("forward" in vars(m) for m in frozen)
+    assert FrozenCasts(model, "no").copies == {}
+
+
+def test_fast_dropout_keeps_each_element_with_probability_1_minus_p_and_keeps_the_expectation():
+    import torch
+
+    from harness.training.fast_paths import fast_dropout
+
+    torch.manual_seed(0)
+    ones = torch.ones(1000, 4000)
+    for p in (0.1, 0.5):
+        out = fast_dropout(ones, p)
+        kept = out > 0
+        n, q = kept.numel(), round((1 - p) * 32768) / 32768
+        assert abs(kept.float().mean().item() - (1 - p)) < 4 * (p * (1 - p) / n) ** 0.5 + abs(q - (1 - p))
+        assert abs(out.mean().item() - 1) < 4 * (p / (1 - p) / n) ** 0.5  # unbiased, as torch's dropout
+        assert out.unique().tolist() == [0.0, torch.tensor(32768 / round((1 - p) * 32768)).item()]
+        # the four numbers of one 64-bit draw (neighbouring elements) are independent
+        pairs = kept.reshape(-1, 4).float()
+        corr = torch.corrcoef(pairs.T)
+        assert (corr - torch.eye(4)).abs().max() < 0.01
+    torch.manual_seed(5)
+    first = fast_dropout(ones, 0.1)
+    torch.manual_seed(5)
+    assert torch.equal(first, fast_dropout(ones, 0.1))  # torch's generator: seeds and checkpoints hold
+    assert not torch.equal(first, fast_dropout(ones, 0.1))
+    assert torch.equal(fast_dropout(ones[:3, :5].T, 1.0), torch.zeros(5, 3))
+
+
+def test_fast_dropout_run_trains_patches_only_the_training_steps_and_is_another_setting(tmp_path, sentiment_files):
+    from harness.fingerprint import fingerprint
+    from harness.rundir import RunDir
+
+    records = {}
+    for fast in (False, True):
+        config = tiny_config(tmp_path / str(fast), *sentiment_files, method="full", epochs=2, batch_size=8,
+                             tracking_uri="none", fast_dropout=fast, save_weights=False)
+        records[fast] = run(config, progress=False)
+    assert records[True]["history"][0]["train_loss"] != records[False]["history"][0]["train_loss"]  # other masks
+    assert records[True]["best"]["accuracy"] >= 0.9
+    prints = [fingerprint(RunDir.of(str(tmp_path / str(fast) / "results"), records[fast]["run_name"]).read_config(),
+                          records[fast]) for fast in (False, True)]
+    assert prints[1].pop("optim.fast_dropout") is True and "optim.fast_dropout" not in prints[0]
+    assert prints[0] == prints[1]
+
+    import torch
+
+    from harness.methods import get_method
+    from harness.models import get_model_spec, load_for_classification
+    from harness.training.fast_paths import FastPaths
+
+    model, _ = load_for_classification(get_model_spec("tiny-bert"), 2, "single_label_classification")
+    method = get_method("lora")
+    model = method.prepare(model, method.resolve_options({"dropout": 0.1}), ["classifier"])
+    paths = FastPaths(model, "no", cast_frozen_once=True, fast_dropout=True)
+    dropouts = [m for m in model.modules() if type(m) is torch.nn.Dropout and m.p > 0]
+    assert dropouts and paths.dropout.modules == dropouts and paths.casts.copies == {}
+    x = torch.ones(64, 32)
+    with paths.in_use():
+        assert (dropouts[0](x) == 0).any()
+        dropouts[0].eval()
+        assert torch.equal(dropouts[0](x), x)
+    assert not any("forward" in vars(m) for m in dropouts)

@@ -143,7 +143,7 @@ def cmd_check(args) -> int:
                                fmt=args.format, where=_where(args.where), ignore=tuple(args.ignore or ()),
                                margin=args.margin, allow_missing=args.allow_missing, alpha=args.alpha,
                                n_boot=args.n_boot)
-    print(text, end="")
+    _write(text, args.out)  # stdout, and the file with --out
     return code
 
 
@@ -182,7 +182,7 @@ def add_check(sub) -> None:
     check.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default: 2000)")
     check.add_argument("--allow-missing", action="store_true", help="missing or failed entries do not fail the check")
     check.add_argument("--format", choices=FORMATS, default="text")
-    check.add_argument("--out", help="calibrate: also write the report here (e.g. reports/check_calibration.md)")
+    check.add_argument("--out", help="also write the report here (e.g. reports/check_calibration.md for calibrate)")
     check.set_defaults(func=cmd_check)
 
 

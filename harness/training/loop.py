@@ -22,6 +22,7 @@ from harness.tracking.mlflow import epoch_metrics, step_metrics
 from harness.training.batching import train_loader
 from harness.training.checkpoint import has_checkpoint, load_checkpoint, rng_states, save_checkpoint
 from harness.training.env import peak_memory_mb, reset_training_peak, training_peak_memory_mb, weights_memory_mb
+from harness.training.fast_paths import FastPaths
 
 
 @dataclass
@@ -68,6 +69,7 @@ class Loop:
     epoch_start_order: Any = None  # the data-order generator state this epoch's shuffle came from
     saved_epoch: int | None = None  # whose weights are in the run folder
     selection: str = ""  # the metric that chooses the best epoch (objective.selection_metric)
+    fast_paths: Any = None  # FastPaths: frozen weights cast once, fast dropout masks, in the training steps
 
     @property
     def main(self) -> bool:
@@ -127,9 +129,10 @@ def prepare(accelerator, objective, task, model, tokenizer, data, config, learni
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
     model, optimizer, training, scheduler, *loaders = accelerator.prepare(
         model, optimizer, training, scheduler, *evals.values())
+    fast = FastPaths(model, accelerator.mixed_precision, config.cast_frozen_once, config.fast_dropout)
     return Loop(accelerator, objective, task, config, data, model, tokenizer, optimizer, scheduler, training,
                 dict(zip(evals, loaders)), generator, run, tracker, save_method_weights, method, method_options,
-                progress, selection=selection_metric(task, config))
+                progress, selection=selection_metric(task, config), fast_paths=fast)
 
 
 class _NoHooks:
@@ -168,43 +171,44 @@ def train_epoch(loop: Loop, state: LoopState, epoch: int) -> None:
                mininterval=0.5 if sys.stderr.isatty() else 30)
     trainable = [p for p in model.parameters() if p.requires_grad]
     tic, batches_done = time.perf_counter(), skip
-    for batch in batches:
-        with accelerator.accumulate(model):
-            loss = loop.objective.loss(model, batch, config)
-            accelerator.backward(loss)
-            if accelerator.sync_gradients and config.max_grad_norm > 0:
-                accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
-            loop.optimizer.step()
-            if loop.method is not None and loop.method.after_step and accelerator.sync_gradients:
-                loop.method.after_step(plain_model(loop), state.step + 1, loop.method_options)
-            loop.scheduler.step()
-            loop.optimizer.zero_grad(set_to_none=True)
-        value = loss.item()
-        if not math.isfinite(value):
-            raise HarnessError(f"training loss became {value} at epoch {epoch}, step {state.step}; "
-                               f"lower --learning-rate or check the labels.")
-        state.samples += batch["labels"].shape[0]
-        state.tokens += int(batch["attention_mask"].sum())
-        state.epoch_loss, state.epoch_batches, batches_done = state.epoch_loss + value, state.epoch_batches + 1, \
-            batches_done + 1
-        bar.update(1)
-        if not accelerator.sync_gradients:
-            continue
-        state.step += 1
-        if state.first_step_s is None:
-            state.first_step_s, state.first_step_samples, state.first_step_tokens = \
-                time.perf_counter() - tic, state.samples, state.tokens
-        if state.step % config.log_every == 0:
-            learning_rate = loop.scheduler.get_last_lr()[0]
-            bar.set_postfix(loss=f"{value:.4f}", lr=f"{learning_rate:.2e}", refresh=False)
-            if loop.main:
-                loop.tracker.log_metrics(step_metrics(value, learning_rate), step=state.step)
-        if config.checkpoint_every and state.step % config.checkpoint_every == 0 \
-                and batches_done < len(loop.train_loader):
-            state.train_time, tic = state.train_time + time.perf_counter() - tic, time.perf_counter()
-            state.epoch, state.batches_done = epoch, batches_done
-            checkpoint(loop, state)
-    state.train_time += time.perf_counter() - tic
+    with loop.fast_paths.in_use():  # frozen weights cast once (mixed precision), --fast-dropout
+        for batch in batches:
+            with accelerator.accumulate(model):
+                loss = loop.objective.loss(model, batch, config)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and config.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
+                loop.optimizer.step()
+                if loop.method is not None and loop.method.after_step and accelerator.sync_gradients:
+                    loop.method.after_step(plain_model(loop), state.step + 1, loop.method_options)
+                loop.scheduler.step()
+                loop.optimizer.zero_grad(set_to_none=True)
+            value = loss.item()
+            if not math.isfinite(value):
+                raise HarnessError(f"training loss became {value} at epoch {epoch}, step {state.step}; "
+                                   f"lower --learning-rate or check the labels.")
+            state.samples += batch["labels"].shape[0]
+            state.tokens += int(batch["attention_mask"].sum())
+            state.epoch_loss, state.epoch_batches = state.epoch_loss + value, state.epoch_batches + 1
+            batches_done += 1
+            bar.update(1)
+            if not accelerator.sync_gradients:
+                continue
+            state.step += 1
+            if state.first_step_s is None:
+                state.first_step_s, state.first_step_samples, state.first_step_tokens = \
+                    time.perf_counter() - tic, state.samples, state.tokens
+            if state.step % config.log_every == 0:
+                learning_rate = loop.scheduler.get_last_lr()[0]
+                bar.set_postfix(loss=f"{value:.4f}", lr=f"{learning_rate:.2e}", refresh=False)
+                if loop.main:
+                    loop.tracker.log_metrics(step_metrics(value, learning_rate), step=state.step)
+            if config.checkpoint_every and state.step % config.checkpoint_every == 0 \
+                    and batches_done < len(loop.train_loader):
+                state.train_time, tic = state.train_time + time.perf_counter() - tic, time.perf_counter()
+                state.epoch, state.batches_done = epoch, batches_done
+                checkpoint(loop, state)
+        state.train_time += time.perf_counter() - tic
     bar.close()
 
 

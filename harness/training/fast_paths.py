@@ -1,0 +1,128 @@
+"""Faster training steps, patched onto the model's own modules for the training steps of an epoch.
+
+``FrozenCasts`` (on by default: the same numbers). Under autocast each ``nn.Linear`` casts its fp32 weight and bias to bf16 (fp16 on a GPU) at every call,
+and autocast caches the cast only for tensors that require grad. A LoRA-style run freezes nearly all
+linear layers, so the same casts of the same frozen weights are recomputed at every training step.
+``FrozenCasts`` casts each frozen ``nn.Linear`` once and hands the copy to that module's own forward
+while autocast runs in that dtype: autocast would have produced the very same tensors, so losses and
+gradients are bit for bit those of plain autocast (tests/test_train.py). Code that reads ``.weight``
+itself (DoRA's norm, OFT's rotation, merging, saving) still sees the fp32 weight.
+
+The copies are refreshed in place at the start of each epoch (a method's ``before_training`` may have
+rewritten frozen weights; in place keeps ``--compile``'s graph valid) and are used only for the
+training steps: evaluation and decoding, which may merge adapters into the weights, are unchanged.
+
+``FastDropout`` (``--fast-dropout``, off by default: another random stream). torch's dropout draws
+one random number per element (``bernoulli_``), a sixth of a MiniLM-L6 LoRA step on a CPU. Here
+each 64-bit draw of torch's generator gives four 15-bit numbers, and an element is kept when its
+number is below ``round((1 - p) * 32768)``: the keep probability is exact to 1/32768 (0.9 -> 0.89999)
+and kept elements are scaled by the inverse of that probability, so the output's expectation is the
+input's, as with torch's dropout. Seeds, resuming and data parallelism work as before (torch's
+generator, saved in checkpoints), but a seed's masks are not torch's: its results differ from a run
+without the flag as another seed's would.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from functools import partial
+
+LOW_PRECISION = {"bf16": "bfloat16", "fp16": "float16"}
+
+
+class FastPaths:
+    """What a run turns on (``--cast-frozen-once``, ``--fast-dropout``), applied by ``in_use``."""
+
+    def __init__(self, model, mixed_precision: str, cast_frozen_once: bool, fast_dropout: bool):
+        self.casts = FrozenCasts(model, mixed_precision if cast_frozen_once else "no")
+        self.dropout = FastDropout(model if fast_dropout else None)
+
+    @contextmanager
+    def in_use(self):
+        with self.casts.in_use(), self.dropout.in_use():
+            yield
+
+
+class FrozenCasts:
+    """One low-precision copy of each frozen ``nn.Linear``'s weight and bias, for one model."""
+
+    def __init__(self, model, mixed_precision: str):
+        import torch
+
+        self.dtype = getattr(torch, LOW_PRECISION[mixed_precision]) if mixed_precision in LOW_PRECISION else None
+        self.copies: dict = {}  # module -> (weight, bias) in self.dtype
+        if self.dtype is None:
+            return
+        for module in model.modules():
+            # Exactly nn.Linear: subclasses (quantized layers, adapters' own linears) compute differently.
+            if type(module) is torch.nn.Linear and module.weight.dtype == torch.float32 and not any(
+                    parameter.requires_grad for parameter in module.parameters()):
+                self.copies[module] = (torch.empty_like(module.weight, dtype=self.dtype),
+                                       None if module.bias is None else torch.empty_like(module.bias, dtype=self.dtype))
+
+    @contextmanager
+    def in_use(self):
+        """The training steps of one epoch: each frozen linear layer's forward reads its copy."""
+        import torch
+
+        with torch.no_grad():
+            for module, (weight, bias) in self.copies.items():
+                weight.copy_(module.weight)
+                if bias is not None:
+                    bias.copy_(module.bias)
+        for module, (weight, bias) in self.copies.items():
+            module.forward = partial(_linear_from_copy, module, weight, bias, self.dtype)
+        try:
+            yield
+        finally:
+            for module in self.copies:
+                del module.forward  # the class's forward again
+
+
+def _linear_from_copy(module, weight, bias, dtype, input):
+    import torch
+    import torch.nn.functional as F
+
+    device = input.device.type
+    if torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device) == dtype:
+        return F.linear(input, weight, bias)
+    return F.linear(input, module.weight, module.bias)  # outside autocast (or in another dtype): as before
+
+
+class FastDropout:
+    """The model's ``nn.Dropout`` modules, computing their masks with ``fast_dropout`` in ``in_use``."""
+
+    def __init__(self, model):
+        import torch
+
+        # Exactly nn.Dropout (not in place): other dropouts (alpha, 2-D, a subclass) keep their own.
+        self.modules = [] if model is None else [
+            module for module in model.modules()
+            if type(module) is torch.nn.Dropout and module.p > 0 and not module.inplace]
+
+    @contextmanager
+    def in_use(self):
+        for module in self.modules:
+            module.forward = partial(_dropout_module, module)
+        try:
+            yield
+        finally:
+            for module in self.modules:
+                del module.forward
+
+
+def _dropout_module(module, input):
+    return fast_dropout(input, module.p) if module.training else input
+
+
+def fast_dropout(x, p: float):
+    """Dropout whose mask takes one draw of torch's generator per four elements (see the module doc)."""
+    import torch
+
+    keep = round((1 - p) * 32768)  # of the 32768 values a 15-bit number takes
+    if keep == 0:
+        return x * 0
+    count = x.numel()
+    draws = torch.empty((count + 3) // 4, dtype=torch.int64, device=x.device).random_()  # 63 random bits each
+    numbers = draws.view(torch.int16)[:count].view(x.shape).bitwise_and(0x7FFF)
+    return x * (numbers < keep).to(x.dtype).mul_(32768 / keep)

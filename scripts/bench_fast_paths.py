@@ -1,0 +1,101 @@
+"""What each training fast path (harness/training/fast_paths.py) gains, measured paired in one process:
+
+    python scripts/bench_fast_paths.py [--rounds 6] [--batches 30]   # writes reports/bench/fast_paths_ab.json
+
+One model (MiniLM-L6 + LoRA r=8 on query and value, the bench job's model and method), the same batches
+of 32 SST-2 training sentences of similar length, optimizer steps timed with a fast path off and on,
+alternated over the rounds so that drift in machine speed hits both sides alike (whole benchmark
+commands on this machine vary by 15-30% from one run to the next). Reported: samples/s of each round
+and the median of the per-round ratios (on / off).
+
+- fast dropout (--fast-dropout), fp32: the masks of the model's nn.Dropout modules;
+- frozen weights cast once (--cast-frozen-once, the default), bf16 autocast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from harness.rundir import write_json  # noqa: E402
+
+OUT = ROOT / "reports" / "bench" / "fast_paths_ab.json"
+COMMAND = "python scripts/bench_fast_paths.py"
+
+
+def batches_and_model(mixed_precision: str, count: int, data_dir: str):
+    import torch
+
+    from harness.config import RunConfig
+    from harness.training.runner import load_model, make_accelerator, resolve
+
+    config = RunConfig(task="glue/sst2", model="minilm-l6", method="lora", data_dir=data_dir, batch_size=32,
+                       mixed_precision=mixed_precision, tracking_uri="none", method_options={"r": 8})
+    resolved = resolve(config)
+    accelerator = make_accelerator(config)
+    torch.manual_seed(0)
+    model, tokenizer, _ = load_model(resolved, config)
+    task = resolved.task
+    texts = sorted((e.text for e in task.load(task.train_split, data_dir).examples[:4000]), key=len)
+    step = len(texts) // count
+    batches = [tokenizer(texts[i * step:i * step + 32], return_tensors="pt", padding=True) for i in range(count)]
+    labels = torch.randint(0, 2, (32,))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    return accelerator.prepare(model), optimizer, batches, labels
+
+
+def samples_per_s(model, optimizer, batches, labels, paths) -> float:
+    model.train()
+    with paths.in_use():
+        start = time.perf_counter()
+        for batch in batches:
+            model(**batch, labels=labels).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        return 32 * len(batches) / (time.perf_counter() - start)
+
+
+def paired(name: str, mixed_precision: str, off: dict, on: dict, rounds: int, count: int, data_dir: str) -> dict:
+    from harness.training.fast_paths import FastPaths
+
+    model, optimizer, batches, labels = batches_and_model(mixed_precision, count, data_dir)
+    sides = {side: FastPaths(model, mixed_precision, **flags) for side, flags in (("off", off), ("on", on))}
+    samples_per_s(model, optimizer, batches[:3], labels, sides["off"])  # warm-up
+    runs = {"off": [], "on": []}
+    for _ in range(rounds):
+        for side in ("off", "on"):
+            runs[side].append(round(samples_per_s(model, optimizer, batches, labels, sides[side]), 2))
+        print(f"{name}: off {runs['off'][-1]:.1f}, on {runs['on'][-1]:.1f} samples/s", flush=True)
+    ratios = [b / a for a, b in zip(runs["off"], runs["on"])]
+    return {"name": name, "mixed_precision": mixed_precision, "off": off, "on": on, "samples_per_s": runs,
+            "ratios": [round(r, 3) for r in ratios], "median_ratio": round(statistics.median(ratios), 3)}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--out", default=str(OUT))
+    args = parser.parse_args(argv)
+    import torch
+
+    results = [
+        paired("fast dropout, fp32", "no", {"cast_frozen_once": True, "fast_dropout": False},
+               {"cast_frozen_once": True, "fast_dropout": True}, args.rounds, args.batches, args.data_dir),
+        paired("frozen weights cast once, bf16", "bf16", {"cast_frozen_once": False, "fast_dropout": False},
+               {"cast_frozen_once": True, "fast_dropout": False}, args.rounds, args.batches, args.data_dir),
+    ]
+    write_json(Path(args.out), {"command": COMMAND, "threads": torch.get_num_threads(), "batch_size": 32,
+                                "batches": args.batches, "rounds": args.rounds, "results": results})
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
