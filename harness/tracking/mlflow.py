@@ -90,6 +90,12 @@ def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def _finished(operation) -> bool:
+    """Whether an async logging operation is done (MLflow's RunOperations keeps its futures)."""
+    futures = getattr(operation, "_operation_futures", None)
+    return futures is not None and all(future.done() for future in futures)
+
+
 class MlflowTracker:
     """A thin guard around one MLflow run. Inactive when ``uri`` is None or on non-main processes."""
 
@@ -99,6 +105,7 @@ class MlflowTracker:
         self.active = bool(uri) and active
         self.run_id: str | None = run_id
         self.problems: list[str] = []
+        self._pending: list = []  # metric batches logged asynchronously, not yet confirmed
         if not self.active:
             return
         self._call("start the run", self._start, experiment, run_name)
@@ -144,9 +151,24 @@ class MlflowTracker:
         self._call("log params", mlflow.log_params, flat)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        """Asynchronously, as transformers' MLflow callback does: a training step must not wait for an
+        HTTP round trip (0.1-0.5 s to a server on a busy 2-core machine, several steps' worth). A failure
+        surfaces at a later call (the first whose earlier batches are done) or at ``end``."""
+        self._call("log metrics", self._log_async, {k: float(v) for k, v in metrics.items()}, step)
+
+    def _log_async(self, metrics: dict[str, float], step: int | None) -> None:
         import mlflow
 
-        self._call("log metrics", mlflow.log_metrics, {k: float(v) for k, v in metrics.items()}, step=step)
+        self._pending.append(mlflow.log_metrics(metrics, step=step, synchronous=False))
+        done = [op for op in self._pending if _finished(op)]
+        self._pending = [op for op in self._pending if op not in done]
+        for op in done:
+            op.wait()  # does not block: raises the batch's failure, if any
+
+    def _wait_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        for op in pending:
+            op.wait()
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         import mlflow
@@ -167,4 +189,5 @@ class MlflowTracker:
     def end(self, status: str = "FINISHED") -> None:
         import mlflow
 
+        self._call("log metrics", self._wait_pending)
         self._call("end the run", mlflow.end_run, status=status)
