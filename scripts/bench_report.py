@@ -126,7 +126,8 @@ def fast_paths_section() -> list[str]:
     report = _load("fast_paths_ab.json")
     if report is None:
         return []
-    rows = [{"fast path": r["name"], "off (samples/s, per round)": ", ".join(f"{v:.0f}" for v in r["samples_per_s"]["off"]),
+    rows = [{"fast path": r["name"],
+             "off (samples/s, per round)": ", ".join(f"{v:.0f}" for v in r["samples_per_s"]["off"]),
              "on": ", ".join(f"{v:.0f}" for v in r["samples_per_s"]["on"]),
              "on / off per round": ", ".join(f"{v:.2f}" for v in r["ratios"]), "median": f"{r['median_ratio']:.2f}x"}
             for r in report["results"]]

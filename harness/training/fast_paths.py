@@ -1,12 +1,14 @@
 """Faster training steps, patched onto the model's own modules for the training steps of an epoch.
 
-``FrozenCasts`` (on by default: the same numbers). Under autocast each ``nn.Linear`` casts its fp32 weight and bias to bf16 (fp16 on a GPU) at every call,
-and autocast caches the cast only for tensors that require grad. A LoRA-style run freezes nearly all
-linear layers, so the same casts of the same frozen weights are recomputed at every training step.
-``FrozenCasts`` casts each frozen ``nn.Linear`` once and hands the copy to that module's own forward
-while autocast runs in that dtype: autocast would have produced the very same tensors, so losses and
-gradients are bit for bit those of plain autocast (tests/test_train.py). Code that reads ``.weight``
-itself (DoRA's norm, OFT's rotation, merging, saving) still sees the fp32 weight.
+``FrozenCasts`` (on by default: the same numbers). Under autocast each ``nn.Linear`` casts its fp32
+weight and bias to bf16 (fp16 on a GPU) at every call, and autocast caches the cast only for tensors
+that require grad. A LoRA-style run freezes nearly all linear layers, so the same casts of the same
+frozen weights are recomputed at every training step. ``FrozenCasts`` casts each frozen ``nn.Linear``
+once and hands the copy to that module's own forward while autocast runs in that dtype: autocast
+would have produced the very same tensors, so losses and gradients are bit for bit those of plain
+autocast (tests/test_train.py). Code that reads ``.weight`` itself (DoRA's norm, OFT's rotation,
+merging, saving) still sees the fp32 weight. The copies cost no extra peak memory in training: a
+step's backward keeps every layer's cast weight alive anyway.
 
 The copies are refreshed in place at the start of each epoch (a method's ``before_training`` may have
 rewritten frozen weights; in place keeps ``--compile``'s graph valid) and are used only for the
