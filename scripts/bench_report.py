@@ -140,15 +140,22 @@ def fast_paths_section() -> list[str]:
              "([fast_paths_ab.json](fast_paths_ab.json)).", ""]
     check = BENCH / "fast_dropout_check.md"
     if check.is_file():
-        # the check's markdown row: | task | model | method | metric | now | baseline | Δ | 95% CI | ... | verdict |
-        row = next(line for line in check.read_text().splitlines() if line.startswith("| glue/sst2"))
-        cells = [c.strip() for c in row.strip("|").split("|")]
-        lines += [f"Whether `--fast-dropout` trains the same models: SST-2 dev accuracy {cells[4]} over 8 seeds "
-                  f"against {cells[5]} over the 20 seeds of `experiments/cpu-mini/check_calibration.yaml`'s "
-                  f"reference rate, which use torch's dropout: Δ {cells[6]} points, 95% CI {cells[7]}, "
-                  f"{cells[12]} (the interval holds 0: no difference beyond seed noise; not narrow enough to "
-                  f"call it equivalent at ±0.5). [fast_dropout_check.md](fast_dropout_check.md), from "
-                  f"`{FAST_DROPOUT_CHECK}`.", ""]
+        # the check's markdown table, read by its header: | task | ... | Δ | 95% CI | ... | seeds | ... | verdict |
+        table = [line for line in check.read_text().splitlines() if line.startswith("| ")]
+        header = [c.strip() for c in table[0].strip("|").split("|")]
+        entry = dict(zip(header, (c.strip() for c in next(r for r in table if r.startswith("| glue/sst2"))
+                                  .strip("|").split("|"))))
+        seeds, reference_seeds = entry["seeds"].split("/")
+        low, high = (float(v) for v in entry["95% CI"].strip("[]").split(","))
+        reading = ("the interval holds 0: no difference beyond seed noise" if low <= 0 <= high else
+                   "the interval excludes 0")
+        if entry["verdict"] == "inconclusive":
+            reading += "; too wide to call it equivalent at the check's margin"
+        lines += [f"Whether `--fast-dropout` trains the same models: SST-2 dev accuracy {entry['now']} over {seeds} "
+                  f"seeds against {entry['baseline']} over the {reference_seeds} seeds of "
+                  "`experiments/cpu-mini/check_calibration.yaml`'s reference rate, which use torch's dropout: "
+                  f"Δ {entry['Δ']} points, 95% CI {entry['95% CI']}, {entry['verdict']} ({reading}). "
+                  f"[fast_dropout_check.md](fast_dropout_check.md), from `{FAST_DROPOUT_CHECK}`.", ""]
     return lines
 
 
@@ -229,7 +236,8 @@ def main() -> None:
              "Measured on this repository's 2-core CPU machine (no GPU), each benchmark in one sitting with "
              "nothing else running. Regenerate this page: `python scripts/bench_report.py` (it reads the JSON "
              "reports beside it).", "",
-             *training_section(), *fast_paths_section(), *decode_section(), *generation_run_section(), *scaling_section()]
+             *training_section(), *fast_paths_section(), *decode_section(), *generation_run_section(),
+             *scaling_section()]
     (BENCH / "README.md").write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     print(BENCH / "README.md")
 

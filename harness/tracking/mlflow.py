@@ -152,7 +152,7 @@ class MlflowTracker:
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         """Asynchronously, as transformers' MLflow callback does: a training step must not wait for an
-        HTTP round trip (0.1-0.5 s to a server on a busy 2-core machine, several steps' worth). A failure
+        HTTP round trip (0.13 s per call to a loopback server on this busy 2-core machine, against 0.004 s). A failure
         surfaces at a later call (the first whose earlier batches are done) or at ``end``."""
         self._call("log metrics", self._log_async, {k: float(v) for k, v in metrics.items()}, step)
 
