@@ -3,7 +3,8 @@
     python scripts/bench_fast_paths.py [--rounds 6] [--batches 30]   # writes reports/bench/fast_paths_ab.json
 
 One model (MiniLM-L6 + LoRA r=8 on query and value, the bench job's model and method), the same batches
-of 32 SST-2 training sentences of similar length, optimizer steps timed with a fast path off and on,
+of 32 SST-2 training sentences (the first batches of the bench job's length-grouped loader, built by the
+harness's own objective and loader), optimizer steps timed with a fast path off and on,
 alternated over the rounds so that drift in machine speed hits both sides alike (whole benchmark
 commands on this machine vary by 15-30% from one run to the next). Reported: samples/s of each round
 and the median of the per-round ratios (on / off).
@@ -30,47 +31,54 @@ COMMAND = "python scripts/bench_fast_paths.py"
 
 
 def batches_and_model(mixed_precision: str, count: int, data_dir: str):
+    """The bench job's pieces, built as a run builds them: the objective's encoding and collation, the
+    length-grouped training loader, the method's model; the first ``count`` batches of 32."""
+    import itertools
+
     import torch
 
     from harness.config import RunConfig
+    from harness.training.batching import train_loader
+    from harness.training.loop import adamw
     from harness.training.runner import load_model, make_accelerator, resolve
 
     config = RunConfig(task="glue/sst2", model="minilm-l6", method="lora", data_dir=data_dir, batch_size=32,
-                       mixed_precision=mixed_precision, tracking_uri="none", method_options={"r": 8})
+                       max_train_samples=4000, group_by_length=True, mixed_precision=mixed_precision,
+                       tracking_uri="none", method_options={"r": 8})
     resolved = resolve(config)
     accelerator = make_accelerator(config)
     torch.manual_seed(0)
     model, tokenizer, _ = load_model(resolved, config)
-    task = resolved.task
-    texts = sorted((e.text for e in task.load(task.train_split, data_dir).examples[:4000]), key=len)
-    step = len(texts) // count
-    batches = [tokenizer(texts[i * step:i * step + 32], return_tensors="pt", padding=True) for i in range(count)]
-    labels = torch.randint(0, 2, (32,))
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    return accelerator.prepare(model), optimizer, batches, labels
+    objective = resolved.objective
+    rows = objective.encode(objective.load_data(resolved.task, config).train, tokenizer, config)
+    loader = train_loader(rows, config.batch_size, True, objective.collate(tokenizer, config),
+                          torch.Generator().manual_seed(0))
+    batches = list(itertools.islice(loader, count))
+    model, optimizer = accelerator.prepare(model, adamw(model, 1e-4, 0.0))
+    return model, optimizer, batches, lambda batch: objective.loss(model, batch, config)
 
 
-def samples_per_s(model, optimizer, batches, labels, paths) -> float:
+def samples_per_s(model, optimizer, batches, loss, paths) -> float:
     model.train()
     with paths.in_use():
         start = time.perf_counter()
         for batch in batches:
-            model(**batch, labels=labels).loss.backward()
+            loss(batch).backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        return 32 * len(batches) / (time.perf_counter() - start)
+        return sum(len(batch["labels"]) for batch in batches) / (time.perf_counter() - start)
 
 
 def paired(name: str, mixed_precision: str, off: dict, on: dict, rounds: int, count: int, data_dir: str) -> dict:
     from harness.training.fast_paths import FastPaths
 
-    model, optimizer, batches, labels = batches_and_model(mixed_precision, count, data_dir)
+    model, optimizer, batches, loss = batches_and_model(mixed_precision, count, data_dir)
     sides = {side: FastPaths(model, mixed_precision, **flags) for side, flags in (("off", off), ("on", on))}
-    samples_per_s(model, optimizer, batches[:3], labels, sides["off"])  # warm-up
+    samples_per_s(model, optimizer, batches[:3], loss, sides["off"])  # warm-up
     runs = {"off": [], "on": []}
     for _ in range(rounds):
         for side in ("off", "on"):
-            runs[side].append(round(samples_per_s(model, optimizer, batches, labels, sides[side]), 2))
+            runs[side].append(round(samples_per_s(model, optimizer, batches, loss, sides[side]), 2))
         print(f"{name}: off {runs['off'][-1]:.1f}, on {runs['on'][-1]:.1f} samples/s", flush=True)
     ratios = [b / a for a, b in zip(runs["off"], runs["on"])]
     return {"name": name, "mixed_precision": mixed_precision, "off": off, "on": on, "samples_per_s": runs,

@@ -9,9 +9,11 @@ value (1e-8 for WebNLG BLEU, which the Perl script was made to print with 10 dec
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -67,7 +69,8 @@ def test_e2e_matches_measure_scores(e2e_scores):
         ours = e2e_scores[key] / factor  # back on measure_scores.py's scale
         assert f"{ours:.4f}" == EXPECTED["e2e"]["printed"][name], key
         assert ours == pytest.approx(EXPECTED["e2e"]["full"][name], rel=1e-9, abs=1e-12), key
-    assert not java_children()
+    nlg_metrics.close_meteor()
+    assert not java_children()  # the tokenizer's runs ended; the kept Meteor process stops when asked
 
 
 @needs_java
@@ -79,6 +82,7 @@ def test_webnlg_matches_generation_eval(webnlg_scores):
     for key in ("meteor", "ter"):
         assert f"{webnlg_scores[key]:.2f}" == official["printed"][key.upper()]
         assert webnlg_scores[key] == pytest.approx(official["full"][key], rel=1e-9, abs=1e-12)
+    nlg_metrics.close_meteor()
     assert not java_children()
 
 
@@ -154,22 +158,38 @@ def test_empty_hypotheses_score_without_errors():
     assert web == {"bleu": 0.0, "ter": 1.0}
 
 
-def test_meteor_files_keep_an_empty_last_output(monkeypatch):
-    # eval.py's Meteor run stops (-1) when the last output is empty: "\n".join drops its line. Ours
-    # ends every line with "\n", so Meteor sees 3 outputs and 3 x 6 references (checked without Java).
-    seen = {}
+def meteor_file_mode(hyps: list[str], refs: list[list[str]]) -> float:
+    """Meteor 1.5 on a hypothesis file and a reference file, as GenerationEval's eval.py runs it (each
+    line ended with a newline, so that an empty last output is kept)."""
+    jar = nlg_metrics._jars()["meteor"]
+    with tempfile.TemporaryDirectory() as tmp:
+        hyp_file, ref_file = Path(tmp) / "hypothesis", Path(tmp) / "reference"
+        hyp_file.write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
+        ref_file.write_text("".join(r + "\n" for rs in refs for r in rs), encoding="utf-8")
+        out = subprocess.run(["java", "-Xmx2G", "-jar", str(jar), str(hyp_file), str(ref_file), "-l", "en", "-norm",
+                              "-r", str(len(refs[0]))], capture_output=True, cwd=jar.parent, check=True).stdout
+    return float(re.search(rb"^Final score:\s*(\S+)", out, re.M).group(1))
 
-    def fake_run(cmd, **kwargs):
-        seen["hyp"], seen["ref"] = (Path(cmd[i]).read_text(encoding="utf-8").split("\n") for i in (4, 5))
-        seen["r"] = cmd[cmd.index("-r") + 1]
-        return subprocess.CompletedProcess(cmd, 0, b"Final score:            0.25\n", b"")
 
-    monkeypatch.setattr(nlg_metrics.shutil, "which", lambda name: "/usr/bin/java")
-    monkeypatch.setattr(nlg_metrics.subprocess, "run", fake_run)
-    hyps, refs = hyps_refs(WEBNLG[:3])
-    assert score_webnlg(hyps[:2] + [""], refs, ["meteor"]) == {"meteor": 0.25}
-    assert seen["r"] == "6" and len(seen["hyp"]) == 3 + 1 and len(seen["ref"]) == 3 * 6 + 1  # + the final ""
-    assert seen["hyp"][2] == "" and seen["ref"][:2] == [webnlg_normalize(refs[0][0]), webnlg_normalize(refs[0][1])]
+@needs_java
+def test_kept_meteor_process_scores_as_the_file_mode_is_reused_restarted_and_closed():
+    # WebNLG's METEOR comes from one Meteor process in -stdio mode, kept between calls; eval.py runs
+    # Meteor on files. Same numbers, an empty last output included (eval.py itself drops it: see above).
+    hyps, refs = hyps_refs(WEBNLG[:6])
+    hyps = [nlg_metrics._nltk_word_tokenize(webnlg_normalize(h)) for h in hyps[:5]] + [""]
+    refs = [[nlg_metrics._nltk_word_tokenize(webnlg_normalize(r)) for r in (rs * 6)[:6]] for rs in refs]
+    jar = nlg_metrics._jars()["meteor"]
+    nlg_metrics.close_meteor()
+    kept = nlg_metrics.meteor_corpus(hyps, refs, jar)
+    assert kept == pytest.approx(meteor_file_mode(hyps, refs), rel=1e-12)
+    first = java_children()
+    assert len(first) == 1  # the kept process, and only it
+    assert nlg_metrics.meteor_corpus(hyps, refs, jar) == kept and java_children() == first  # reused
+    nlg_metrics._METEOR[jar].proc.kill()  # it died since (killed, out of memory): started again, once
+    nlg_metrics._METEOR[jar].proc.wait()
+    assert nlg_metrics.meteor_corpus(hyps, refs, jar) == kept and java_children() != first
+    nlg_metrics.close_meteor()
+    assert not java_children()
 
 
 def test_webnlg_normalize_follows_loras_decoder():

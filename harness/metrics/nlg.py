@@ -31,8 +31,9 @@ metric table for what was measured):
   --lower``); at most ``num_refs`` (6) references per input, padded with the first one, as the
   decoder writes them. BLEU = multi-bleu-detok.perl, which sacrebleu's corpus BLEU (``13a``, no
   smoothing) reproduces to 1e-10; METEOR = Meteor 1.5 ``-l en -norm -r 6`` on nltk.word_tokenize'd
-  text; TER = pyter per sentence, min over references, mean over sentences (pyter, not sacrebleu's
-  TER: sacrebleu's is tercom's, whose shift search finds other edits than pyter's).
+  text (in Meteor's ``-stdio`` mode, one process kept for the Python process: the score eval.py's
+  file mode gives, tested); TER = pyter per sentence, min over references, mean over sentences
+  (pyter, not sacrebleu's TER: sacrebleu's is tercom's, whose shift search finds other edits).
 
 METEOR, and for E2E also ROUGE-L and CIDEr (through the PTB tokenizer), need Java and pycocoevalcap;
 TER needs pyter3. BLEU, NIST and chrF are pure Python.
@@ -40,9 +41,11 @@ TER needs pyter3. BLEU, NIST and chrF are pure Python.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import importlib.util
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -136,7 +139,7 @@ def score_webnlg(hypotheses: list[str], references: list[list[str]], metrics=WEB
         ref_tok = [[_nltk_word_tokenize(r) for r in rs] for rs in refs]
         if "meteor" in metrics:
             _need_java("METEOR needs Java 8+ (the Meteor 1.5 jar)", "bleu ter")
-            scores["meteor"] = _meteor_files(hyp_tok, ref_tok, _jars()["meteor"])
+            scores["meteor"] = meteor_corpus(hyp_tok, ref_tok, _jars()["meteor"])
         if "ter" in metrics:
             scores["ter"] = _sentence_ter(hyp_tok, ref_tok)
     return {m: scores[m] for m in metrics}
@@ -317,33 +320,94 @@ def _ptb_tokenize(texts: list[str], jar: Path) -> list[str]:
 
 
 def _meteor_stdio(hyps: list[str], refs: list[list[str]], jar: Path) -> float:
-    """Corpus METEOR from Meteor's -stdio mode: SCORE each segment, then EVAL the summed statistics."""
-    cmd = ["java", "-jar", "-Xmx2G", str(jar), "-", "-", "-stdio", "-l", "en", "-norm"]
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, cwd=jar.parent, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
-        try:
-            def ask(line: str) -> str:
-                proc.stdin.write((line + "\n").encode("utf-8"))
-                proc.stdin.flush()
-                return proc.stdout.readline().decode("utf-8").strip()
+    """The COCO caption code's Meteor call: its clean-up of each hypothesis, then the corpus score."""
+    return meteor_corpus([hyp.replace("|||", "").replace("  ", " ") for hyp in hyps], refs, jar)
 
-            stats = []
-            for hyp, rs in zip(hyps, refs):
-                hyp = hyp.replace("|||", "").replace("  ", " ")  # the COCO wrapper's clean-up, hypothesis only
-                stats.append(ask(" ||| ".join(("SCORE", " ||| ".join(rs), hyp))))
-            ask(" ||| ".join(["EVAL", *stats]))  # the first answer is segment 1's score
-            answers = [proc.stdout.readline().decode("utf-8").strip() for _ in range(len(stats))]
+
+def meteor_corpus(hyps: list[str], refs: list[list[str]], jar: Path) -> float:
+    """Corpus Meteor 1.5 (``-l en -norm``): each segment's statistics (SCORE), then the score of their sum
+    (EVAL), as Meteor computes its "Final score" on files, from the process this Python process keeps."""
+    for attempt in (1, 2):
+        server = _meteor_server(jar)
+        try:
+            return server.corpus_score(hyps, refs)
+        except BrokenPipeError:  # a kept process that has since died (killed, out of memory): start anew once
+            close_meteor()
+            if attempt == 2:
+                raise _java_failed("Meteor 1.5 (java)", server.error_output()) from None
+        except (OSError, ValueError, IndexError):  # Meteor answered with an error
+            detail = server.error_output()
+            close_meteor()
+            raise _java_failed("Meteor 1.5 (java)", detail) from None
+    raise AssertionError("unreachable")
+
+
+class _MeteorServer:
+    """Meteor 1.5 in ``-stdio`` mode, kept running for the life of this Python process: starting it (a
+    JVM, then the paraphrase table) takes about 10 s, and a WebNLG evaluation scores three category
+    sets at every epoch; the SCORE/EVAL protocol is stateless between corpora. ``close_meteor`` (also at
+    exit) stops it."""
+
+    def __init__(self, jar: Path):
+        import threading
+
+        self.jar, self.pid, self.lock = jar, os.getpid(), threading.Lock()
+        self.err = tempfile.TemporaryFile()
+        cmd = ["java", "-Xmx2G", "-jar", str(jar), "-", "-", "-stdio", "-l", "en", "-norm"]
+        self.proc = subprocess.Popen(cmd, cwd=jar.parent, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.err)
+
+    def _ask(self, line: str) -> str:
+        self.proc.stdin.write((line + "\n").encode("utf-8"))
+        self.proc.stdin.flush()
+        return self._answer()
+
+    def _answer(self) -> str:
+        answer = self.proc.stdout.readline()
+        if not answer:
+            raise BrokenPipeError("Meteor closed its output")
+        return answer.decode("utf-8").strip()
+
+    def corpus_score(self, hyps: list[str], refs: list[list[str]]) -> float:
+        with self.lock:
+            stats = [self._ask(" ||| ".join(("SCORE", " ||| ".join(rs), hyp))) for hyp, rs in zip(hyps, refs)]
+            self._ask(" ||| ".join(["EVAL", *stats]))  # the first answer is segment 1's score
+            answers = [self._answer() for _ in range(len(stats))]
             return float(answers[-1])  # after the segment scores: the corpus score
-        except (OSError, ValueError, IndexError):  # Meteor died or answered with an error
-            err.seek(0)
-            raise _java_failed("Meteor 1.5 (java)", err.read().decode("utf-8", "replace")) from None
-        finally:
-            try:
-                proc.stdin.close()  # Meteor exits at the end of its input
-                proc.wait(timeout=30)
-            except (OSError, subprocess.TimeoutExpired):
-                proc.kill()
-                proc.wait()
+
+    def error_output(self) -> str:
+        self.err.seek(0)
+        return self.err.read().decode("utf-8", "replace")
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()  # Meteor exits at the end of its input
+            self.proc.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+        self.err.close()
+
+
+_METEOR: dict[Path, _MeteorServer] = {}
+
+
+def _meteor_server(jar: Path) -> _MeteorServer:
+    server = _METEOR.get(jar)
+    if server is None or server.pid != os.getpid():  # a forked child must not share its parent's pipes
+        server = _METEOR[jar] = _MeteorServer(jar)
+    return server
+
+
+def close_meteor() -> None:
+    """Stop the Meteor process this Python process keeps (the next score starts another)."""
+    while _METEOR:
+        _, server = _METEOR.popitem()
+        if server.pid == os.getpid():
+            server.close()
+
+
+atexit.register(close_meteor)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,24 +421,6 @@ _NLTK_SPLITS = {"cannot": "can not", "gimme": "gim me", "gonna": "gon na", "gott
 
 def _nltk_word_tokenize(normalized: str) -> str:
     return " ".join("``" if t == '"' else _NLTK_SPLITS.get(t, t) for t in normalized.split())
-
-
-def _meteor_files(hyps: list[str], refs: list[list[str]], jar: Path) -> float:
-    """Meteor 1.5 on a hypothesis file and a file of len(refs[0]) references per hypothesis."""
-    with tempfile.TemporaryDirectory(prefix="harness-meteor-") as tmp:
-        hyp_file, ref_file = Path(tmp) / "hypothesis", Path(tmp) / "reference"
-        # eval.py joins lines with "\n"; ending every line with it also keeps an empty last line
-        # (on which eval.py's Meteor run stops with "test and reference not same length")
-        hyp_file.write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
-        ref_file.write_text("".join(r + "\n" for rs in refs for r in rs), encoding="utf-8")
-        cmd = ["java", "-Xmx2G", "-jar", str(jar), str(hyp_file), str(ref_file), "-l", "en", "-norm",
-               "-r", str(len(refs[0]))]
-        proc = subprocess.run(cmd, capture_output=True, cwd=jar.parent)
-    out = proc.stdout.decode("utf-8", "replace")
-    found = re.search(r"^Final score:\s*(\S+)", out, re.M)
-    if proc.returncode or not found:
-        raise _java_failed("Meteor 1.5 (java)", out + proc.stderr.decode("utf-8", "replace"))
-    return float(found.group(1))
 
 
 def _sentence_ter(hyps: list[str], refs: list[list[str]]) -> float:

@@ -145,6 +145,8 @@ class MlflowTracker:
             self.active = False
 
     def log_params(self, params: dict[str, Any]) -> None:
+        if not self.active:
+            return  # not even the import: mlflow's takes about a second, and a run without tracking needs none
         import mlflow
 
         flat = {key: value[:6000] for key, value in flatten(params).items()}
@@ -171,22 +173,31 @@ class MlflowTracker:
             op.wait()
 
     def set_tags(self, tags: dict[str, Any]) -> None:
+        if not self.active:
+            return
         import mlflow
 
         self._call("set tags", mlflow.set_tags, {k: str(v) for k, v in tags.items()})
 
-    def log_inputs(self, datasets: list) -> None:
+    def log_inputs(self, record: dict) -> None:
+        """The data a run used (``dataset_inputs`` of its record)."""
+        if not self.active:
+            return
         from mlflow.tracking import MlflowClient
 
-        if self.active and datasets:
+        if datasets := dataset_inputs(record):
             self._call("log datasets", MlflowClient().log_inputs, self.run_id, datasets=datasets)
 
     def log_artifacts(self, folder: Path) -> None:
+        if not self.active:
+            return
         import mlflow
 
         self._call("upload artifacts", mlflow.log_artifacts, str(folder))
 
     def end(self, status: str = "FINISHED") -> None:
+        if not self.active:
+            return
         import mlflow
 
         self._call("log metrics", self._wait_pending)

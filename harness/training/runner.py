@@ -30,7 +30,7 @@ from harness.registry import is_import_ref
 from harness.rundir import RunDir
 from harness.tasks import Task, file_task, get_task
 from harness.tasks.objective import Objective, get_objective
-from harness.tracking.mlflow import MlflowTracker, dataset_inputs, final_metrics, param_metrics
+from harness.tracking.mlflow import MlflowTracker, final_metrics, param_metrics
 from harness.training.checkpoint import has_checkpoint
 from harness.training.env import versions
 from harness.training.loop import fit
@@ -244,7 +244,7 @@ def start_tracking(resolved: Resolved, run_dir: RunDir, record: dict, counts: Pa
                           "main_metric": task.main_metric, "harness_run": run_dir.name,
                           "run_dir": str(run_dir.path.resolve())})
         tracker.log_metrics(param_metrics(counts.as_dict()))
-        tracker.log_inputs(dataset_inputs(record))
+        tracker.log_inputs(record)
     return tracker
 
 
