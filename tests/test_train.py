@@ -279,14 +279,17 @@ def test_frozen_weights_cast_once_gives_autocast_bit_for_bit(tmp_path, sentiment
     casts = FrozenCasts(model, "bf16")
     frozen = {m for m in model.modules() if type(m) is torch.nn.Linear and not m.weight.requires_grad}
     assert frozen and set(casts.copies) == frozen
+    module = next(iter(frozen))
+    x = torch.randn(2, 3, module.in_features)
+    plain = torch.nn.functional.linear
     with casts.in_use():
-        assert all("forward" in vars(m) for m in frozen)
-        x = torch.randn(2, 3, next(iter(frozen)).in_features)
-        module = next(iter(frozen))
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            assert torch.equal(module(x), torch.nn.functional.linear(x, module.weight, module.bias))
-        assert torch.equal(module(x), torch.nn.functional.linear(x, module.weight, module.bias))  # no autocast: fp32
-    assert not any("forward" in vars(m) for m in frozen)
+            assert torch.equal(module(x), plain(x, module.weight, module.bias))
+            casts.copies[module][0].zero_()  # the copy, not the weight, is what the layer reads in training
+            assert torch.equal(module(x), plain(x, torch.zeros_like(module.weight), module.bias).to(torch.bfloat16))
+        assert torch.equal(module(x), plain(x, module.weight, module.bias))  # no autocast: fp32
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # evaluation, decoding: the weights themselves
+        assert torch.equal(module(x), plain(x, module.weight, module.bias))
     assert FrozenCasts(model, "no").copies == {}
 
 
@@ -336,7 +339,7 @@ def test_fast_dropout_run_trains_patches_only_the_training_steps_and_is_another_
 
     from harness.methods import get_method
     from harness.models import get_model_spec, load_for_classification
-    from harness.training.fast_paths import FastPaths
+    from harness.training.fast_paths import FastPaths, fast_dropout
 
     model, _ = load_for_classification(get_model_spec("tiny-bert"), 2, "single_label_classification")
     method = get_method("lora")
@@ -345,8 +348,57 @@ def test_fast_dropout_run_trains_patches_only_the_training_steps_and_is_another_
     dropouts = [m for m in model.modules() if type(m) is torch.nn.Dropout and m.p > 0]
     assert dropouts and paths.dropout.modules == dropouts and paths.casts.copies == {}
     x = torch.ones(64, 32)
+    p = dropouts[0].p
+    def seeded(fn):
+        torch.manual_seed(1)
+        return fn(x)
+
     with paths.in_use():
-        assert (dropouts[0](x) == 0).any()
+        assert torch.equal(seeded(dropouts[0]), seeded(lambda x: fast_dropout(x, p)))
         dropouts[0].eval()
         assert torch.equal(dropouts[0](x), x)
-    assert not any("forward" in vars(m) for m in dropouts)
+        dropouts[0].train()
+    # outside the training steps: torch's own dropout
+    assert torch.equal(seeded(dropouts[0]), seeded(lambda x: torch.nn.functional.dropout(x, p)))
+    assert not torch.equal(seeded(dropouts[0]), seeded(lambda x: fast_dropout(x, p)))
+
+
+def test_fast_paths_under_compile_do_not_recompile_at_each_epoch():
+    """The fast paths switch patched forwards on and off; replacing the forwards at every epoch made
+    --compile compile the model again for each epoch (the old forward's guard failed)."""
+    import torch
+    from torch._dynamo.utils import counters
+
+    from harness.training.fast_paths import FastPaths
+
+    class Adapted(torch.nn.Module):  # a frozen layer called by its owner, as peft's LoRA layers call theirs
+        def __init__(self):
+            super().__init__()
+            self.base_layer = torch.nn.Linear(8, 16).requires_grad_(False)
+            self.dropout, self.extra, self.head = torch.nn.Dropout(0.1), torch.nn.Linear(8, 16), torch.nn.Linear(16, 2)
+
+        def forward(self, x):
+            return self.head(self.base_layer(x) + self.extra(self.dropout(x)))
+
+    torch.manual_seed(0)
+    model = Adapted()
+    paths = FastPaths(model, "bf16", cast_frozen_once=True, fast_dropout=True)
+    compiled = torch.compile(model, dynamic=True)
+    x = torch.randn(4, 8)
+    torch._dynamo.reset()
+    counters.clear()
+
+    def epoch():
+        model.train()
+        with paths.in_use(), torch.autocast("cpu", dtype=torch.bfloat16):
+            compiled(x).float().sum().backward()
+        model.eval()
+        with torch.no_grad():
+            compiled(x)
+
+    epoch()
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs >= 2  # training and evaluation
+    epoch()
+    epoch()
+    assert counters["stats"]["unique_graphs"] == graphs
