@@ -17,7 +17,7 @@ from harness.config import RunConfig
 from harness.errors import HarnessError
 from harness.rundir import RunDir, write_json
 from harness.tasks.base import subsample
-from harness.training.env import versions
+from harness.training.env import cpu_description, versions
 
 
 def _reference_model(config: RunConfig, resolved):
@@ -279,7 +279,7 @@ def _throughput_report(config, task, train, lora, full, minimal_speed, recipe, r
         "note": ("best of the repeats for each loop; one epoch each, evaluation and model loading excluded; "
                  "the harness runs use --group-by-length; the seeds' recipe runs on a subset (it pads to 512)"),
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "platform": platform.platform(), "cuda": torch.cuda.is_available()},
+                    "platform": platform.platform(), "cuda": torch.cuda.is_available(), **cpu_description()},
         "versions": versions(),
         "config": config.to_dict(),
     }

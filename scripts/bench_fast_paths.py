@@ -100,7 +100,10 @@ def main(argv=None) -> None:
         paired("frozen weights cast once, bf16", "bf16", {"cast_frozen_once": False, "fast_dropout": False},
                {"cast_frozen_once": True, "fast_dropout": False}, args.rounds, args.batches, args.data_dir),
     ]
-    write_json(Path(args.out), {"command": COMMAND, "threads": torch.get_num_threads(), "batch_size": 32,
+    from harness.training.env import cpu_description
+
+    write_json(Path(args.out), {"command": COMMAND, "threads": torch.get_num_threads(), "machine": cpu_description(),
+                                "batch_size": 32,
                                 "batches": args.batches, "rounds": args.rounds, "results": results})
     print(f"wrote {args.out}")
 

@@ -20,7 +20,7 @@ from harness.report.render import render  # noqa: E402
 
 BENCH = ROOT / "reports" / "bench"
 JOB = ("harness bench train glue/sst2 --model minilm-l6 --method lora --data-dir ../shared/data "
-       "--max-train-samples 4000 --batch-size 32 --group-by-length --repeats 2 --tracking-uri none")
+       "--max-train-samples 4000 --batch-size 32 --group-by-length --tracking-uri none")
 TRAIN = {  # report file -> (label, extra flags)
     "train_fp32_eager.json": ("fp32, eager", ""),
     "train_fp32_compile.json": ("fp32, --compile", "--compile"),
@@ -67,6 +67,13 @@ def _repeats(report: dict) -> str:
     return f"{harness}; {trainer}"
 
 
+def _cpu(report: dict) -> str:
+    features = report.get("machine", {}).get("features")
+    if features is None:
+        return "not recorded"
+    return "AMX" if "amx_bf16" in features else "no AMX" + (" (avx512_bf16)" if "avx512_bf16" in features else "")
+
+
 def training_section() -> list[str]:
     reports = {name: report for name in TRAIN if (report := _load(name)) is not None}
     rows, notes = [], []
@@ -85,9 +92,11 @@ def training_section() -> list[str]:
             "fp32 GEMM peak reached": f"{lora['steady_fraction_of_gemm_peak']:.0%}",
             "each repeat: harness; Trainer": _repeats(report),
             "this sitting's fp32 GEMM peak (GFLOP/s)": f"{s['gemm_peak_flops'] / 1e9:.0f}",
+            "this sitting's CPU": _cpu(report),
             "report": f"[{name}]({name})",
         })
-        notes.append(f"- {label}: `{JOB} {flags} --out reports/bench/{name}`".replace("  ", " "))
+        repeats = len(report.get("all_runs", {}).get("harness_lora", [])) or 2
+        notes.append(f"- {label}: `{JOB} --repeats {repeats} {flags} --out reports/bench/{name}`".replace("  ", " "))
         if "gemm_peak_flops_bf16" in s:
             notes.append(f"  (bf16 GEMM peak {s['gemm_peak_flops_bf16'] / 1e9:.0f} GFLOP/s: the run reached "
                          f"{s['lora_steady_fraction_of_bf16_gemm_peak']:.0%} of it)")
@@ -100,6 +109,10 @@ def training_section() -> list[str]:
     first = summaries[0]
     compiled = [run["first_step_s"] for name, report in reports.items() if "--compile" in TRAIN[name][1]
                 for run in report.get("all_runs", {}).get("harness_lora", [])]
+    bf16 = [s["gemm_peak_flops_bf16"] / s["gemm_peak_flops"] for s in summaries if "gemm_peak_flops_bf16" in s]
+    bf16_text = (f" The CPU itself changed between sittings: bf16 pays only with AMX tiles (the bf16 row's sitting: a "
+                 f"bf16 GEMM peak {max(bf16):.1f}x its fp32 peak); a sitting without them runs fp32 rows only."
+                 if bf16 and any(_cpu(r).startswith("no AMX") for r in reports.values()) else "")
     compile_text = (f": {min(compiled):.0f}-{max(compiled):.0f} s in every repeat here, the inductor's on-disk "
                     "cache already filled by earlier runs (each new process traces the model again)"
                     if compiled else "")
@@ -108,12 +121,13 @@ def training_section() -> list[str]:
         f"The job: MiniLM-L6 + LoRA (r=8 on query and value), {first['train_examples']:,} SST-2 sentences, batch "
         f"{first['batch_size']}, max length 128, length-grouped batches, one epoch. The peer is the HF `Trainer` "
         "on the same peft model with dynamic padding (`DataCollatorWithPadding`) and length-grouped sampling, in "
-        "the same precision (`bf16=True` for the bf16 row), alternated with the harness over 2 repeats; best "
-        "repeat of each side, samples/s. \"After the 1st step\" leaves out the first optimizer step, which "
+        "the same precision (`bf16=True` for the bf16 row), alternated with the harness over the repeats listed; "
+        "best repeat of each side, samples/s. \"After the 1st step\" leaves out the first optimizer step, which "
         f"holds the compilation with `--compile`{compile_text}; a longer run amortizes it. The GEMM fraction "
         "counts 4N FLOPs per real token (N: non-embedding parameters) after the first step, against the fp32 GEMM "
         "peak (a 2048² matmul) measured in the same sitting: the machine's speed differs between sittings "
-        "(last columns), so rows from different sittings are compared through their own Trainer runs.", "",
+        "(last columns), so rows from different sittings are compared through their own Trainer runs."
+        f"{bf16_text}", "",
         render(rows, list(rows[0]), "markdown"), "",
         "Commands (in this order, on an idle machine):", "", *notes, "",
         f"Goal ≥ {TRAINER_GOAL}x the Trainer recipe: best measured {best_ratio:.2f}x after the first step "
@@ -133,9 +147,12 @@ def fast_paths_section() -> list[str]:
             for r in report["results"]]
     lines = ["## The training fast paths, each paired against itself", "",
              f"One process, one MiniLM-L6 + LoRA model, the same {report['batches']} batches of "
-             f"{report['batch_size']} SST-2 sentences of similar length timed with the fast path off and on, "
+             f"{report['batch_size']} SST-2 sentences (the first batches of the bench job's length-grouped loader) "
+             "timed with the fast path off and on, "
              f"alternated over {report['rounds']} rounds (whole benchmark commands on this machine vary by "
-             "15-30% between runs, which hides a 10% change). harness/training/fast_paths.py says how each works.",
+             "15-30% between runs, which hides a 10% change); CPU: "
+             f"{_cpu(report)} (bf16's rounds are slower than fp32's without AMX). harness/training/fast_paths.py "
+             "says how each works.",
              "", render(rows, list(rows[0]), "markdown"), "", f"Command: `{FAST_PATHS}` "
              "([fast_paths_ab.json](fast_paths_ab.json)).", ""]
     check = BENCH / "fast_dropout_check.md"
