@@ -295,3 +295,20 @@ def test_chrf_is_sacrebleus_chrf2_on_the_strings_bleu_scores():
     norm = [[webnlg_normalize(r) for r in rs[:6]] for rs in refs]
     assert score_webnlg(hyps, refs, ["chrf"])["chrf"] == pytest.approx(
         sacrebleu.CHRF().corpus_score([webnlg_normalize(h) for h in hyps], _streams(norm)).score, abs=1e-12)
+
+
+@needs_java
+def test_a_meteor_that_keeps_dying_is_one_clear_error(monkeypatch):
+    started = nlg_metrics._MeteorServer.__init__
+
+    def dies_at_once(self, jar):
+        started(self, jar)
+        self.proc.kill()
+        self.proc.wait()
+
+    nlg_metrics.close_meteor()
+    monkeypatch.setattr(nlg_metrics._MeteorServer, "__init__", dies_at_once)
+    with pytest.raises(HarnessError, match=r"^Meteor 1\.5 \(java\) failed: ") as err:
+        nlg_metrics.meteor_corpus(["a b"], [["a b"]], nlg_metrics._jars()["meteor"])
+    assert "\n" not in str(err.value)
+    assert not nlg_metrics._METEOR and not java_children()

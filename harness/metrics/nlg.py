@@ -331,14 +331,13 @@ def meteor_corpus(hyps: list[str], refs: list[list[str]], jar: Path) -> float:
         server = _meteor_server(jar)
         try:
             return server.corpus_score(hyps, refs)
-        except BrokenPipeError:  # a kept process that has since died (killed, out of memory): start anew once
+        except (OSError, ValueError, IndexError) as err:
+            detail = server.error_output()  # before close_meteor closes its file
             close_meteor()
-            if attempt == 2:
-                raise _java_failed("Meteor 1.5 (java)", server.error_output()) from None
-        except (OSError, ValueError, IndexError):  # Meteor answered with an error
-            detail = server.error_output()
-            close_meteor()
-            raise _java_failed("Meteor 1.5 (java)", detail) from None
+            # A kept process that has since died (killed, out of memory) is started anew, once; an error
+            # answer (or a second death) is Meteor's own failure.
+            if not isinstance(err, BrokenPipeError) or attempt == 2:
+                raise _java_failed("Meteor 1.5 (java)", detail) from None
     raise AssertionError("unreachable")
 
 
