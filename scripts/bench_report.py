@@ -150,9 +150,9 @@ def fast_paths_section() -> list[str]:
              f"{report['batch_size']} SST-2 sentences (the first batches of the bench job's length-grouped loader) "
              "timed with the fast path off and on, "
              f"alternated over {report['rounds']} rounds (whole benchmark commands on this machine vary by "
-             "15-30% between runs, which hides a 10% change); CPU: "
-             f"{_cpu(report)} (bf16's rounds are slower than fp32's without AMX). harness/training/fast_paths.py "
-             "says how each works.",
+             f"15-30% between runs, which hides a 10% change); CPU: {_cpu(report)}"
+             f"{' (without AMX, bf16 rounds are slower than fp32 ones)' if _cpu(report).startswith('no AMX') else ''}. "
+             "harness/training/fast_paths.py says how each works.",
              "", render(rows, list(rows[0]), "markdown"), "", f"Command: `{FAST_PATHS}` "
              "([fast_paths_ab.json](fast_paths_ab.json)).", ""]
     check = BENCH / "fast_dropout_check.md"

@@ -349,6 +349,7 @@ def test_fast_dropout_run_trains_patches_only_the_training_steps_and_is_another_
     assert dropouts and paths.dropout.modules == dropouts and paths.casts.copies == {}
     x = torch.ones(64, 32)
     p = dropouts[0].p
+
     def seeded(fn):
         torch.manual_seed(1)
         return fn(x)

@@ -37,7 +37,8 @@ LOW_PRECISION = {"bf16": "bfloat16", "fp16": "float16"}
 
 
 class FastPaths:
-    """What a run turns on (``--cast-frozen-once``, ``--fast-dropout``), applied by ``in_use``."""
+    """What a run turns on (``--cast-frozen-once``, ``--fast-dropout``), applied by ``in_use``. One per
+    model: the patches of a second one built on the same model replace the first's."""
 
     def __init__(self, model, mixed_precision: str, cast_frozen_once: bool, fast_dropout: bool):
         self.casts = FrozenCasts(model, mixed_precision if cast_frozen_once else "no")
