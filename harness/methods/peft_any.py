@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 from pathlib import Path
 
 from harness.errors import HarnessError, unknown_choice
@@ -57,6 +58,47 @@ def _adalora_schedule(model, batches, total_steps, options):
 
 def _adalora_step(model, step, options):
     model.base_model.update_and_allocate(step)
+
+
+def _cache_aware_forward(self, input_ids=None, attention_mask=None, past_key_values=None, task_ids=None, **kwargs):
+    """peft's prompt learning (prompt tuning, p-tuning, prefix tuning, ...) adds its virtual tokens at
+    every forward call: right for training and a full-sequence pass, wrong for a decoder stepping with
+    a KV cache, which would see them again at every step (and prefix tuning would replace the cache).
+    Given a cache, this forward puts the virtual tokens into it once, on the first call, and later
+    calls find them there: the mask is widened and the positions shifted by their number, as in the
+    full pass. Calls without a cache go to peft's forward unchanged. Bound to the model as its
+    ``forward`` (a bound method, so a deep copy of the model binds to the copy)."""
+    import torch
+
+    config = self.active_peft_config
+    n = config.num_virtual_tokens
+    if task_ids is None and config.peft_type == "MULTITASK_PROMPT_TUNING":  # one task per run: prompt 0
+        rows = input_ids if input_ids is not None else kwargs["inputs_embeds"]
+        task_ids = torch.zeros(len(rows), dtype=torch.long, device=rows.device)
+    if past_key_values is None or not hasattr(past_key_values, "get_seq_length") or input_ids is None:
+        extra = {} if past_key_values is None else {"past_key_values": past_key_values}
+        return type(self).forward(self, input_ids=input_ids, attention_mask=attention_mask, task_ids=task_ids,
+                                  **extra, **kwargs)
+    (batch, length), seen = input_ids.shape, past_key_values.get_seq_length()
+    if attention_mask is None:  # the cache's own positions (virtual ones aside) and the new ones
+        attention_mask = torch.ones(batch, max(seen - n, 0) + length, dtype=torch.long, device=input_ids.device)
+    positions = kwargs.pop("position_ids", None)
+    if positions is None:
+        positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)[:, -length:]
+    mask = torch.cat([attention_mask.new_ones(batch, n), attention_mask], dim=1)
+    base = self.get_base_model()
+    if seen == 0:
+        if config.peft_type in ("PREFIX_TUNING", "CARTRIDGE"):  # a key and a value per layer
+            for layer, cached in enumerate(self.get_prompt(batch).layers):
+                past_key_values.update(cached.keys, cached.values, layer)
+        else:  # embeddings in front of the input's
+            words = self.word_embeddings(input_ids)
+            embeds = torch.cat([self.get_prompt(batch_size=batch, task_ids=task_ids).to(words.dtype), words], 1)
+            virtual = torch.arange(n, device=positions.device).expand(batch, n)
+            return base(inputs_embeds=embeds, attention_mask=mask, past_key_values=past_key_values,
+                        position_ids=torch.cat([virtual, positions + n], 1), **kwargs)
+    return base(input_ids=input_ids, attention_mask=mask, past_key_values=past_key_values,
+                position_ids=positions + n, **kwargs)
 
 
 def _merge(model):
@@ -130,7 +172,10 @@ def peft_method(name: str) -> MethodSpec:
             config = config_class(**given, **settings)
         except TypeError as err:
             raise HarnessError(f"peft {peft_type}: {err}") from None
-        return get_peft_model(model, config)
+        model = get_peft_model(model, config)
+        if config.is_prompt_learning:
+            model.forward = types.MethodType(_cache_aware_forward, model)
+        return model
 
     # Free-form options: peft validates them when the config is built.
     described = f"peft {peft_type}" + (f" ({alias})" if alias != peft_type else "")

@@ -158,6 +158,8 @@ def board_data(suite, output_root: str | Path = "results/leaderboard") -> dict[s
         mine = _runs_of(record, by_experiment)
         row = {key: record.get(key) for key in ("entry", "method", "listed", "method_options", "learning_rate",
                                                 "override", "why", "note", "inference", "wall_time_s")}
+        if record["entry"] in suite.methods:  # a note changes no run: the suite file's current one is read
+            row["note"] = suite.methods[record["entry"]].note
         row["declares"] = entry_notes(row)
         row["search"] = record.get("search") or {}
         row["tasks"] = {}
