@@ -27,7 +27,8 @@ TINY = {
 }
 METHODS = [("full", {}), ("bitfit", {}), ("fttop2", {}), ("lora", {}), ("adapter_h", {"r": 4}),
            ("adapter_l", {"r": 4}), ("adapter_p", {"r": 4}), ("adapter_d", {"r": 4, "skip_lowest": 1}),
-           ("prefix_embed", {"tokens": 3}), ("prefix_layer", {"tokens": 3}), ("peft:IA3", {}), ("peft:DORA", {"r": 4})]
+           ("prefix_embed", {"tokens": 3}), ("prefix_layer", {"tokens": 3}), ("peft:IA3", {}), ("peft:DORA", {"r": 4}),
+           ("peft:POLY", {"target_modules": ["query", "value"]})]  # its forward needs task ids: the harness gives 0
 
 
 def tiny_model(model_type="bert", seed=0):

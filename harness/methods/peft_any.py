@@ -60,8 +60,15 @@ def _adalora_step(model, step, options):
     model.base_model.update_and_allocate(step)
 
 
-def _cache_aware_forward(self, input_ids=None, attention_mask=None, past_key_values=None, task_ids=None, **kwargs):
-    """peft's prompt learning (prompt tuning, p-tuning, prefix tuning, ...) adds its virtual tokens at
+# Tuners whose forward needs task ids (one prompt or skill mix per task); a run trains one task: id 0.
+TASK_IDS = ("MULTITASK_PROMPT_TUNING", "POLY")
+
+
+def _suite_forward(self, input_ids=None, attention_mask=None, past_key_values=None, task_ids=None, **kwargs):
+    """The forward of peft models that need more than peft's own on the harness's loop: task ids for
+    the tuners that need them, and a KV cache for prompt learning.
+
+    peft's prompt learning (prompt tuning, p-tuning, prefix tuning, ...) adds its virtual tokens at
     every forward call: right for training and a full-sequence pass, wrong for a decoder stepping with
     a KV cache, which would see them again at every step (and prefix tuning would replace the cache).
     Given a cache, this forward puts the virtual tokens into it once, on the first call, and later
@@ -71,14 +78,15 @@ def _cache_aware_forward(self, input_ids=None, attention_mask=None, past_key_val
     import torch
 
     config = self.active_peft_config
-    n = config.num_virtual_tokens
-    if task_ids is None and config.peft_type == "MULTITASK_PROMPT_TUNING":  # one task per run: prompt 0
+    if task_ids is None and config.peft_type in TASK_IDS:
         rows = input_ids if input_ids is not None else kwargs["inputs_embeds"]
         task_ids = torch.zeros(len(rows), dtype=torch.long, device=rows.device)
-    if past_key_values is None or not hasattr(past_key_values, "get_seq_length") or input_ids is None:
+    cached = past_key_values is not None and hasattr(past_key_values, "get_seq_length") and input_ids is not None
+    if not (config.is_prompt_learning and cached):
         extra = {} if past_key_values is None else {"past_key_values": past_key_values}
         return type(self).forward(self, input_ids=input_ids, attention_mask=attention_mask, task_ids=task_ids,
                                   **extra, **kwargs)
+    n = config.num_virtual_tokens
     (batch, length), seen = input_ids.shape, past_key_values.get_seq_length()
     if attention_mask is None:  # the cache's own positions (virtual ones aside) and the new ones
         attention_mask = torch.ones(batch, max(seen - n, 0) + length, dtype=torch.long, device=input_ids.device)
@@ -89,8 +97,8 @@ def _cache_aware_forward(self, input_ids=None, attention_mask=None, past_key_val
     base = self.get_base_model()
     if seen == 0:
         if config.peft_type in ("PREFIX_TUNING", "CARTRIDGE"):  # a key and a value per layer
-            for layer, cached in enumerate(self.get_prompt(batch).layers):
-                past_key_values.update(cached.keys, cached.values, layer)
+            for index, layer in enumerate(self.get_prompt(batch).layers):
+                past_key_values.update(layer.keys, layer.values, index)
         else:  # embeddings in front of the input's
             words = self.word_embeddings(input_ids)
             embeds = torch.cat([self.get_prompt(batch_size=batch, task_ids=task_ids).to(words.dtype), words], 1)
@@ -173,8 +181,8 @@ def peft_method(name: str) -> MethodSpec:
         except TypeError as err:
             raise HarnessError(f"peft {peft_type}: {err}") from None
         model = get_peft_model(model, config)
-        if config.is_prompt_learning:
-            model.forward = types.MethodType(_cache_aware_forward, model)
+        if config.is_prompt_learning or peft_type in TASK_IDS:
+            model.forward = types.MethodType(_suite_forward, model)
         return model
 
     # Free-form options: peft validates them when the config is built.
