@@ -37,7 +37,7 @@ def suite_file(folder: Path, train: Path, dev: Path, extra_methods: str = "") ->
         methods:
           lora: {{method: lora, method_options: {{r: 4}}, learning_rate: 1.0e-2}}
           full: {{method: full, learning_rate: 1.0e-3}}
-          nothing: {{method: "peft:POLY"}}
+          nothing: {{method: "peft:PREFIX_TUNING", method_options: {{num_virtual_tokens: 2}}}}
           lora_r2: {{method: lora, method_options: {{r: 2}}, rate_from: lora, note: "half of lora's rank",
                     override: {{why: "smaller batches for the smaller rank", batch_size: 8}}}}
           later: {{method: bitfit, learning_rate: 1.0e-3}}
@@ -99,7 +99,7 @@ def test_search_cells_hold_out_training_data_and_main_cells_use_the_chosen_rate(
 def test_tiny_suite_end_to_end_with_a_plugin_and_a_method_that_cannot_run(ran):
     summary, out, tiny_suite = ran["summary"], ran["out"], ran["suite"]
     assert summary["lora"]["cells"] == 3 and summary["lora"]["failed"] == 0
-    assert summary["nothing"]["cells"] == 0  # POLY needs task ids: every search cell failed
+    assert summary["nothing"]["cells"] == 0  # peft prefix tuning needs a KV cache; BERT has none
     board = board_data(tiny_suite, out)
     rows = {r["entry"]: r for r in board["rows"]}
     assert set(rows) == {"lora", "full", "nothing", "lora_fa", "lora_r2"}
@@ -121,7 +121,7 @@ def test_tiny_suite_end_to_end_with_a_plugin_and_a_method_that_cannot_run(ran):
     assert full["verdict"] in ("better", "equivalent", "inconclusive", "worse") and "delta" in full
     assert full["delta"] == pytest.approx(full["value"] - cell["value"])
     nothing = rows["nothing"]["tasks"]["senti"]
-    assert nothing["status"] == "cannot run" and "task_ids" in nothing["reason"]
+    assert nothing["status"] == "cannot run" and "past key values" in nothing["reason"]
     assert rows["lora"]["efficiency"]["tiny-bert"]["weights_bytes"] > 0
     assert rows["full"]["efficiency"]["tiny-bert"]["trainable"] > rows["lora"]["efficiency"]["tiny-bert"]["trainable"]
     assert rows["lora"]["inference"]["tiny-bert"]["merged"] is True

@@ -109,6 +109,22 @@ def _suite_forward(self, input_ids=None, attention_mask=None, past_key_values=No
                 position_ids=positions + n, **kwargs)
 
 
+def _on_the_loop(model):
+    """A peft model as the harness's loop and decoder call it: the forward above where peft's own needs
+    more (prompt learning, task ids); every other tuner as peft built it."""
+    config = model.active_peft_config
+    if config.is_prompt_learning or config.peft_type in TASK_IDS:
+        model.forward = types.MethodType(_suite_forward, model)
+    return model
+
+
+def _load(base_model, folder, options, head_modules):
+    """A saved peft adapter on its base model, ready for the loop like a freshly applied one."""
+    from peft import PeftModel
+
+    return _on_the_loop(PeftModel.from_pretrained(base_model, folder))
+
+
 def _merge(model):
     """Fold the update into the weights where the tuner can (peft's merge_and_unload); else an error."""
     if not hasattr(model, "merge_and_unload"):
@@ -180,12 +196,9 @@ def peft_method(name: str) -> MethodSpec:
             config = config_class(**given, **settings)
         except TypeError as err:
             raise HarnessError(f"peft {peft_type}: {err}") from None
-        model = get_peft_model(model, config)
-        if config.is_prompt_learning or peft_type in TASK_IDS:
-            model.forward = types.MethodType(_suite_forward, model)
-        return model
+        return _on_the_loop(get_peft_model(model, config))
 
     # Free-form options: peft validates them when the config is built.
     described = f"peft {peft_type}" + (f" ({alias})" if alias != peft_type else "")
     return MethodSpec(name, described, apply, defaults={"learning_rate": 1e-3}, free_options=True, merge=_merge,
-                      **HOOKS.get(alias, {}))
+                      load=_load, **HOOKS.get(alias, {}))
