@@ -162,17 +162,15 @@ def _with_method(base, method: str, options: dict | None = None):
 
 
 # peft's prompt learning adds its virtual tokens at every call; decoding with a cache must not.
-PEFT_PROMPTS = ["peft:PROMPT_TUNING", "peft:P_TUNING", "peft:PREFIX_TUNING", "peft:MULTITASK_PROMPT_TUNING", "peft:CPT",
-                "peft:CARTRIDGE"]
+PEFT_PROMPTS = {**{m: {"num_virtual_tokens": 4} for m in ("peft:PROMPT_TUNING", "peft:P_TUNING", "peft:PREFIX_TUNING",
+                                                          "peft:MULTITASK_PROMPT_TUNING", "peft:CPT", "peft:CARTRIDGE")},
+                "peft:ADAPTION_PROMPT": {"adapter_len": 4, "adapter_layers": 2}}
 
 
-@pytest.mark.parametrize("method", ["none", "lora", "adapter_h", "prefix_layer", "prefix_embed", *PEFT_PROMPTS,
-                                    "peft:ADAPTION_PROMPT"])
+@pytest.mark.parametrize("method", ["none", "lora", "adapter_h", "prefix_layer", "prefix_embed", *PEFT_PROMPTS])
 def test_batched_cached_greedy_equals_uncached_one_by_one(tiny_lm, method):
     base, tokenizer = tiny_lm
-    options = {"num_virtual_tokens": 4} if method in PEFT_PROMPTS else {"adapter_len": 4, "adapter_layers": 2} \
-        if method == "peft:ADAPTION_PROMPT" else None
-    model = _with_method(base, method, options)
+    model = _with_method(base, method, PEFT_PROMPTS.get(method))
     stops = stop_token_ids(tokenizer)
     settings = DecodeSettings(num_beams=1, no_repeat_ngram_size=0, max_new_tokens=12, batch_size=3)
     prompts = [tokenizer(prompt_of(s), add_special_tokens=False)["input_ids"] for s in SOURCES]

@@ -36,7 +36,10 @@ class FrozenALoRA(nn.Module):
         return self.base(x) + (x @ self.lora_A.T) @ self.lora_B.T * self.scaling
 
 
-def lora_fa(model, r: int = 8, alpha: float = 8.0, targets: str = "query,value,q_proj,v_proj", a_seed: int = 0):
+TARGETS = "query,value,q_proj,v_proj"  # the attention's query and value: BERT's names and Llama's
+
+
+def lora_fa(model, r: int = 8, alpha: float = 8.0, targets: str = TARGETS, a_seed: int = 0):
     """LoRA-FA: frozen random A, trainable B, on the named linear layers (default the attention's query
     and value: BERT's names and Llama's)."""
     names = [t.strip() for t in str(targets).split(",")]
@@ -70,7 +73,7 @@ LORA_FA = MethodSpec(
     apply=lambda model, options, heads: lora_fa(model, **options),
     options={"r": Option(int, 8, "rank", positive=True),
              "alpha": Option(float, 8.0, "scaling numerator (alpha / r)", positive=True),
-             "targets": Option(str, "query,value,q_proj,v_proj", "comma-separated names of the linear layers to adapt"),
+             "targets": Option(str, TARGETS, "comma-separated names of the linear layers to adapt"),
              "a_seed": Option(int, 0, "seed of the frozen A (reloading rebuilds it)")},
     defaults={"learning_rate": 3e-3},
     trainable=lambda name: ".lora_B" in name,

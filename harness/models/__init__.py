@@ -165,11 +165,6 @@ def model_source(spec: ModelSpec) -> str:
     return str(package_dir(spec)) if spec.package else spec.hub_id
 
 
-def source_kwargs(spec: ModelSpec) -> dict[str, Any]:
-    """Extra from_pretrained arguments of a model's files (none: a GGUF model loads from its conversion)."""
-    return {}
-
-
 def cache_root() -> Path:
     """Where the harness keeps what it can rebuild: $HARNESS_CACHE_DIR, else ~/.cache/harness."""
     base = os.environ.get(CACHE_ENV) or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "harness"
@@ -230,7 +225,7 @@ def build_config(spec: ModelSpec, **overrides):
         return AutoConfig.for_model(values.pop("model_type"), **values, **overrides)
     check_available(spec)
     try:
-        return AutoConfig.from_pretrained(model_source(spec), **source_kwargs(spec), **overrides)
+        return AutoConfig.from_pretrained(model_source(spec), **overrides)
     except OSError as err:
         raise HarnessError(f"cannot load the config of model '{spec.name}': {str(err).splitlines()[0]}") from None
 
@@ -248,7 +243,7 @@ def load_tokenizer(spec: ModelSpec, data_dir=None, trust_remote_code: bool = Fal
     if spec.tokenizer == "roberta-data-dir":
         return _roberta_bpe(_gpt2_bpe_folder(spec, data_dir))
     check_available(spec)
-    return AutoTokenizer.from_pretrained(model_source(spec), trust_remote_code=trust_remote_code, **source_kwargs(spec))
+    return AutoTokenizer.from_pretrained(model_source(spec), trust_remote_code=trust_remote_code)
 
 
 def _gpt2_bpe_folder(spec: ModelSpec, data_dir) -> Path:
@@ -384,8 +379,7 @@ def _head_names_unloaded(auto_class, spec: ModelSpec, trust_remote_code: bool, *
     import torch
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(model_source(spec), trust_remote_code=trust_remote_code,
-                                        **source_kwargs(spec), **head)
+    config = AutoConfig.from_pretrained(model_source(spec), trust_remote_code=trust_remote_code, **head)
     with torch.device("meta"):
         skeleton = auto_class.from_config(config, trust_remote_code=trust_remote_code)
     return head_module_names(skeleton) + ["lm_head"]
@@ -410,7 +404,7 @@ def _load(auto_class, spec: ModelSpec, data_dir, quantize, trust_remote_code: bo
             config.llm_int8_skip_modules = _head_names_unloaded(auto_class, spec, trust_remote_code, **head)
         try:
             model = auto_class.from_pretrained(model_source(spec), quantization_config=config,
-                                               trust_remote_code=trust_remote_code, **source_kwargs(spec), **head)
+                                               trust_remote_code=trust_remote_code, **head)
         except OSError as err:
             raise HarnessError(f"cannot load model '{spec.name}': {str(err).splitlines()[0]}") from None
     if quantize:
