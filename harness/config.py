@@ -65,8 +65,9 @@ class RunConfig:
     mixed_precision: str = _f("no", "mixed precision: no, fp16 (CUDA) or bf16", choices=MIXED_PRECISION)
     cast_frozen_once: bool = _f(True, "mixed precision: cast each frozen linear layer's weights to the low precision once "
                                       "per epoch, not at every step (the same numbers as autocast; off: for comparisons)")
-    fast_dropout: bool = _f(False, "draw dropout masks 4 elements per random draw: faster on a CPU, a keep probability "
-                                   "exact to 1/32768, but not torch's random stream (a seed's results change)")
+    fast_dropout: bool = _f(False, "draw dropout masks (the attention probabilities' too) 4 elements per random draw: "
+                                   "faster on a CPU, a keep probability exact to 1/32768, but not torch's random "
+                                   "stream (a seed's results change)")
     compile: bool = _f(False, "torch.compile the whole model (inductor, dynamic shapes); the compiled code is cached "
                               "across runs")
     trust_remote_code: bool = _f(False, "allow a hub model's own Python code to run (off: only transformers' code runs)")

@@ -57,19 +57,21 @@ def test_compiled_generation_training_matches_eager_and_decodes(tmp_path, data_d
 
 
 def test_harness_decoding_equals_generate_where_the_algorithms_agree(tmp_path, data_dir):
-    """`harness bench generate` on a trained tiny run: with one beam and no n-gram ban both decoders
-    are greedy search to the first stop token, so their outputs must agree token for token."""
+    """`harness bench generate` on a trained tiny run, its beam search and n-gram ban overridden: with
+    one beam and no n-gram ban both decoders are greedy search to the first stop token, so their
+    outputs must agree token for token."""
     from harness.bench import compare_with_generate
 
     task = _generation_task(tmp_path, "places", [f'"name[{f}], area[{a}]",{f} is in the {a}.\n'
                                                  for f in ("soup", "tea", "rice") for a in ("city", "park")])
     record = run(RunConfig(task=task, model="tiny-gpt2", method="lora", epochs=1,
-                           data_dir=str(data_dir), num_beams=1, no_repeat_ngram_size=0, max_new_tokens=6,
+                           data_dir=str(data_dir), num_beams=3, no_repeat_ngram_size=2, max_new_tokens=6,
                            max_decode_samples=0, tracking_uri="none", output_dir=str(tmp_path / "out")),
                  progress=False)
-    report = compare_with_generate(record["run_dir"], str(data_dir), inputs=6, batch_size=4,
-                                   out=str(tmp_path / "cmp.json"))
+    report = compare_with_generate(record["run_dir"], str(data_dir), inputs=6, batch_size=4, num_beams=1,
+                                   no_repeat_ngram_size=0, out=str(tmp_path / "cmp.json"))
     assert report["inputs"] == 6 and report["settings"]["num_beams"] == 1
+    assert report["settings"]["no_repeat_ngram_size"] == 0
     sides = report["sides"]
     assert set(sides) == {"harness", "generate (early_stopping=False)", "generate (early_stopping='never')"}
     for name, side in sides.items():

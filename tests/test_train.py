@@ -364,6 +364,48 @@ def test_fast_dropout_run_trains_patches_only_the_training_steps_and_is_another_
     assert not torch.equal(seeded(dropouts[0]), seeded(lambda x: fast_dropout(x, p)))
 
 
+def test_fast_dropout_drops_attention_probabilities_with_its_masks_only_in_the_training_steps():
+    """--fast-dropout routes a transformers model's attention through a function that, in the training
+    steps, computes eager attention with fast_dropout on the probabilities; other calls (evaluation, a
+    step outside in_use) go to the model's own implementation, with the same masks as before."""
+    import torch
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from harness.models import get_model_spec, load_for_classification
+    from harness.training.fast_paths import FastPaths, fast_dropout
+
+    model, _ = load_for_classification(get_model_spec("tiny-bert"), 2, "single_label_classification")
+    ids, mask = torch.randint(5, 100, (3, 7)), torch.ones(3, 7, dtype=torch.long)
+    mask[0, 4:] = 0
+    model.eval()
+    before = model(input_ids=ids, attention_mask=mask).logits
+    paths = FastPaths(model, "no", cast_frozen_once=True, fast_dropout=True)
+    assert paths.dropout.attention == "sdpa" and model.config._attn_implementation == "harness_fast_dropout_sdpa"
+    assert torch.equal(model(input_ids=ids, attention_mask=mask).logits, before)  # evaluation: unchanged
+
+    attention = next(m for m in model.modules() if hasattr(m, "_harness_attention") and hasattr(m, "query"))
+    q, k, v = (torch.randn(3, 2, 7, 8) for _ in range(3))
+    keys = torch.ones(3, 1, 7, 7, dtype=torch.bool)
+    keys[0, :, :, 4:] = False  # padding: sdpa's boolean mask, as transformers builds it
+
+    def seeded(fn, v=v):
+        torch.manual_seed(3)
+        return fn(attention, q, k, v, keys, dropout=0.1, scaling=0.5)[0]
+
+    def expected(module, q, k, v, keys, dropout, scaling):
+        scores = (q @ k.transpose(2, 3) * scaling).masked_fill(~keys, torch.finfo(q.dtype).min)
+        return (fast_dropout(scores.softmax(-1), dropout) @ v).transpose(1, 2), None
+
+    from harness.training.fast_paths import _attention_with_fast_dropout as routed
+
+    with paths.in_use():
+        assert torch.allclose(seeded(routed), seeded(expected), atol=1e-6)
+        padded_values = v.clone()
+        padded_values[0, :, 4:] = 1e3
+        assert torch.allclose(seeded(routed, padded_values), seeded(routed), atol=1e-5)  # padded keys get no weight
+    assert torch.equal(seeded(routed), seeded(sdpa_attention_forward))  # outside the training steps: sdpa's own
+
+
 def test_fast_paths_under_compile_do_not_recompile_at_each_epoch():
     """The fast paths switch patched forwards on and off; replacing the forwards at every epoch made
     --compile compile the model again for each epoch (the old forward's guard failed)."""

@@ -137,7 +137,7 @@ def cmd_bench_generate(args) -> int:
     rules = [{"heuristic": False, "never": "never", "first": True}[r] for r in args.early_stopping]
     out = args.out or f"results/bench/decode_vs_generate_{Path(args.run).name}.json"
     report = compare_with_generate(args.run, args.data_dir, args.inputs, args.batch_size, args.num_beams,
-                                   args.max_new_tokens, rules, args.repeats, out)
+                                   args.max_new_tokens, rules, args.repeats, out, args.no_repeat_ngram_size)
     print(f"{report['inputs']} inputs, beam {report['settings']['num_beams']}, batch {args.batch_size} ({out})")
     for name, side in report["sides"].items():
         versus = (f"; harness {side['speedup_of_harness']:.2f}x faster, identical outputs "
@@ -162,6 +162,9 @@ def add_generate(bench_sub) -> None:
     bench.add_argument("--batch-size", type=int, default=16, help="inputs per batch, both sides (default: 16)")
     bench.add_argument("--num-beams", type=int, help="beam size (default: the run's)")
     bench.add_argument("--max-new-tokens", type=int, help="(default: the run's)")
+    bench.add_argument("--no-repeat-ngram-size", type=int,
+                       help="n-gram ban, 0: none (default: the run's; --num-beams 1 with 0 is greedy search on both "
+                            "sides, equal outputs by construction)")
     bench.add_argument("--early-stopping", nargs="+", choices=["heuristic", "never", "first"],
                        default=["heuristic", "never"],
                        help="generate's stopping rules to measure: heuristic (its default, early_stopping=False), "

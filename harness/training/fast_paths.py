@@ -25,7 +25,9 @@ number is below ``round((1 - p) * 32768)``: the keep probability is exact to 1/3
 and kept elements are scaled by the inverse of that probability, so the output's expectation is the
 input's, as with torch's dropout. Seeds, resuming and data parallelism work as before (torch's
 generator, saved in checkpoints), but a seed's masks are not torch's: its results differ from a run
-without the flag as another seed's would.
+without the flag as another seed's would. It covers the model's ``nn.Dropout`` modules and, for
+transformers models on sdpa attention, the dropout on the attention probabilities
+(``FastAttentionDropout``).
 """
 
 from __future__ import annotations
@@ -110,6 +112,7 @@ class FastDropout:
             if type(module) is torch.nn.Dropout and module.p > 0 and not module.inplace]
         for module in self.modules:
             module.forward = partial(_dropout_module, self, module)
+        self.attention = None if model is None else FastAttentionDropout.install(self, model)
 
     @contextmanager
     def in_use(self):
@@ -128,6 +131,62 @@ def _dropout_module(dropout: FastDropout, module, input):
     return F.dropout(input, module.p, module.training, module.inplace)  # nn.Dropout's own forward
 
 
+class FastAttentionDropout:
+    """Dropout on the attention probabilities with ``fast_dropout``'s masks, for transformers models.
+
+    The probabilities' dropout happens inside the attention function (``scaled_dot_product_attention``
+    with ``dropout_p``: on a CPU, torch's math kernel with one ``bernoulli_`` draw per element and a
+    "safe" softmax). A function registered in transformers' ``AttentionInterface`` takes the model's
+    attention calls: in the training steps (``in_use``) of a plain multi-head attention (no GQA, no
+    causal flag without a mask, no position bias, softcap or sliding window) it computes the attention
+    itself, as transformers' eager attention does, with ``fast_dropout`` on the probabilities; every
+    other call goes to the model's own implementation unchanged."""
+
+    @staticmethod
+    def install(dropout: "FastDropout", model):
+        """Route the model's attention through ``_attention_with_fast_dropout``; the name of the model's own
+        implementation, or None for models that are not transformers' or do not use sdpa."""
+        config = getattr(model, "config", None)
+        original = getattr(config, "_attn_implementation", None)
+        if original != "sdpa" or not hasattr(model, "set_attn_implementation"):
+            return None
+        from transformers import AttentionInterface
+        from transformers.masking_utils import AttentionMaskInterface
+
+        # sdpa's masks (boolean) are what the function reads.
+        name = f"harness_fast_dropout_{original}"
+        AttentionInterface.register(name, _attention_with_fast_dropout)
+        AttentionMaskInterface.register(name, AttentionMaskInterface._global_mapping[original])
+        for module in model.modules():
+            if getattr(getattr(module, "config", None), "_attn_implementation", None) == original:
+                module._harness_attention = (dropout, original)
+        model.set_attn_implementation(name)
+        return original
+
+
+_SIMPLE_ATTENTION_KWARGS = {"position_ids", "output_attentions", "is_causal"}
+
+
+def _attention_with_fast_dropout(module, query, key, value, attention_mask, dropout: float = 0.0,
+                                 scaling: float | None = None, **kwargs):
+    import torch
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    state, original = module._harness_attention
+    causal_without_mask = attention_mask is None and kwargs.get("is_causal", getattr(module, "is_causal", False))
+    if not (state.active and dropout > 0 and query.shape[1] == key.shape[1] and not causal_without_mask
+            and all(given is None or name in _SIMPLE_ATTENTION_KWARGS for name, given in kwargs.items())):
+        return ALL_ATTENTION_FUNCTIONS[original](module, query, key, value, attention_mask, dropout=dropout,
+                                                scaling=scaling, **kwargs)
+    scores = torch.matmul(query, key.transpose(2, 3)) * (query.shape[-1] ** -0.5 if scaling is None else scaling)
+    if attention_mask is not None:  # sdpa's: boolean (True: attend) or additive
+        scores = (scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min) if attention_mask.dtype == torch.bool
+                  else scores + attention_mask)
+    probabilities = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    output = torch.matmul(fast_dropout(probabilities, dropout), value)
+    return output.transpose(1, 2).contiguous(), None
+
+
 def fast_dropout(x, p: float):
     """Dropout whose mask takes one draw of torch's generator per four elements (see the module doc)."""
     import torch
@@ -138,4 +197,4 @@ def fast_dropout(x, p: float):
     count = x.numel()
     draws = torch.empty((count + 3) // 4, dtype=torch.int64, device=x.device).random_()  # 63 random bits each
     numbers = draws.view(torch.int16)[:count].view(x.shape).bitwise_and(0x7FFF)
-    return x * (numbers < keep).to(x.dtype).mul_(32768 / keep)
+    return (x * (numbers < keep)).mul_(32768 / keep)  # a boolean mask: no float copy of it, 1 byte kept for backward
