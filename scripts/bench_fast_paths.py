@@ -1,6 +1,7 @@
 """What each training fast path (harness/training/fast_paths.py) gains, measured paired in one process:
 
     python scripts/bench_fast_paths.py [--rounds 6] [--batches 30]   # writes reports/bench/fast_paths_ab.json
+    python scripts/bench_fast_paths.py --only "fast dropout, fp32"     # re-measures one row, keeps the others
 
 One model (MiniLM-L6 + LoRA r=8 on query and value, the bench job's model and method), the same batches
 of 32 SST-2 training sentences (the first batches of the bench job's length-grouped loader, built by the
@@ -9,7 +10,8 @@ alternated over the rounds so that drift in machine speed hits both sides alike 
 commands on this machine vary by 15-30% from one run to the next). Reported: samples/s of each round
 and the median of the per-round ratios (on / off).
 
-- fast dropout (--fast-dropout), fp32: the masks of the model's nn.Dropout modules;
+- fast dropout (--fast-dropout), fp32: the masks of the model's nn.Dropout modules and of its attention
+  probabilities;
 - frozen weights cast once (--cast-frozen-once, the default), bf16 autocast.
 """
 
@@ -85,23 +87,43 @@ def paired(name: str, mixed_precision: str, off: dict, on: dict, rounds: int, co
             "ratios": [round(r, 3) for r in ratios], "median_ratio": round(statistics.median(ratios), 3)}
 
 
+# name -> (mixed precision, flags off, flags on)
+PATHS = {
+    "fast dropout, fp32": ("no", {"cast_frozen_once": True, "fast_dropout": False},
+                           {"cast_frozen_once": True, "fast_dropout": True}),
+    "frozen weights cast once, bf16": ("bf16", {"cast_frozen_once": False, "fast_dropout": False},
+                                       {"cast_frozen_once": True, "fast_dropout": False}),
+}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--out", default=str(OUT))
+    parser.add_argument("--only", choices=sorted(PATHS),
+                        help="measure this fast path alone; the other rows of --out are kept as they are")
     args = parser.parse_args(argv)
+    import json
+
     import torch
 
-    results = [
-        paired("fast dropout, fp32", "no", {"cast_frozen_once": True, "fast_dropout": False},
-               {"cast_frozen_once": True, "fast_dropout": True}, args.rounds, args.batches, args.data_dir),
-        paired("frozen weights cast once, bf16", "bf16", {"cast_frozen_once": False, "fast_dropout": False},
-               {"cast_frozen_once": True, "fast_dropout": False}, args.rounds, args.batches, args.data_dir),
-    ]
     from harness.training.env import cpu_description
 
+    kept = []
+    if args.only and Path(args.out).is_file():
+        before = json.loads(Path(args.out).read_text())
+        kept = [r for r in before["results"] if r["name"] != args.only]
+        for row in kept:  # a row keeps the sitting it was measured in
+            row.setdefault("machine", before.get("machine"))
+            row.setdefault("threads", before.get("threads"))
+    measured = [paired(name, *PATHS[name], args.rounds, args.batches, args.data_dir)
+                for name in PATHS if args.only in (None, name)]
+    for result in measured:  # each row is paired within itself, so rows from different sittings stay valid
+        result.update(machine=cpu_description(), threads=torch.get_num_threads(), rounds=args.rounds,
+                      batches=args.batches)
+    results = sorted(kept + measured, key=lambda r: list(PATHS).index(r["name"]))
     write_json(Path(args.out), {"command": COMMAND, "threads": torch.get_num_threads(), "machine": cpu_description(),
                                 "batch_size": 32,
                                 "batches": args.batches, "rounds": args.rounds, "results": results})
