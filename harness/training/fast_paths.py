@@ -151,12 +151,12 @@ class FastAttentionDropout:
         if original != "sdpa" or not hasattr(model, "set_attn_implementation"):
             return None
         from transformers import AttentionInterface
-        from transformers.masking_utils import AttentionMaskInterface
+        from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
 
         # sdpa's masks (boolean) are what the function reads.
         name = f"harness_fast_dropout_{original}"
         AttentionInterface.register(name, _attention_with_fast_dropout)
-        AttentionMaskInterface.register(name, AttentionMaskInterface._global_mapping[original])
+        AttentionMaskInterface.register(name, ALL_MASK_ATTENTION_FUNCTIONS[original])
         for module in model.modules():
             if getattr(getattr(module, "config", None), "_attn_implementation", None) == original:
                 module._harness_attention = (dropout, original)
