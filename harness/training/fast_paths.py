@@ -27,7 +27,7 @@ input's, as with torch's dropout. Seeds, resuming and data parallelism work as b
 generator, saved in checkpoints), but a seed's masks are not torch's: its results differ from a run
 without the flag as another seed's would. It covers the model's ``nn.Dropout`` modules and, for
 transformers models on sdpa attention, the dropout on the attention probabilities
-(``FastAttentionDropout``).
+(``install_fast_attention_dropout``).
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ class FastDropout:
             if type(module) is torch.nn.Dropout and module.p > 0 and not module.inplace]
         for module in self.modules:
             module.forward = partial(_dropout_module, self, module)
-        self.attention = None if model is None else FastAttentionDropout.install(self, model)
+        self.attention = None if model is None else install_fast_attention_dropout(self, model)
 
     @contextmanager
     def in_use(self):
@@ -131,8 +131,10 @@ def _dropout_module(dropout: FastDropout, module, input):
     return F.dropout(input, module.p, module.training, module.inplace)  # nn.Dropout's own forward
 
 
-class FastAttentionDropout:
-    """Dropout on the attention probabilities with ``fast_dropout``'s masks, for transformers models.
+def install_fast_attention_dropout(dropout: "FastDropout", model):
+    """Route a transformers model's attention through ``_attention_with_fast_dropout``: dropout on the
+    attention probabilities with ``fast_dropout``'s masks. Returns the name of the model's own attention
+    implementation, or None for models that are not transformers' or do not use sdpa (left unchanged).
 
     The probabilities' dropout happens inside the attention function (``scaled_dot_product_attention``
     with ``dropout_p``: on a CPU, torch's math kernel with one ``bernoulli_`` draw per element and a
@@ -141,27 +143,22 @@ class FastAttentionDropout:
     causal flag without a mask, no position bias, softcap or sliding window) it computes the attention
     itself, as transformers' eager attention does, with ``fast_dropout`` on the probabilities; every
     other call goes to the model's own implementation unchanged."""
+    config = getattr(model, "config", None)
+    original = getattr(config, "_attn_implementation", None)
+    if original != "sdpa" or not hasattr(model, "set_attn_implementation"):
+        return None
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
 
-    @staticmethod
-    def install(dropout: "FastDropout", model):
-        """Route the model's attention through ``_attention_with_fast_dropout``; the name of the model's own
-        implementation, or None for models that are not transformers' or do not use sdpa."""
-        config = getattr(model, "config", None)
-        original = getattr(config, "_attn_implementation", None)
-        if original != "sdpa" or not hasattr(model, "set_attn_implementation"):
-            return None
-        from transformers import AttentionInterface
-        from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
-
-        # sdpa's masks (boolean) are what the function reads.
-        name = f"harness_fast_dropout_{original}"
-        AttentionInterface.register(name, _attention_with_fast_dropout)
-        AttentionMaskInterface.register(name, ALL_MASK_ATTENTION_FUNCTIONS[original])
-        for module in model.modules():
-            if getattr(getattr(module, "config", None), "_attn_implementation", None) == original:
-                module._harness_attention = (dropout, original)
-        model.set_attn_implementation(name)
-        return original
+    # sdpa's masks (boolean) are what the function reads.
+    name = f"harness_fast_dropout_{original}"
+    AttentionInterface.register(name, _attention_with_fast_dropout)
+    AttentionMaskInterface.register(name, ALL_MASK_ATTENTION_FUNCTIONS[original])
+    for module in model.modules():
+        if getattr(getattr(module, "config", None), "_attn_implementation", None) == original:
+            module._harness_attention = (dropout, original)
+    model.set_attn_implementation(name)
+    return original
 
 
 _SIMPLE_ATTENTION_KWARGS = {"position_ids", "output_attentions", "is_causal"}
