@@ -115,18 +115,17 @@ def main(argv=None) -> None:
     if args.only and Path(args.out).is_file():
         before = json.loads(Path(args.out).read_text())
         kept = [r for r in before["results"] if r["name"] != args.only]
-        for row in kept:  # a row keeps the sitting it was measured in
-            row.setdefault("machine", before.get("machine"))
-            row.setdefault("threads", before.get("threads"))
+        for row in kept:  # a row keeps the sitting it was measured in (older files kept it at the top level)
+            for key in ("machine", "threads", "rounds", "batches"):
+                row.setdefault(key, before.get(key))
     measured = [paired(name, *PATHS[name], args.rounds, args.batches, args.data_dir)
                 for name in PATHS if args.only in (None, name)]
     for result in measured:  # each row is paired within itself, so rows from different sittings stay valid
         result.update(machine=cpu_description(), threads=torch.get_num_threads(), rounds=args.rounds,
                       batches=args.batches)
     results = sorted(kept + measured, key=lambda r: list(PATHS).index(r["name"]))
-    write_json(Path(args.out), {"command": COMMAND, "threads": torch.get_num_threads(), "machine": cpu_description(),
-                                "batch_size": 32,
-                                "batches": args.batches, "rounds": args.rounds, "results": results})
+    # machine, threads, rounds and batches are each row's: rows from different sittings share the file
+    write_json(Path(args.out), {"command": COMMAND, "batch_size": 32, "results": results})
     print(f"wrote {args.out}")
 
 

@@ -151,13 +151,14 @@ def fast_paths_section() -> list[str]:
              "off (samples/s, per round)": ", ".join(f"{v:.0f}" for v in r["samples_per_s"]["off"]),
              "on": ", ".join(f"{v:.0f}" for v in r["samples_per_s"]["on"]),
              "on / off per round": ", ".join(f"{v:.2f}" for v in r["ratios"]), "median": f"{r['median_ratio']:.2f}x",
-             "CPU": _cpu(r if "machine" in r else report)}  # rows re-measured alone carry their sitting's CPU
+             "rounds × batches": f"{r['rounds']} × {r['batches']}",
+             "CPU": _cpu(r)}  # each row carries its own sitting: rows may be re-measured alone
             for r in report["results"]]
     lines = ["## The training fast paths, each paired against itself", "",
-             f"One process, one MiniLM-L6 + LoRA model, the same {report['batches']} batches of "
+             f"One process, one MiniLM-L6 + LoRA model, the same batches of "
              f"{report['batch_size']} SST-2 sentences (the first batches of the bench job's length-grouped loader) "
              "timed with the fast path off and on, "
-             f"alternated over {report['rounds']} rounds (whole benchmark commands on this machine vary by "
+             "alternated over the rounds (whole benchmark commands on this machine vary by "
              f"15-30% between runs, which hides a 10% change); without AMX, bf16 rounds are slower than fp32 ones. "
              "harness/training/fast_paths.py says how each works.",
              "", render(rows, list(rows[0]), "markdown"), "", f"Command: `{FAST_PATHS}` "
@@ -223,7 +224,7 @@ def _decode_equal_outputs(exact: dict | None) -> list[str]:
     reports = {name: report for name in DECODE_EQUAL if (report := _load(name)) is not None}
     if not reports:
         return []
-    rows, commands, equal = [], [], []
+    rows, commands, equal = [], [], []  # equal: (label, speedup, beams) of each peer with every output identical
     for name, report in reports.items():
         label, flags = DECODE_EQUAL[name]
         harness = report["sides"]["harness"]
@@ -235,18 +236,20 @@ def _decode_equal_outputs(exact: dict | None) -> list[str]:
                          "identical outputs": f"{side['identical_outputs']} of {report['inputs']}",
                          "harness speedup": f"{side['speedup_of_harness']:.2f}x"})
             if side["identical_outputs"] == report["inputs"]:
-                equal.append((label, side["speedup_of_harness"]))
+                equal.append((label, side["speedup_of_harness"], report["settings"]["num_beams"]))
         commands.append(f"- {label}: `{DECODE.replace('decode_vs_generate.json', name)} {flags}`")
     verdict = ""
     if equal:
-        label, speedup = max(equal, key=lambda item: item[1])
+        label, speedup, beams = max(equal, key=lambda item: item[1])
         verdict = (f"At equal outputs (every output identical: {label}) the harness is {speedup:.2f}x `generate` "
                    f"({_met(round(speedup, 2), DECODE_GOAL)} for the goal of {DECODE_GOAL}x at equal outputs"
                    + (f"; the {exact['speedup_of_harness']:.2f}x above comes with {exact['identical_outputs']} "
-                      "identical outputs" if exact else "") + "). One beam has no beams to share a prompt's "
-                   "cache or to close early, where the harness's beam search saves its time; both sides then run "
-                   "the same forward passes with a KV cache.")
-    return ["Towards equal outputs: the same adapter and inputs, measured in the same sitting as the table above.",
+                      "identical outputs" if exact else "") + ")."
+                   + (" One beam has no beams to share a prompt's cache or to close early, where the harness's beam "
+                      "search saves its time; both sides then run the same forward passes with a KV cache."
+                      if beams == 1 else ""))
+    return ["Towards equal outputs: the same adapter and inputs; each row's two sides are measured by one command, "
+            "alternated in one sitting.",
             "", render(rows, list(rows[0]), "markdown"), "", "Commands:", "", *commands, "", verdict, ""]
 
 

@@ -84,18 +84,27 @@ def test_bench_page_states_each_goal_from_the_reports(tmp_path, monkeypatch):
     assert "How cost grows" not in page  # no scaling report in the folder: no section about one
     assert "Towards equal outputs" not in page
 
-    def towards_equal(identical, speedup):
+    def towards_equal(identical, speedup, beams):
         peer = {"s_per_input": 0.5, "ms_per_generated_token": 40.0, "generated_tokens": 450,
                 "identical_outputs": identical, "speedup_of_harness": speedup}
-        return json.dumps({"run": "r", "inputs": 32, "sides": {"harness": sides["harness"], "generate": peer}})
+        return json.dumps({"run": "r", "inputs": 32, "settings": {"num_beams": beams},
+                           "sides": {"harness": sides["harness"], "generate": peer}})
 
     # The goal at equal outputs is judged only on settings where every output agreed.
-    (tmp_path / "decode_vs_generate_no_ngram_ban.json").write_text(towards_equal(30, 1.7))
-    (tmp_path / "decode_vs_generate_greedy.json").write_text(towards_equal(32, 1.1))
+    (tmp_path / "decode_vs_generate_no_ngram_ban.json").write_text(towards_equal(30, 1.7, 4))
+    (tmp_path / "decode_vs_generate_greedy.json").write_text(towards_equal(32, 1.1, 1))
     report.main()
     page = (tmp_path / "README.md").read_text()
     assert "| beam 4, no n-gram ban | generate | 0.40 | 0.50 | 30 of 32 | 1.70x |" in page
     assert "the harness is 1.10x `generate` (not met for the goal of 1.5x at equal outputs" in page
+    assert "One beam has no beams to share" in page  # greedy explains why beam search's savings are gone
+
+    # When beam search itself agrees everywhere, the verdict is read there, with no greedy explanation.
+    (tmp_path / "decode_vs_generate_no_ngram_ban.json").write_text(towards_equal(32, 1.7, 4))
+    report.main()
+    page = (tmp_path / "README.md").read_text()
+    assert "the harness is 1.70x `generate` (met for the goal of 1.5x at equal outputs" in page
+    assert "One beam has no beams to share" not in page
 
 
 def test_glue_probe_line_puts_each_seed_beside_lora_on_the_same_seed():
