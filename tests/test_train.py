@@ -406,6 +406,28 @@ def test_fast_dropout_drops_attention_probabilities_with_its_masks_only_in_the_t
     assert torch.equal(seeded(routed), seeded(sdpa_attention_forward))  # outside the training steps: sdpa's own
 
 
+def test_fast_dropout_under_compile_traces_the_peft_model_in_one_graph():
+    """Under --compile fast_dropout hands over to torch's dropout: dynamo cannot trace its ``random_``,
+    and that graph break inside peft's forward hooks sent the whole model's forward back to eager."""
+    import torch
+
+    from harness.methods import get_method
+    from harness.models import get_model_spec, load_for_classification
+    from harness.training.fast_paths import FastPaths
+
+    model, _ = load_for_classification(get_model_spec("tiny-bert"), 2, "single_label_classification")
+    method = get_method("peft:LORA")
+    model = method.prepare(model, method.resolve_options({"r": 4, "lora_dropout": 0.1}), ["classifier"])
+    paths = FastPaths(model, "no", cast_frozen_once=True, fast_dropout=True)
+    ids, mask = torch.randint(5, 100, (3, 7)), torch.ones(3, 7, dtype=torch.long)
+    model.train()
+    torch._dynamo.reset()
+    with paths.in_use():
+        explained = torch._dynamo.explain(model)(input_ids=ids, attention_mask=mask)
+    assert explained.graph_break_count == 0, explained.break_reasons
+    assert explained.graph_count == 1
+
+
 def test_fast_paths_under_compile_do_not_recompile_at_each_epoch():
     """The fast paths switch patched forwards on and off; replacing the forwards at every epoch made
     --compile compile the model again for each epoch (the old forward's guard failed)."""
