@@ -407,13 +407,13 @@ def test_fast_dropout_drops_attention_probabilities_with_its_masks_only_in_the_t
 
 
 def test_fast_dropout_under_compile_traces_the_peft_model_in_one_graph():
-    """Under --compile fast_dropout hands over to torch's dropout: dynamo cannot trace its ``random_``,
-    and that graph break inside peft's forward hooks sent the whole model's forward back to eager."""
+    """Under --compile fast_dropout is traced into the model's graph with the masks of eager mode: a
+    ``Tensor.random_`` broke the graph inside peft's forward hooks and sent the whole forward back to eager."""
     import torch
 
     from harness.methods import get_method
     from harness.models import get_model_spec, load_for_classification
-    from harness.training.fast_paths import FastPaths
+    from harness.training.fast_paths import FastPaths, fast_dropout
 
     model, _ = load_for_classification(get_model_spec("tiny-bert"), 2, "single_label_classification")
     method = get_method("peft:LORA")
@@ -426,6 +426,16 @@ def test_fast_dropout_under_compile_traces_the_peft_model_in_one_graph():
         explained = torch._dynamo.explain(model)(input_ids=ids, attention_mask=mask)
     assert explained.graph_break_count == 0, explained.break_reasons
     assert explained.graph_count == 1
+
+    # compiled (torch's generator, as --compile sets it up), the same masks as in eager mode
+    x = torch.randn(5, 11)
+    torch._dynamo.reset()
+    with torch._inductor.config.patch(fallback_random=True):
+        compiled = torch.compile(lambda x: fast_dropout(x, 0.1), fullgraph=True, dynamic=True)
+        torch.manual_seed(2)
+        masked = compiled(x)
+    torch.manual_seed(2)
+    assert torch.allclose(masked, fast_dropout(x, 0.1)) and (masked == 0).any()
 
 
 def test_fast_paths_under_compile_do_not_recompile_at_each_epoch():

@@ -25,8 +25,7 @@ number is below ``round((1 - p) * 32768)``: the keep probability is exact to 1/3
 and kept elements are scaled by the inverse of that probability, so the output's expectation is the
 input's, as with torch's dropout. Seeds, resuming and data parallelism work as before (torch's
 generator, saved in checkpoints), but a seed's masks are not torch's: its results differ from a run
-without the flag as another seed's would. Under ``--compile`` it steps aside (inductor fuses torch's
-dropout, which dynamo can trace and ``random_`` it cannot). It covers the model's ``nn.Dropout`` modules and, for
+without the flag as another seed's would; with ``--compile`` the masks are the same as without it. It covers the model's ``nn.Dropout`` modules and, for
 transformers models on sdpa attention, the dropout on the attention probabilities
 (``install_fast_attention_dropout``).
 """
@@ -189,15 +188,13 @@ def fast_dropout(x, p: float):
     """Dropout whose mask takes one draw of torch's generator per four elements (see the module doc)."""
     import torch
 
-    if torch.compiler.is_compiling():
-        # Under --compile torch's own dropout: dynamo cannot trace ``random_``, and its graph break inside
-        # peft's forward hooks sent the whole model back to eager (measured: slower than eager); inductor
-        # fuses torch's dropout, its random numbers included, into the neighbouring kernels instead.
-        return torch.nn.functional.dropout(x, p, training=True)
     keep = round((1 - p) * 32768)  # of the 32768 values a 15-bit number takes
     if keep == 0:
         return x * 0
     count = x.numel()
-    draws = torch.empty((count + 3) // 4, dtype=torch.int64, device=x.device).random_()  # 63 random bits each
+    # 63 random bits each. aten's out-of-place ``random`` rather than ``Tensor.random_``: the same numbers,
+    # and dynamo traces it (``random_`` broke the graph inside peft's forward hooks and sent the whole
+    # forward back to eager); under --compile (inductor's fallback_random) it draws from torch's generator.
+    draws = torch.ops.aten.random.default(torch.empty((count + 3) // 4, dtype=torch.int64, device=x.device))
     numbers = draws.view(torch.int16)[:count].view(x.shape).bitwise_and(0x7FFF)
-    return (x * (numbers < keep)).mul_(32768 / keep)  # a boolean mask: no float copy of it, 1 byte kept for backward
+    return (x * (numbers < keep)).mul_(32768 / keep)  # a boolean mask: 1 byte per element kept for backward
