@@ -317,6 +317,12 @@ def test_fast_dropout_keeps_each_element_with_probability_1_minus_p_and_keeps_th
     assert torch.equal(first, fast_dropout(ones, 0.1))  # torch's generator: seeds and checkpoints hold
     assert not torch.equal(first, fast_dropout(ones, 0.1))
     assert torch.equal(fast_dropout(ones[:3, :5].T, 1.0), torch.zeros(5, 3))
+    # the masks are those of Tensor.random_'s 63-bit draws, four 15-bit numbers each
+    x = torch.randn(7, 9)
+    torch.manual_seed(4)
+    numbers = torch.empty(16, dtype=torch.int64).random_().view(torch.int16)[:63].view(7, 9) & 0x7FFF
+    torch.manual_seed(4)
+    assert torch.equal(fast_dropout(x, 0.1), x * (numbers < round(0.9 * 32768)) * (32768 / round(0.9 * 32768)))
 
 
 def test_fast_dropout_run_trains_patches_only_the_training_steps_and_is_another_setting(tmp_path, sentiment_files):

@@ -25,9 +25,9 @@ number is below ``round((1 - p) * 32768)``: the keep probability is exact to 1/3
 and kept elements are scaled by the inverse of that probability, so the output's expectation is the
 input's, as with torch's dropout. Seeds, resuming and data parallelism work as before (torch's
 generator, saved in checkpoints), but a seed's masks are not torch's: its results differ from a run
-without the flag as another seed's would; with ``--compile`` the masks are the same as without it. It covers the model's ``nn.Dropout`` modules and, for
-transformers models on sdpa attention, the dropout on the attention probabilities
-(``install_fast_attention_dropout``).
+without the flag as another seed's would. Under ``--compile`` the masks are those of eager mode (the
+draws are traced into the graph). It covers the model's ``nn.Dropout`` modules and, for transformers
+models on sdpa attention, the dropout on the attention probabilities (``install_fast_attention_dropout``).
 """
 
 from __future__ import annotations
