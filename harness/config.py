@@ -80,6 +80,9 @@ class RunConfig:
                                             "the paper's 0.9 for E2E, 0.8 for WebNLG/DART)")
     no_repeat_ngram_size: int = _f(4, "generation: never repeat an n-gram of this size within the output (0: off)", nonnegative=True)
     max_new_tokens: int = _f(64, "generation: at most this many generated tokens per input", positive=True)
+    keep_k_open: bool = _f(False, "generation: a hypothesis that stops gives its beam slot to the next candidate, so "
+                                  "k beams stay open (transformers' generate; default: the slot closes, as the "
+                                  "paper's decoder)")
     decode_batch_size: int = _f(16, "generation: inputs decoded together (each takes --num-beams rows)", positive=True)
     max_decode_samples: int | None = _f(None, "generation: decode and score only the first N test inputs (0: decode "
                                               "nothing, report the dev loss only)", nonnegative=True)

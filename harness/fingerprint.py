@@ -8,7 +8,8 @@ Runs with the same fingerprint are seeds of one setting and may be pooled (table
     model, model.weights          the model and, where known, its weights' version (package or commit)
     method, method.options        the method and its resolved options
     optim.*                       learning rate, global batch, epochs, warmup, decay, clipping, length, ...
-    decode.*                      generation: beam size, length penalty, n-gram ban, new tokens
+    decode.*                      generation: beam size, length penalty, n-gram ban, new tokens (and
+                                  keep_k_open when set)
     versions.*                    major versions of torch, transformers and peft (0.x: major.minor)
 
 Runs written before fingerprints existed get theirs from their stored config and record. Field
@@ -124,6 +125,8 @@ def fingerprint(config: dict[str, Any], record: dict[str, Any]) -> dict[str, Any
         fields["optim.patience"] = config["patience"]
     if record.get("decode"):
         fields.update({f"decode.{k}": record["decode"].get(k) for k in DECODE_KEYS})
+        if record["decode"].get("keep_k_open"):  # only when set: older runs keep their fingerprint ids
+            fields["decode.keep_k_open"] = True
     versions = record.get("versions") or {}
     fields.update({f"versions.{lib}": major(versions.get(lib)) for lib in LIBRARIES if versions.get(lib)})
     return fields

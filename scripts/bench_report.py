@@ -41,6 +41,8 @@ DECODE = (f"harness bench generate {DECODE_RUN} --data-dir ../shared/data --inpu
 # The same adapter and inputs with the run's settings changed towards equal outputs (file -> label, extra flags).
 DECODE_EQUAL = {
     "decode_vs_generate_no_ngram_ban.json": ("beam 4, no n-gram ban", "--no-repeat-ngram-size 0 --early-stopping never"),
+    "decode_vs_generate_keep_k_open.json": ("beam 4, no n-gram ban, k beams kept open (generate's rule)",
+                                            "--no-repeat-ngram-size 0 --early-stopping never --keep-k-open"),
     "decode_vs_generate_greedy.json": ("greedy (beam 1, no n-gram ban)",
                                        "--num-beams 1 --no-repeat-ngram-size 0 --early-stopping heuristic"),
 }
@@ -213,7 +215,8 @@ def decode_section() -> list[str]:
                   f"for the goal of {DECODE_GOAL}x), with {exact['identical_outputs']} of {report['inputs']} "
                   "outputs identical token for token. The outputs differ by design where they differ: the "
                   "harness closes a beam when it emits the stop token (the paper's decoder) where `generate` "
-                  "keeps k open beams, and `generate` counts the prompt's n-grams in `no_repeat_ngram_size`. "
+                  "keeps k open beams (the harness does too with `--keep-k-open`), and `generate` counts the "
+                  "prompt's n-grams in `no_repeat_ngram_size`. "
                   "With one beam and no n-gram ban both are greedy search and agree exactly (tests/test_compile.py).",
                   ""]
     return lines + _decode_equal_outputs(exact)

@@ -59,7 +59,7 @@ def test_compiled_generation_training_matches_eager_and_decodes(tmp_path, data_d
 def test_harness_decoding_equals_generate_where_the_algorithms_agree(tmp_path, data_dir):
     """`harness bench generate` on a trained tiny run, its beam search and n-gram ban overridden: with
     one beam and no n-gram ban both decoders are greedy search to the first stop token, so their
-    outputs must agree token for token."""
+    outputs must agree token for token; with 3 beams kept open (generate's rule) too."""
     from harness.bench import compare_with_generate
 
     task = _generation_task(tmp_path, "places", [f'"name[{f}], area[{a}]",{f} is in the {a}.\n'
@@ -80,3 +80,8 @@ def test_harness_decoding_equals_generate_where_the_algorithms_agree(tmp_path, d
             assert side["identical_outputs"] == 6 and side["first_difference"] is None
             assert side["speedup_of_harness"] > 0
     assert json.loads((tmp_path / "cmp.json").read_text())["sides"] == sides
+    # Beam search too, once the harness keeps k beams open as generate does.
+    beams = compare_with_generate(record["run_dir"], str(data_dir), inputs=6, batch_size=4, num_beams=3,
+                                  no_repeat_ngram_size=0, keep_k_open=True, stopping=("never",))
+    assert beams["settings"]["num_beams"] == 3 and beams["settings"]["keep_k_open"] is True
+    assert beams["sides"]["generate (early_stopping='never')"]["identical_outputs"] == 6

@@ -86,3 +86,15 @@ def test_runs_of_one_setting_stay_one_row(tmp_path):
         fake_run(tmp_path, f"s{seed}", seed, accuracy)
     rows, _ = results_table(records_from_runs_dir(tmp_path / "runs"))
     assert len(rows) == 1 and "[" not in rows[0]["method"] and rows[0]["SST-2"] == "81.0±1.0"
+
+
+def test_the_beam_rule_splits_generation_runs_only_when_generates_rule_is_chosen():
+    """keep_k_open changes the outputs, so runs with it are another setting; runs without it (every run
+    written before it existed) keep their fingerprint ids."""
+    config = {"task": "e2e", "model": "smollm2-135m", "method": "lora", "learning_rate": 0.009}
+    decode = {"num_beams": 4, "length_penalty": 0.9, "no_repeat_ngram_size": 4, "max_new_tokens": 48}
+    older = fingerprint(config, {"decode": decode})
+    default = fingerprint(config, {"decode": {**decode, "keep_k_open": False, "batch_size": 12}})
+    generates = fingerprint(config, {"decode": {**decode, "keep_k_open": True}})
+    assert fingerprint_id(default) == fingerprint_id(older)
+    assert list(differences(older, generates)) == ["decode.keep_k_open"]

@@ -189,6 +189,31 @@ def test_batched_beam_search_equals_one_input_at_a_time(tiny_lm, beams):
     assert all(together)  # never empty: the first token is never a stop token
 
 
+@pytest.mark.parametrize("method", ["none", "lora"])
+@pytest.mark.parametrize("beams", [2, 4])
+def test_keeping_k_beams_open_gives_generates_beam_search_outputs(tiny_lm, method, beams, monkeypatch):
+    """With keep_k_open (a finished hypothesis's slot goes to the next candidate) and no n-gram ban, the
+    harness's batched beam search (inputs joining, leaving when no open beam can win) returns what
+    transformers' generate returns with early_stopping="never", token for token. Every 31st token
+    stops (both sides), so the random model's hypotheses finish at different steps."""
+    import harness.tasks.decoding as decoding
+    from harness.bench import generate_outputs
+
+    monkeypatch.setattr(decoding, "stop_token_ids", lambda tokenizer: list(range(0, len(tokenizer), 31)))
+    base, tokenizer = tiny_lm
+    model = _with_method(base, method)
+    sources = SOURCES + ["name[Alimentum]", "name[Blue Spice], area[riverside]", "name[Cotto], food[Indian]",
+                         "name[Fitzbillies], customer rating[high], familyFriendly[yes], near[The Six Bells]"]
+    settings = DecodeSettings(num_beams=beams, no_repeat_ngram_size=0, max_new_tokens=12, batch_size=3,
+                              length_penalty=0.9, keep_k_open=True)
+    theirs, _ = generate_outputs(model, tokenizer, sources, settings, "never")
+    prompts = [tokenizer(prompt_of(s), add_special_tokens=False)["input_ids"] for s in sources]
+    stops = torch.tensor(decoding.stop_token_ids(tokenizer))
+    ours = beam_search(model, prompts, settings, stops, tokenizer.eos_token_id)
+    assert ours == theirs
+    assert len(set(map(len, ours))) > 1  # some inputs stop before the token budget, others do not
+
+
 @pytest.mark.parametrize("method", ["none", "prefix_layer"])
 def test_inputs_joining_a_running_batch_decode_as_they_would_alone(tiny_lm, method):
     """Batch 2 over 7 inputs: finished inputs' slots go to the next ones (their caches left-padded into

@@ -137,7 +137,8 @@ def cmd_bench_generate(args) -> int:
     rules = [{"heuristic": False, "never": "never", "first": True}[r] for r in args.early_stopping]
     out = args.out or f"results/bench/decode_vs_generate_{Path(args.run).name}.json"
     report = compare_with_generate(args.run, args.data_dir, args.inputs, args.batch_size, args.num_beams,
-                                   args.max_new_tokens, rules, args.repeats, out, args.no_repeat_ngram_size)
+                                   args.max_new_tokens, rules, args.repeats, out, args.no_repeat_ngram_size,
+                                   args.keep_k_open)
     print(f"{report['inputs']} inputs, beam {report['settings']['num_beams']}, batch {args.batch_size} ({out})")
     for name, side in report["sides"].items():
         versus = (f"; harness {side['speedup_of_harness']:.2f}x faster, identical outputs "
@@ -154,8 +155,8 @@ def add_generate(bench_sub) -> None:
                     "the harness's beam search and with model.generate (same beams, length penalty, n-gram ban, "
                     "token budget, stop tokens, batch), alternating; reports time per input and per generated "
                     "token and compares the outputs token for token. Where they differ: generate keeps k open "
-                    "beams (the harness closes a finished one, as the paper's decoder), counts the prompt in "
-                    "no_repeat_ngram_size, and stops by its early_stopping rule.")
+                    "beams (the harness closes a finished one, as the paper's decoder, unless --keep-k-open), "
+                    "counts the prompt in no_repeat_ngram_size, and stops by its early_stopping rule.")
     bench.add_argument("run", help="a finished generation run folder (saved weights)")
     bench.add_argument("--data-dir", help="data folder (default: the run's)")
     bench.add_argument("--inputs", type=int, default=32, help="test inputs (default: 32)")
@@ -165,6 +166,8 @@ def add_generate(bench_sub) -> None:
     bench.add_argument("--no-repeat-ngram-size", type=int,
                        help="n-gram ban, 0: none (default: the run's; --num-beams 1 with 0 is greedy search on both "
                             "sides, equal outputs by construction)")
+    bench.add_argument("--keep-k-open", action="store_true", default=None,
+                       help="the harness keeps k beams open as generate does (default: the run's rule)")
     bench.add_argument("--early-stopping", nargs="+", choices=["heuristic", "never", "first"],
                        default=["heuristic", "never"],
                        help="generate's stopping rules to measure: heuristic (its default, early_stopping=False), "

@@ -15,6 +15,11 @@ It follows microsoft/LoRA's ``gpt2_beam.py``, the decoder behind the paper's tab
   prompt's cache joins the batch's, left-padded), so a batch never waits for its slowest input;
 - the KV cache is written in place (buffers with room for the new tokens) and the beams of an input,
   which share its prompt, are reordered over the generated positions only.
+
+``DecodeSettings.keep_k_open`` selects transformers' rule instead of the first point's: a hypothesis
+that emits a stop token among the step's k best candidates is finished and the next-best candidate
+that does not stop takes its slot, so k beams stay open (``generate``'s beam search, whose outputs
+it then gives token for token where the n-gram ban does not differ).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class DecodeSettings:
     no_repeat_ngram_size: int = 4
     max_new_tokens: int = 64
     batch_size: int = 16  # inputs per forward pass; each takes num_beams rows
+    keep_k_open: bool = False  # a finished hypothesis's slot goes to the next candidate (generate's rule)
 
 
 def stop_token_ids(tokenizer) -> list[int]:
@@ -331,26 +337,38 @@ def _beam_search(model, prompts, settings, stops, pad_token_id, on_done):
         vocab = logprobs.shape[-1]
         groups = live.inputs
         scores = (live.beam_scores.view(-1, 1) + logprobs).view(groups, k * vocab)
-        top_scores, top = scores.topk(k, dim=1)
-        rows = (torch.arange(groups, device=device) * k).unsqueeze(1) + top // vocab
-        tokens = top % vocab
-        live.history = torch.cat([live.history[rows.view(-1)], tokens.view(-1, 1)], dim=1)
-        _reorder(live.cache, rows.view(-1), int(live.steps.max()))
-        live.beam_scores, live.steps = top_scores, step
-
-        finished = torch.isin(tokens, stops) & torch.isfinite(top_scores)
         last = step == max_new
-        if finished.any() or last.any():
+        if settings.keep_k_open:
+            # generate's rule: of the best (1 + stop tokens) * k candidates, a stop among the first k
+            # finishes; the k best that do not stop go on (there are at least k of them).
+            cand_scores, cand = scores.topk(min(max(2, 1 + stops.numel()) * k, k * vocab), dim=1)
+            cand_rows = (torch.arange(groups, device=device) * k).unsqueeze(1) + cand // vocab
+            stopping = torch.isin(cand % vocab, stops)
+            ends = (stopping[:, :k] | last.unsqueeze(1)) & torch.isfinite(cand_scores[:, :k])
+            end_rows, end_tokens, end_scores = cand_rows[:, :k], (cand % vocab)[:, :k], cand_scores[:, :k]
+            going = cand_scores.masked_fill(stopping, -math.inf).topk(k, dim=1).indices
+            top_scores, rows, tokens = (t.gather(1, going) for t in (cand_scores, cand_rows, cand % vocab))
+        else:
+            top_scores, top = scores.topk(k, dim=1)
+            rows = (torch.arange(groups, device=device) * k).unsqueeze(1) + top // vocab
+            tokens = top % vocab
             # At its last step every open beam of an input competes as it is (LoRA's final candidate pass).
-            candidates = torch.where(finished | last.unsqueeze(1), top_scores / step.unsqueeze(1).float() ** lp,
-                                     -math.inf)
+            ends = (torch.isin(tokens, stops) | last.unsqueeze(1)) & torch.isfinite(top_scores)
+            end_rows, end_tokens, end_scores = rows, tokens, top_scores
+        if ends.any():
+            candidates = torch.where(ends, end_scores / step.unsqueeze(1).float() ** lp, -math.inf)
             value, beam = candidates.max(dim=1)
             better = value > best_score[live.items]
             best_score[live.items[better.cpu()]] = value[better]
             for group in better.nonzero().view(-1).tolist():
-                seq = [t for t in live.history[group * k + beam[group].item()].tolist() if t >= 0]
+                seq = [t for t in live.history[end_rows[group, beam[group]].item()].tolist() if t >= 0]
+                seq.append(end_tokens[group, beam[group]].item())
                 best_tokens[live.items[group].item()] = seq[:-1] if seq[-1] in stops else seq
-            live.beam_scores = live.beam_scores.masked_fill(finished, -math.inf)
+        live.history = torch.cat([live.history[rows.view(-1)], tokens.view(-1, 1)], dim=1)
+        _reorder(live.cache, rows.view(-1), int(live.steps.max()))
+        live.beam_scores, live.steps = top_scores, step
+        if not settings.keep_k_open:
+            live.beam_scores = live.beam_scores.masked_fill(torch.isin(tokens, stops), -math.inf)
         # An open beam's final score is at most its score now over max(length) ** lp (lp >= 0) or
         # over (step + 1) ** lp (lp < 0); an input whose best finished hypothesis beats that is done.
         top_open = live.beam_scores.max(dim=1).values
