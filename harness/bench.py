@@ -462,14 +462,16 @@ def generate_outputs(model, tokenizer, sources: list[str], settings, early_stopp
 def compare_with_generate(run_dir: str | Path, data_dir=None, inputs: int = 32, batch_size: int = 16,
                           num_beams: int | None = None, max_new_tokens: int | None = None,
                           stopping=(False, "never"), repeats: int = 1, out: str | None = None,
-                          no_repeat_ngram_size: int | None = None, keep_k_open: bool | None = None) -> dict[str, Any]:
+                          no_repeat_ngram_size: int | None = None, keep_k_open: bool | None = None,
+                          ban_prompt_ngrams: bool | None = None) -> dict[str, Any]:
     """The harness's beam search against ``model.generate`` on a trained run's model (adapter merged),
     the same test inputs and settings: time per input and per generated token, and the outputs compared
     token for token. ``stopping``: generate's early_stopping values to measure (False: its default
     heuristic; "never": exact, like the harness's). The sides alternate over ``repeats`` (best time of
     each kept). ``num_beams``, ``max_new_tokens`` and ``no_repeat_ngram_size`` override the run's (beam 1
     without an n-gram ban is greedy search on both sides: equal outputs by construction), and
-    ``keep_k_open`` the beam rule (True: generate's, equal outputs without an n-gram ban)."""
+    ``keep_k_open`` and ``ban_prompt_ngrams`` the beam and n-gram rules (both True: generate's, equal
+    outputs)."""
     import torch
 
     from harness.methods import get_method, load_trained
@@ -489,7 +491,8 @@ def compare_with_generate(run_dir: str | Path, data_dir=None, inputs: int = 32, 
         config, decode_batch_size=batch_size, num_beams=num_beams or config.num_beams,
         max_new_tokens=max_new_tokens or config.max_new_tokens,
         no_repeat_ngram_size=config.no_repeat_ngram_size if no_repeat_ngram_size is None else no_repeat_ngram_size,
-        keep_k_open=config.keep_k_open if keep_k_open is None else keep_k_open), task)
+        keep_k_open=config.keep_k_open if keep_k_open is None else keep_k_open,
+        ban_prompt_ngrams=config.ban_prompt_ngrams if ban_prompt_ngrams is None else ban_prompt_ngrams), task)
     split = next(iter(task.eval_splits.values()))
     sources = [e.source for e in task.load(split, data_dir or config.data_dir).examples[:inputs]]
     base, tokenizer = load_for_causal_lm(get_model_spec(config.model), data_dir or config.data_dir)

@@ -83,6 +83,8 @@ class RunConfig:
     keep_k_open: bool = _f(False, "generation: a hypothesis that stops gives its beam slot to the next candidate, so "
                                   "k beams stay open (transformers' generate; default: the slot closes, as the "
                                   "paper's decoder)")
+    ban_prompt_ngrams: bool = _f(False, "generation: the n-gram ban counts the prompt's n-grams too (transformers' "
+                                        "generate; default: only the generated tokens', as the paper's decoder)")
     decode_batch_size: int = _f(16, "generation: inputs decoded together (each takes --num-beams rows)", positive=True)
     max_decode_samples: int | None = _f(None, "generation: decode and score only the first N test inputs (0: decode "
                                               "nothing, report the dev loss only)", nonnegative=True)

@@ -9,7 +9,7 @@ Runs with the same fingerprint are seeds of one setting and may be pooled (table
     method, method.options        the method and its resolved options
     optim.*                       learning rate, global batch, epochs, warmup, decay, clipping, length, ...
     decode.*                      generation: beam size, length penalty, n-gram ban, new tokens (and
-                                  keep_k_open when set)
+                                  keep_k_open, ban_prompt_ngrams when set)
     versions.*                    major versions of torch, transformers and peft (0.x: major.minor)
 
 Runs written before fingerprints existed get theirs from their stored config and record. Field
@@ -125,8 +125,9 @@ def fingerprint(config: dict[str, Any], record: dict[str, Any]) -> dict[str, Any
         fields["optim.patience"] = config["patience"]
     if record.get("decode"):
         fields.update({f"decode.{k}": record["decode"].get(k) for k in DECODE_KEYS})
-        if record["decode"].get("keep_k_open"):  # only when set: older runs keep their fingerprint ids
-            fields["decode.keep_k_open"] = True
+        for rule in ("keep_k_open", "ban_prompt_ngrams"):  # only when set: older runs keep their ids
+            if record["decode"].get(rule):
+                fields[f"decode.{rule}"] = True
     versions = record.get("versions") or {}
     fields.update({f"versions.{lib}": major(versions.get(lib)) for lib in LIBRARIES if versions.get(lib)})
     return fields

@@ -43,6 +43,9 @@ DECODE_EQUAL = {
     "decode_vs_generate_no_ngram_ban.json": ("beam 4, no n-gram ban", "--no-repeat-ngram-size 0 --early-stopping never"),
     "decode_vs_generate_keep_k_open.json": ("beam 4, no n-gram ban, k beams kept open (generate's rule)",
                                             "--no-repeat-ngram-size 0 --early-stopping never --keep-k-open"),
+    "decode_vs_generate_generates_rules.json": ("beam 4, the run's 4-gram ban counting the prompt, k beams kept open "
+                                                "(generate's rules)",
+                                                "--early-stopping never --keep-k-open --ban-prompt-ngrams"),
     "decode_vs_generate_greedy.json": ("greedy (beam 1, no n-gram ban)",
                                        "--num-beams 1 --no-repeat-ngram-size 0 --early-stopping heuristic"),
 }
@@ -216,7 +219,7 @@ def decode_section() -> list[str]:
                   "outputs identical token for token. The outputs differ by design where they differ: the "
                   "harness closes a beam when it emits the stop token (the paper's decoder) where `generate` "
                   "keeps k open beams (the harness does too with `--keep-k-open`), and `generate` counts the "
-                  "prompt's n-grams in `no_repeat_ngram_size`. "
+                  "prompt's n-grams in `no_repeat_ngram_size` (the harness too with `--ban-prompt-ngrams`). "
                   "With one beam and no n-gram ban both are greedy search and agree exactly (tests/test_compile.py).",
                   ""]
     return lines + _decode_equal_outputs(exact)

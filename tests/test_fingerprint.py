@@ -98,3 +98,5 @@ def test_the_beam_rule_splits_generation_runs_only_when_generates_rule_is_chosen
     generates = fingerprint(config, {"decode": {**decode, "keep_k_open": True}})
     assert fingerprint_id(default) == fingerprint_id(older)
     assert list(differences(older, generates)) == ["decode.keep_k_open"]
+    prompt_ban = fingerprint(config, {"decode": {**decode, "ban_prompt_ngrams": True}})
+    assert list(differences(older, prompt_ban)) == ["decode.ban_prompt_ngrams"]

@@ -1,5 +1,6 @@
 """Generation tasks: data loading, the target-only loss, batched beam search, runs and `harness score`."""
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -123,6 +124,9 @@ def test_no_repeat_ngram_bans_only_repeats_of_generated_ngrams():
     rows, tokens = _banned(history, 3)
     assert list(zip(rows.tolist(), tokens.tolist())) == [(0, 3)]  # "1 2" was followed by 3 before
     assert _banned(history[:, :2], 3) is None  # no complete 3-gram yet
+    # 1-grams: every token seen, never the -1 that pads the left of an input that joined later.
+    rows, tokens = _banned(torch.tensor([[-1, -1, 7], [5, 6, 7]]), 1)
+    assert sorted(zip(rows.tolist(), tokens.tolist())) == [(0, 7), (1, 5), (1, 6), (1, 7)]
 
 
 def _reference_greedy(model, tokenizer, source, max_new, stops):
@@ -190,28 +194,51 @@ def test_batched_beam_search_equals_one_input_at_a_time(tiny_lm, beams):
 
 
 @pytest.mark.parametrize("method", ["none", "lora"])
-@pytest.mark.parametrize("beams", [2, 4])
-def test_keeping_k_beams_open_gives_generates_beam_search_outputs(tiny_lm, method, beams, monkeypatch):
-    """With keep_k_open (a finished hypothesis's slot goes to the next candidate) and no n-gram ban, the
-    harness's batched beam search (inputs joining, leaving when no open beam can win) returns what
-    transformers' generate returns with early_stopping="never", token for token. Every 31st token
-    stops (both sides), so the random model's hypotheses finish at different steps."""
+@pytest.mark.parametrize("beams,ngram", [(2, 0), (4, 0), (4, 2), (3, 3)])
+def test_generates_rules_give_generates_beam_search_outputs(tiny_lm, method, beams, ngram, monkeypatch):
+    """With keep_k_open (a finished hypothesis's slot goes to the next candidate) and the n-gram ban
+    counting the prompt, the harness's batched beam search (inputs joining, leaving when no open beam
+    can win) returns what transformers' generate returns with early_stopping="never", token for token.
+    Every 5th token stops (both sides), so the random model's hypotheses finish at different steps."""
     import harness.tasks.decoding as decoding
     from harness.bench import generate_outputs
 
-    monkeypatch.setattr(decoding, "stop_token_ids", lambda tokenizer: list(range(0, len(tokenizer), 31)))
+    monkeypatch.setattr(decoding, "stop_token_ids", lambda tokenizer: list(range(0, len(tokenizer), 5)))
     base, tokenizer = tiny_lm
+    torch.manual_seed(0)  # the method's random weights, whatever ran before
     model = _with_method(base, method)
     sources = SOURCES + ["name[Alimentum]", "name[Blue Spice], area[riverside]", "name[Cotto], food[Indian]",
                          "name[Fitzbillies], customer rating[high], familyFriendly[yes], near[The Six Bells]"]
-    settings = DecodeSettings(num_beams=beams, no_repeat_ngram_size=0, max_new_tokens=12, batch_size=3,
-                              length_penalty=0.9, keep_k_open=True)
+    settings = DecodeSettings(num_beams=beams, no_repeat_ngram_size=ngram, max_new_tokens=12, batch_size=3,
+                              length_penalty=0.9, keep_k_open=True, ban_prompt_ngrams=True)
     theirs, _ = generate_outputs(model, tokenizer, sources, settings, "never")
     prompts = [tokenizer(prompt_of(s), add_special_tokens=False)["input_ids"] for s in sources]
     stops = torch.tensor(decoding.stop_token_ids(tokenizer))
     ours = beam_search(model, prompts, settings, stops, tokenizer.eos_token_id)
     assert ours == theirs
     assert len(set(map(len, ours))) > 1  # some inputs stop before the token budget, others do not
+
+
+def test_where_a_stopped_hypothesiss_slot_matters_only_generates_rule_gives_its_outputs(tiny_lm, monkeypatch):
+    """Every other token stops, so stopped hypotheses often rank among the k best: the paper decoder's
+    rule (the slot closes for a step) then finds other outputs than generate, keep_k_open the same."""
+    import harness.tasks.decoding as decoding
+    from harness.bench import generate_outputs
+
+    monkeypatch.setattr(decoding, "stop_token_ids", lambda tokenizer: list(range(0, len(tokenizer), 2)))
+    base, tokenizer = tiny_lm
+    torch.manual_seed(0)
+    model = _with_method(base, "lora")
+    sources = SOURCES + ["name[Alimentum]", "name[Blue Spice], area[riverside]", "name[Cotto], food[Indian]",
+                         "name[Fitzbillies], customer rating[high], familyFriendly[yes], near[The Six Bells]"]
+    prompts = [tokenizer(prompt_of(s), add_special_tokens=False)["input_ids"] for s in sources]
+    stops = torch.tensor(decoding.stop_token_ids(tokenizer))
+    settings = DecodeSettings(num_beams=5, no_repeat_ngram_size=0, max_new_tokens=10, batch_size=3,
+                              length_penalty=1.0, keep_k_open=True)
+    theirs, _ = generate_outputs(model, tokenizer, sources, settings, "never")
+    assert beam_search(model, prompts, settings, stops, tokenizer.eos_token_id) == theirs
+    paper = beam_search(model, prompts, dataclasses.replace(settings, keep_k_open=False), stops, tokenizer.eos_token_id)
+    assert sum(a == b for a, b in zip(paper, theirs)) < len(sources) - 1
 
 
 @pytest.mark.parametrize("method", ["none", "prefix_layer"])

@@ -138,7 +138,7 @@ def cmd_bench_generate(args) -> int:
     out = args.out or f"results/bench/decode_vs_generate_{Path(args.run).name}.json"
     report = compare_with_generate(args.run, args.data_dir, args.inputs, args.batch_size, args.num_beams,
                                    args.max_new_tokens, rules, args.repeats, out, args.no_repeat_ngram_size,
-                                   args.keep_k_open)
+                                   args.keep_k_open, args.ban_prompt_ngrams)
     print(f"{report['inputs']} inputs, beam {report['settings']['num_beams']}, batch {args.batch_size} ({out})")
     for name, side in report["sides"].items():
         versus = (f"; harness {side['speedup_of_harness']:.2f}x faster, identical outputs "
@@ -156,7 +156,8 @@ def add_generate(bench_sub) -> None:
                     "token budget, stop tokens, batch), alternating; reports time per input and per generated "
                     "token and compares the outputs token for token. Where they differ: generate keeps k open "
                     "beams (the harness closes a finished one, as the paper's decoder, unless --keep-k-open), "
-                    "counts the prompt in no_repeat_ngram_size, and stops by its early_stopping rule.")
+                    "counts the prompt in no_repeat_ngram_size (the harness does not, unless "
+                    "--ban-prompt-ngrams), and stops by its early_stopping rule.")
     bench.add_argument("run", help="a finished generation run folder (saved weights)")
     bench.add_argument("--data-dir", help="data folder (default: the run's)")
     bench.add_argument("--inputs", type=int, default=32, help="test inputs (default: 32)")
@@ -168,6 +169,8 @@ def add_generate(bench_sub) -> None:
                             "sides, equal outputs by construction)")
     bench.add_argument("--keep-k-open", action="store_true", default=None,
                        help="the harness keeps k beams open as generate does (default: the run's rule)")
+    bench.add_argument("--ban-prompt-ngrams", action="store_true", default=None,
+                       help="the harness's n-gram ban counts the prompt as generate's does (default: the run's rule)")
     bench.add_argument("--early-stopping", nargs="+", choices=["heuristic", "never", "first"],
                        default=["heuristic", "never"],
                        help="generate's stopping rules to measure: heuristic (its default, early_stopping=False), "

@@ -18,8 +18,8 @@ It follows microsoft/LoRA's ``gpt2_beam.py``, the decoder behind the paper's tab
 
 ``DecodeSettings.keep_k_open`` selects transformers' rule instead of the first point's: a hypothesis
 that emits a stop token among the step's k best candidates is finished and the next-best candidate
-that does not stop takes its slot, so k beams stay open (``generate``'s beam search, whose outputs
-it then gives token for token where the n-gram ban does not differ).
+that does not stop takes its slot, so k beams stay open; ``ban_prompt_ngrams`` makes the n-gram ban
+count the prompt too. With both, the outputs are ``generate``'s beam search's token for token.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class DecodeSettings:
     max_new_tokens: int = 64
     batch_size: int = 16  # inputs per forward pass; each takes num_beams rows
     keep_k_open: bool = False  # a finished hypothesis's slot goes to the next candidate (generate's rule)
+    ban_prompt_ngrams: bool = False  # the n-gram ban counts the prompt's n-grams too (generate's rule)
 
 
 def stop_token_ids(tokenizer) -> list[int]:
@@ -105,14 +106,14 @@ def decode_ids(model, tokenizer, sources: list[str], settings: DecodeSettings, p
 
 
 def _banned(history, n: int):
-    """(row, token) pairs that would repeat an n-gram of a row's generated tokens."""
-    import torch
-
+    """(row, token) pairs that would repeat an n-gram of a row's history (its generated tokens, after its
+    prompt's with ban_prompt_ngrams); -1 marks no token."""
     rows, length = history.shape
     if n <= 0 or length < n:  # no complete n-gram generated yet
         return None
     if n == 1:
-        return torch.arange(rows).repeat_interleave(length), history.flatten()
+        row, position = (history >= 0).nonzero(as_tuple=True)  # -1: no token (left of a joined input)
+        return row, history[row, position]
     windows = history.unfold(1, n, 1)  # rows x (length - n + 1) x n
     match = (windows[:, :, :-1] == history[:, length - n + 1:].unsqueeze(1)).all(-1)
     row, position = match.nonzero(as_tuple=True)
@@ -219,7 +220,7 @@ class _Live:
     cache: object  # DynamicCache over every row
     mask: object  # (rows, cache length) attention mask, 0 on padding
     next_position: object  # (rows, 1) position of the next token
-    history: object  # (rows, steps) generated tokens, -1 on the left of inputs that joined later
+    history: object  # (rows, steps) generated tokens (after the prompt's, with ban_prompt_ngrams), -1 on the left
     steps: object  # (inputs,) tokens generated so far
     beam_scores: object  # (inputs, k) summed log-probabilities, -inf on closed beams
     logits: object  # (rows, vocab) next-token logits
@@ -230,9 +231,10 @@ class _Live:
 
 
 def _prefill(model, prompts: list[list[int]], items: list[int], k: int, pad_token_id: int, device,
-             room: int) -> _Live:
+             room: int, prompt_history: bool = False) -> _Live:
     """Each prompt once (left-padded, explicit positions, logits of the last position only), then its
-    cache copied to k beams; the first step expands one beam only (all k start identical)."""
+    cache copied to k beams; the first step expands one beam only (all k start identical).
+    ``prompt_history``: the history starts with the prompt's tokens (for an n-gram ban counting them)."""
     import torch
 
     batch = len(prompts)
@@ -244,9 +246,9 @@ def _prefill(model, prompts: list[list[int]], items: list[int], k: int, pad_toke
     cache.batch_repeat_interleave(k)
     scores = torch.full((batch, k), -math.inf, device=device)
     scores[:, 0] = 0.0
+    history = ids.masked_fill(mask == 0, -1) if prompt_history else ids[:, :0]
     return _Live(torch.tensor(items), cache, mask.repeat_interleave(k, 0),
-                 positions[:, -1:].repeat_interleave(k, 0) + 1,
-                 torch.empty((batch * k, 0), dtype=torch.long, device=device),
+                 positions[:, -1:].repeat_interleave(k, 0) + 1, history.repeat_interleave(k, 0),
                  torch.zeros(batch, dtype=torch.long, device=device), scores, logits.repeat_interleave(k, 0))
 
 
@@ -321,7 +323,8 @@ def _beam_search(model, prompts, settings, stops, pad_token_id, on_done):
         free = settings.batch_size - (live.inputs if live is not None else 0)
         if pending and (live is None or (joinable and free >= refill_at)):
             take, pending = pending[:free], pending[free:]
-            fresh = _prefill(model, [prompts[i] for i in take], take, k, pad_token_id, device, max_new)
+            fresh = _prefill(model, [prompts[i] for i in take], take, k, pad_token_id, device, max_new,
+                             settings.ban_prompt_ngrams)
             # A method that adds its own cache positions (prefix tuning) cannot be padded on the left.
             joinable = joinable and fresh.cache.get_seq_length() == fresh.mask.shape[1]
             live = fresh if live is None else _join(live, fresh)
@@ -361,7 +364,8 @@ def _beam_search(model, prompts, settings, stops, pad_token_id, on_done):
             better = value > best_score[live.items]
             best_score[live.items[better.cpu()]] = value[better]
             for group in better.nonzero().view(-1).tolist():
-                seq = [t for t in live.history[end_rows[group, beam[group]].item()].tolist() if t >= 0]
+                row, before = end_rows[group, beam[group]].item(), step[group].item() - 1  # tokens generated
+                seq = live.history[row, live.history.shape[1] - before:].tolist() if before else []
                 seq.append(end_tokens[group, beam[group]].item())
                 best_tokens[live.items[group].item()] = seq[:-1] if seq[-1] in stops else seq
         live.history = torch.cat([live.history[rows.view(-1)], tokens.view(-1, 1)], dim=1)

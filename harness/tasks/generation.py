@@ -140,7 +140,8 @@ def decode_settings(config, task) -> DecodeSettings:
         "length_penalty", 1.0)
     return DecodeSettings(num_beams=config.num_beams, length_penalty=penalty,
                           no_repeat_ngram_size=config.no_repeat_ngram_size, max_new_tokens=config.max_new_tokens,
-                          batch_size=config.decode_batch_size, keep_k_open=config.keep_k_open)
+                          batch_size=config.decode_batch_size, keep_k_open=config.keep_k_open,
+                          ban_prompt_ngrams=config.ban_prompt_ngrams)
 
 
 def mean_target_loss(accelerator, model, loader, progress: bool = True) -> float:
