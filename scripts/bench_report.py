@@ -45,7 +45,7 @@ DECODE_EQUAL = {
                                             "--no-repeat-ngram-size 0 --early-stopping never --keep-k-open"),
     "decode_vs_generate_generates_rules.json": ("beam 4, the run's 4-gram ban counting the prompt, k beams kept open "
                                                 "(generate's rules)",
-                                                "--early-stopping never --keep-k-open --ban-prompt-ngrams"),
+                                                "--early-stopping never --keep-k-open --ban-prompt-ngrams --repeats 3"),
     "decode_vs_generate_greedy.json": ("greedy (beam 1, no n-gram ban)",
                                        "--num-beams 1 --no-repeat-ngram-size 0 --early-stopping heuristic"),
 }
@@ -247,10 +247,12 @@ def _decode_equal_outputs(exact: dict | None) -> list[str]:
     verdict = ""
     if equal:
         label, speedup, beams = max(equal, key=lambda item: item[1])
+        others = [f"{other} {value:.2f}x" for other, value, _ in equal if other != label]
         verdict = (f"At equal outputs (every output identical: {label}) the harness is {speedup:.2f}x `generate` "
                    f"({_met(round(speedup, 2), DECODE_GOAL)} for the goal of {DECODE_GOAL}x at equal outputs"
                    + (f"; the {exact['speedup_of_harness']:.2f}x above comes with {exact['identical_outputs']} "
                       "identical outputs" if exact else "") + ")."
+                   + (f" The other settings with every output identical: {'; '.join(others)}." if others else "")
                    + (" One beam has no beams to share a prompt's cache or to close early, where the harness's beam "
                       "search saves its time; both sides then run the same forward passes with a KV cache."
                       if beams == 1 else ""))

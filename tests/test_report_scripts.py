@@ -104,6 +104,7 @@ def test_bench_page_states_each_goal_from_the_reports(tmp_path, monkeypatch):
     report.main()
     page = (tmp_path / "README.md").read_text()
     assert "the harness is 1.70x `generate` (met for the goal of 1.5x at equal outputs" in page
+    assert "The other settings with every output identical: greedy (beam 1, no n-gram ban) 1.10x." in page
     assert "One beam has no beams to share" not in page
 
 
