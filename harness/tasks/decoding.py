@@ -337,27 +337,10 @@ def _beam_search(model, prompts, settings, stops, pad_token_id, on_done):
         first = (step == 1).repeat_interleave(k)
         if first.any():  # at least one token: an empty output scores nothing
             logprobs[first.nonzero(), stops] = -math.inf
-        vocab = logprobs.shape[-1]
-        groups = live.inputs
-        scores = (live.beam_scores.view(-1, 1) + logprobs).view(groups, k * vocab)
+        scores = (live.beam_scores.view(-1, 1) + logprobs).view(live.inputs, -1)
         last = step == max_new
-        if settings.keep_k_open:
-            # generate's rule: of the best (1 + stop tokens) * k candidates, a stop among the first k
-            # finishes; the k best that do not stop go on (there are at least k of them).
-            cand_scores, cand = scores.topk(min(max(2, 1 + stops.numel()) * k, k * vocab), dim=1)
-            cand_rows = (torch.arange(groups, device=device) * k).unsqueeze(1) + cand // vocab
-            stopping = torch.isin(cand % vocab, stops)
-            ends = (stopping[:, :k] | last.unsqueeze(1)) & torch.isfinite(cand_scores[:, :k])
-            end_rows, end_tokens, end_scores = cand_rows[:, :k], (cand % vocab)[:, :k], cand_scores[:, :k]
-            going = cand_scores.masked_fill(stopping, -math.inf).topk(k, dim=1).indices
-            top_scores, rows, tokens = (t.gather(1, going) for t in (cand_scores, cand_rows, cand % vocab))
-        else:
-            top_scores, top = scores.topk(k, dim=1)
-            rows = (torch.arange(groups, device=device) * k).unsqueeze(1) + top // vocab
-            tokens = top % vocab
-            # At its last step every open beam of an input competes as it is (LoRA's final candidate pass).
-            ends = (torch.isin(tokens, stops) | last.unsqueeze(1)) & torch.isfinite(top_scores)
-            end_rows, end_tokens, end_scores = rows, tokens, top_scores
+        (top_scores, rows, tokens), (ends, end_rows, end_tokens, end_scores) = _candidates(
+            scores, k, stops, last, settings.keep_k_open)
         if ends.any():
             candidates = torch.where(ends, end_scores / step.unsqueeze(1).float() ** lp, -math.inf)
             value, beam = candidates.max(dim=1)
@@ -397,3 +380,30 @@ def _beam_search(model, prompts, settings, stops, pad_token_id, on_done):
                             past_key_values=live.cache, use_cache=True, logits_to_keep=1).logits[:, -1, :]
         live.next_position = live.next_position + 1
     return best_tokens
+
+
+def _candidates(scores, k: int, stops, last, keep_k_open: bool):
+    """One step's choice per input from its (inputs, k * vocab) summed scores: ((scores, rows, tokens)
+    of the k beams that go on, (which, rows, tokens, scores) of the k candidates that may end here:
+    those that stop, and at the last step every one)."""
+    import torch
+
+    groups, vocab = scores.shape[0], scores.shape[1] // k
+    if keep_k_open:
+        # generate's rule: of the best (1 + stop tokens) * k candidates, a stop among the first k
+        # finishes; the k best that do not stop go on (there are at least k of them).
+        cand_scores, cand = scores.topk(min(max(2, 1 + stops.numel()) * k, k * vocab), dim=1)
+        cand_rows = (torch.arange(groups, device=scores.device) * k).unsqueeze(1) + cand // vocab
+        cand_tokens = cand % vocab
+        stopping = torch.isin(cand_tokens, stops)
+        ends = (stopping[:, :k] | last.unsqueeze(1)) & torch.isfinite(cand_scores[:, :k])
+        going = cand_scores.masked_fill(stopping, -math.inf).topk(k, dim=1).indices
+        return (tuple(t.gather(1, going) for t in (cand_scores, cand_rows, cand_tokens)),
+                (ends, cand_rows[:, :k], cand_tokens[:, :k], cand_scores[:, :k]))
+    top_scores, top = scores.topk(k, dim=1)
+    rows = (torch.arange(groups, device=scores.device) * k).unsqueeze(1) + top // vocab
+    tokens = top % vocab
+    # The paper's rule: a stopped beam's slot closes (the caller masks it). At its last step every open
+    # beam of an input competes as it is (LoRA's final candidate pass).
+    ends = (torch.isin(tokens, stops) | last.unsqueeze(1)) & torch.isfinite(top_scores)
+    return (top_scores, rows, tokens), (ends, rows, tokens, top_scores)
