@@ -487,12 +487,12 @@ def compare_with_generate(run_dir: str | Path, data_dir=None, inputs: int = 32, 
     task = get_task(config.task, config.include_tasks or ())
     if task.kind != "generation":
         raise HarnessError(f"{run.path}: task {task.name} is not a generation task.")
+    overrides = {"no_repeat_ngram_size": no_repeat_ngram_size, "keep_k_open": keep_k_open,
+                 "ban_prompt_ngrams": ban_prompt_ngrams}  # None: the run's
     settings = decode_settings(dataclasses.replace(
         config, decode_batch_size=batch_size, num_beams=num_beams or config.num_beams,
         max_new_tokens=max_new_tokens or config.max_new_tokens,
-        no_repeat_ngram_size=config.no_repeat_ngram_size if no_repeat_ngram_size is None else no_repeat_ngram_size,
-        keep_k_open=config.keep_k_open if keep_k_open is None else keep_k_open,
-        ban_prompt_ngrams=config.ban_prompt_ngrams if ban_prompt_ngrams is None else ban_prompt_ngrams), task)
+        **{key: value for key, value in overrides.items() if value is not None}), task)
     split = next(iter(task.eval_splits.values()))
     sources = [e.source for e in task.load(split, data_dir or config.data_dir).examples[:inputs]]
     base, tokenizer = load_for_causal_lm(get_model_spec(config.model), data_dir or config.data_dir)

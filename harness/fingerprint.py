@@ -30,6 +30,7 @@ OPTIM_KEYS = ("learning_rate", "epochs", "warmup_ratio", "warmup_steps", "weight
               "max_seq_length", "mixed_precision", "label_smoothing", "group_by_length", "quantize")
 SUBSET_KEYS = ("max_train_samples", "max_eval_samples", "max_decode_samples", "data_seed")
 DECODE_KEYS = ("num_beams", "length_penalty", "no_repeat_ngram_size", "max_new_tokens")
+DECODE_RULES = ("keep_k_open", "ban_prompt_ngrams")  # generate's rules: fields only when set (older ids kept)
 LIBRARIES = ("torch", "transformers", "peft")
 # Fields that differ between two methods compared with each other (the check ignores them then).
 METHOD_FIELDS = ("method", "method.options", "optim.learning_rate")
@@ -125,9 +126,7 @@ def fingerprint(config: dict[str, Any], record: dict[str, Any]) -> dict[str, Any
         fields["optim.patience"] = config["patience"]
     if record.get("decode"):
         fields.update({f"decode.{k}": record["decode"].get(k) for k in DECODE_KEYS})
-        for rule in ("keep_k_open", "ban_prompt_ngrams"):  # only when set: older runs keep their ids
-            if record["decode"].get(rule):
-                fields[f"decode.{rule}"] = True
+        fields.update({f"decode.{rule}": True for rule in DECODE_RULES if record["decode"].get(rule)})
     versions = record.get("versions") or {}
     fields.update({f"versions.{lib}": major(versions.get(lib)) for lib in LIBRARIES if versions.get(lib)})
     return fields

@@ -354,8 +354,6 @@ def _beam_search(model, prompts, settings, stops, pad_token_id, on_done):
         live.history = torch.cat([live.history[rows.view(-1)], tokens.view(-1, 1)], dim=1)
         _reorder(live.cache, rows.view(-1), int(live.steps.max()))
         live.beam_scores, live.steps = top_scores, step
-        if not settings.keep_k_open:
-            live.beam_scores = live.beam_scores.masked_fill(torch.isin(tokens, stops), -math.inf)
         # An open beam's final score is at most its score now over max(length) ** lp (lp >= 0) or
         # over (step + 1) ** lp (lp < 0); an input whose best finished hypothesis beats that is done.
         top_open = live.beam_scores.max(dim=1).values
@@ -384,8 +382,8 @@ def _beam_search(model, prompts, settings, stops, pad_token_id, on_done):
 
 def _candidates(scores, k: int, stops, last, keep_k_open: bool):
     """One step's choice per input from its (inputs, k * vocab) summed scores: ((scores, rows, tokens)
-    of the k beams that go on, (which, rows, tokens, scores) of the k candidates that may end here:
-    those that stop, and at the last step every one)."""
+    of the k beams that go on, -inf on a closed one; (which, rows, tokens, scores) of the k candidates
+    that may end here: those that stop, and at the last step every one)."""
     import torch
 
     groups, vocab = scores.shape[0], scores.shape[1] // k
@@ -403,7 +401,8 @@ def _candidates(scores, k: int, stops, last, keep_k_open: bool):
     top_scores, top = scores.topk(k, dim=1)
     rows = (torch.arange(groups, device=scores.device) * k).unsqueeze(1) + top // vocab
     tokens = top % vocab
-    # The paper's rule: a stopped beam's slot closes (the caller masks it). At its last step every open
-    # beam of an input competes as it is (LoRA's final candidate pass).
-    ends = (torch.isin(tokens, stops) | last.unsqueeze(1)) & torch.isfinite(top_scores)
-    return (top_scores, rows, tokens), (ends, rows, tokens, top_scores)
+    # The paper's rule: a stopped beam's slot closes for a step. At its last step every open beam of an
+    # input competes as it is (LoRA's final candidate pass).
+    stopping = torch.isin(tokens, stops)
+    ends = (stopping | last.unsqueeze(1)) & torch.isfinite(top_scores)
+    return (top_scores.masked_fill(stopping, -math.inf), rows, tokens), (ends, rows, tokens, top_scores)
