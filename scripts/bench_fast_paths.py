@@ -12,7 +12,10 @@ and the median of the per-round ratios (on / off).
 
 - fast dropout (--fast-dropout), fp32: the masks of the model's nn.Dropout modules and of its attention
   probabilities;
-- frozen weights cast once (--cast-frozen-once, the default), bf16 autocast.
+- frozen weights cast once (--cast-frozen-once, the default), bf16 autocast;
+- the inductor's C++ wrapper (TORCHINDUCTOR_CPP_WRAPPER=1; --compile leaves it off), fp32 with
+  fast dropout (the bench job's fastest setting): compiled without and with it, each side in its own process
+  per round (the inductor's settings hold for a whole process), timed after 5 warm-up batches.
 """
 
 from __future__ import annotations
@@ -60,7 +63,8 @@ def batches_and_model(mixed_precision: str, count: int, data_dir: str):
     return model, optimizer, batches, lambda batch: objective.loss(model, batch, config)
 
 
-def samples_per_s(model, optimizer, batches, loss, paths) -> float:
+def samples_per_s(model, optimizer, batches, loss, side) -> float:
+    paths, model.forward = side
     model.train()
     with paths.in_use():
         start = time.perf_counter()
@@ -72,19 +76,58 @@ def samples_per_s(model, optimizer, batches, loss, paths) -> float:
 
 
 def paired(name: str, mixed_precision: str, off: dict, on: dict, rounds: int, count: int, data_dir: str) -> dict:
-    from harness.training.fast_paths import FastPaths
-
-    model, optimizer, batches, loss = batches_and_model(mixed_precision, count, data_dir)
-    sides = {side: FastPaths(model, mixed_precision, **flags) for side, flags in (("off", off), ("on", on))}
-    samples_per_s(model, optimizer, batches[:3], loss, sides["off"])  # warm-up
+    # The inductor's settings hold for a whole process, and two compilations of one forward in a process
+    # share dynamo's cache: a compile setting is measured in a fresh process per side and round.
+    in_process = "cpp_wrapper" not in off
+    if in_process:
+        model, optimizer, batches, loss = batches_and_model(mixed_precision, count, data_dir)
+        sides = {"off": make_side(model, mixed_precision, off), "on": make_side(model, mixed_precision, on)}
+        for warm in sides.values():
+            samples_per_s(model, optimizer, batches[:5], loss, warm)
     runs = {"off": [], "on": []}
     for _ in range(rounds):
         for side in ("off", "on"):
-            runs[side].append(round(samples_per_s(model, optimizer, batches, loss, sides[side]), 2))
+            rate = (samples_per_s(model, optimizer, batches, loss, sides[side]) if in_process
+                    else in_subprocess(name, side, count, data_dir))
+            runs[side].append(round(rate, 2))
         print(f"{name}: off {runs['off'][-1]:.1f}, on {runs['on'][-1]:.1f} samples/s", flush=True)
     ratios = [b / a for a, b in zip(runs["off"], runs["on"])]
     return {"name": name, "mixed_precision": mixed_precision, "off": off, "on": on, "samples_per_s": runs,
             "ratios": [round(r, 3) for r in ratios], "median_ratio": round(statistics.median(ratios), 3)}
+
+
+def make_side(model, mixed_precision: str, flags: dict):
+    """One side's fast paths and forward: eager, or (with a ``cpp_wrapper`` choice) compiled as --compile
+    compiles the model."""
+    import torch
+    import torch._inductor.config
+
+    from harness.training.fast_paths import FastPaths
+
+    flags = dict(flags)
+    wrapper = flags.pop("cpp_wrapper", None)
+    forward = model.forward
+    if wrapper is not None:
+        torch._inductor.config.fallback_random = True  # as --compile sets it
+        forward = torch.compile(forward, dynamic=True, options={"cpp_wrapper": wrapper})
+    return FastPaths(model, mixed_precision, **flags), forward
+
+
+def in_subprocess(name: str, side: str, count: int, data_dir: str) -> float:
+    import subprocess
+
+    done = subprocess.run([sys.executable, __file__, "--worker", name, "--side", side, "--batches", str(count),
+                           "--data-dir", data_dir], capture_output=True, text=True, check=True)
+    return float(done.stdout.split()[-1])
+
+
+def worker(name: str, side: str, count: int, data_dir: str) -> None:
+    """One side of a compile setting, in this process: compiled, 5 warm-up batches, then the rate."""
+    mixed_precision, off, on = PATHS[name]
+    model, optimizer, batches, loss = batches_and_model(mixed_precision, count + 5, data_dir)
+    chosen = make_side(model, mixed_precision, off if side == "off" else on)
+    samples_per_s(model, optimizer, batches[:5], loss, chosen)
+    print(samples_per_s(model, optimizer, batches[5:], loss, chosen))
 
 
 # name -> (mixed precision, flags off, flags on)
@@ -93,6 +136,8 @@ PATHS = {
                            {"cast_frozen_once": True, "fast_dropout": True}),
     "frozen weights cast once, bf16": ("bf16", {"cast_frozen_once": False, "fast_dropout": False},
                                        {"cast_frozen_once": True, "fast_dropout": False}),
+    "C++ wrapper under --compile, fp32": ("no", {"cast_frozen_once": True, "fast_dropout": True, "cpp_wrapper": False},
+                                          {"cast_frozen_once": True, "fast_dropout": True, "cpp_wrapper": True}),
 }
 
 
@@ -104,7 +149,11 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default=str(OUT))
     parser.add_argument("--only", choices=sorted(PATHS),
                         help="measure this fast path alone; the other rows of --out are kept as they are")
+    parser.add_argument("--worker", choices=sorted(PATHS), help=argparse.SUPPRESS)  # one side, in a subprocess
+    parser.add_argument("--side", choices=("off", "on"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:
+        return worker(args.worker, args.side, args.batches, args.data_dir)
     import json
 
     import torch

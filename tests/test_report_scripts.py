@@ -80,9 +80,18 @@ def test_bench_page_states_each_goal_from_the_reports(tmp_path, monkeypatch):
     page = (tmp_path / "README.md").read_text()
     assert "best measured 1.32x after the first step (met)" in page  # 290 / 220
     assert "best 72% (met)" in page
+    assert "Both goals in one sitting: fp32, --compile" in page  # 1.32x and 72% in the compile row's sitting
     assert "1.25x faster (not met for the goal of 1.5x), with 20 of 32 outputs identical" in page
     assert "How cost grows" not in page  # no scaling report in the folder: no section about one
     assert "Towards equal outputs" not in page
+    (tmp_path / "train_fp32_compile.json").write_text(json.dumps(_train_report(290.0, 240.0, 0.72)))
+    (tmp_path / "train_fp32_eager.json").write_text(json.dumps(_train_report(280.0, 220.0, 0.41)))
+    report.main()  # each goal met, in different sittings
+    assert "No sitting met both goals." in (tmp_path / "README.md").read_text()
+    (tmp_path / "train_fp32_cppwrapper_fastdropout.json").write_text(json.dumps(_train_report(250.0, 200.0, 0.73)))
+    (tmp_path / "train_fp32_cppwrapper_fastdropout_r3.json").write_text(json.dumps(_train_report(220.0, 200.0, 0.59)))
+    report.main()  # one command in two sittings: the page shows how far they moved
+    assert "73% and 59% of the peak, 1.25x and 1.10x the Trainer" in (tmp_path / "README.md").read_text()
 
     def towards_equal(identical, speedup, beams):
         peer = {"s_per_input": 0.5, "ms_per_generated_token": 40.0, "generated_tokens": 450,
