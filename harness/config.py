@@ -138,6 +138,11 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
+# What a run's config.json records beside its RunConfig (harness/training/runner.py: full_config and
+# start_tracking): `harness run --config RUN/config.json` drops these and reruns the run.
+RECORDED_KEYS = ("label_names", "mlflow_run_id")
+
+
 def resolved_tracking_uri(config: RunConfig) -> str | None:
     uri = config.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
     return None if uri.lower() == "none" else uri

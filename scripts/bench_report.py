@@ -145,8 +145,9 @@ def training_section() -> list[str]:
     bf16_text = (f" The CPU itself changed between sittings: bf16 pays only with AMX tiles (the bf16 row's sitting: a "
                  f"bf16 GEMM peak {max(bf16):.1f}x its fp32 peak); a sitting without them runs fp32 rows only."
                  if bf16 and any(_cpu(r).startswith("no AMX") for r in reports.values()) else "")
-    compile_text = (f": {min(compiled):.0f}-{max(compiled):.0f} s in every repeat here, the inductor's on-disk "
-                    "cache already filled by earlier runs (each new process traces the model again)"
+    compile_text = (f": {min(compiled):.0f}-{max(compiled):.0f} s in the repeats here (each new process traces the "
+                    "model again; the inductor's on-disk cache, filled by earlier runs, saves the rest, except in a "
+                    "row's first repeat of a setting compiled for the first time)"
                     if compiled else "")
     return [
         "## Training: the harness against the best hand-written HF recipe", "",

@@ -106,6 +106,21 @@ def test_config_file_with_an_unknown_key(tmp_path):
                           "run.yaml: unknown key 'learning_rat'", "Did you mean 'learning_rate'")
 
 
+def test_a_runs_own_config_json_reruns_it_and_a_user_file_stays_strict(tmp_path):
+    from harness.config import RunConfig
+
+    stored = RunConfig(task="glue/sst2", model="tiny-bert", method="lora", learning_rate=3e-3, seed=2).to_dict()
+    record = tmp_path / "config.json"  # what a finished run wrote: its config plus what it only records
+    record.write_text(json.dumps({**stored, "label_names": ["0", "1"], "mlflow_run_id": None}))
+    rerun = parsed_config("run", "--output-dir", str(tmp_path / "again"), config_file=record)
+    assert {**rerun.to_dict(), "output_dir": stored["output_dir"]} == stored
+    assert rerun.output_dir == str(tmp_path / "again")  # flags still override the file
+    mistaken = tmp_path / "run.yaml"  # without the record's mark, a recorded key is a user's mistake
+    mistaken.write_text("task: glue/sst2\nlabel_names: [a, b]\n")
+    assert_one_line_error(harness("run", "--config", mistaken, "--output-dir", tmp_path),
+                          "unknown key 'label_names'")
+
+
 def test_empty_split(tmp_path):
     (tmp_path / "train.csv").write_text("text,label\n")
     (tmp_path / "dev.csv").write_text("text,label\ngood,pos\n")
