@@ -124,16 +124,21 @@ def trainer_recipe(config: RunConfig, resolved, train_split) -> dict[str, float]
 def gemm_peak_flops(size: int = 2048, repeats: int = 10, dtype=None) -> float:
     """The machine's matrix-multiply rate (FLOP/s; fp32 unless ``dtype``): the best of ``repeats``
     size x size products."""
+    return gemm_flops(size, size, size, repeats, dtype)
+
+
+def gemm_flops(m: int, k: int, n: int, repeats: int = 10, dtype=None) -> float:
+    """The best rate (FLOP/s) of ``repeats`` (m x k) @ (k x n) products, after one warm-up."""
     import torch
 
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
     torch.matmul(a, b)  # warm-up
     best = math.inf
     for _ in range(repeats):
         tic = time.perf_counter()
         torch.matmul(a, b)
         best = min(best, time.perf_counter() - tic)
-    return 2 * size ** 3 / best
+    return 2 * m * k * n / best
 
 
 def _isolated_run(config: RunConfig, folder: Path) -> dict[str, Any]:

@@ -132,15 +132,15 @@ class RunConfig:
     @classmethod
     def of_run(cls, stored: dict[str, Any], where: str = "config.json") -> RunConfig:
         """The config of a finished run from its config.json (which also records derived keys)."""
-        return cls.from_dict({k: v for k, v in stored.items() if k in cls.__dataclass_fields__}, where)
+        return cls.from_dict(cls.fields_of_run(stored), where)
+
+    @classmethod
+    def fields_of_run(cls, stored: dict[str, Any]) -> dict[str, Any]:
+        """A run's config.json without the keys it only records (label names, its MLflow run id)."""
+        return {k: v for k, v in stored.items() if k in cls.__dataclass_fields__}
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-# What a run's config.json records beside its RunConfig (harness/training/runner.py: full_config and
-# start_tracking): `harness run --config RUN/config.json` drops these and reruns the run.
-RECORDED_KEYS = ("label_names", "mlflow_run_id")
 
 
 def resolved_tracking_uri(config: RunConfig) -> str | None:

@@ -100,15 +100,16 @@ def make_side(model, mixed_precision: str, flags: dict):
     """One side's fast paths and forward: eager, or (with a ``cpp_wrapper`` choice) compiled as --compile
     compiles the model."""
     import torch
-    import torch._inductor.config
 
+    from harness.config import RunConfig
     from harness.training.fast_paths import FastPaths
+    from harness.training.runner import dynamo_plugin
 
     flags = dict(flags)
     wrapper = flags.pop("cpp_wrapper", None)
     forward = model.forward
     if wrapper is not None:
-        torch._inductor.config.fallback_random = True  # as --compile sets it
+        dynamo_plugin(RunConfig(task="glue/sst2", compile=True))  # the inductor settings --compile sets
         forward = torch.compile(forward, dynamic=True, options={"cpp_wrapper": wrapper})
     return FastPaths(model, mixed_precision, **flags), forward
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,22 +42,6 @@ def group_of(name: str) -> str:
     return "the rest (compiled-graph calls, autograd, Python)"
 
 
-def shape_rate(m: int, k: int, n: int, repeats: int = 30) -> float:
-    """The best FLOP/s of one (m x k) @ (k x n) fp32 product."""
-    import torch
-
-    a, b = torch.randn(m, k), torch.randn(k, n)
-    torch.mm(a, b)
-    best = min(_timed(torch.mm, a, b) for _ in range(repeats))
-    return 2 * m * k * n / best
-
-
-def _timed(fn, *args) -> float:
-    tic = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - tic
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=15)
@@ -70,7 +53,7 @@ def main(argv=None) -> None:
     from torch.profiler import ProfilerActivity, profile
 
     from bench_fast_paths import batches_and_model
-    from harness.bench import gemm_peak_flops
+    from harness.bench import gemm_flops, gemm_peak_flops
     from harness.config import RunConfig
     from harness.training.env import cpu_description
     from harness.training.fast_paths import FastPaths
@@ -100,7 +83,7 @@ def main(argv=None) -> None:
     for event in events:
         groups[group_of(event.key)] = groups.get(group_of(event.key), 0.0) + event.self_cpu_time_total
     gemm = [e for e in events if e.key in ("aten::mm", "aten::addmm")]
-    gemm_flops = sum(e.flops for e in gemm)
+    profiled_flops = sum(e.flops for e in gemm)
     gemm_s = sum(e.self_cpu_time_total for e in gemm) / 1e6
     if not gemm_s:
         raise SystemExit("profile_train_step: the profile shows no matrix products (the inductor's C++ wrapper "
@@ -109,8 +92,8 @@ def main(argv=None) -> None:
     padded = [b["attention_mask"].numel() for b in measured]
     rows = sum(padded) // len(padded)  # the GEMMs' m: every position of a batch, padding included
     peak = gemm_peak_flops()
-    shapes = {f"{rows}x384 @ 384x{n}": shape_rate(rows, 384, n) for n in (384, 1536)}
-    shapes[f"{rows}x1536 @ 1536x384"] = shape_rate(rows, 1536, 384)
+    shapes = {f"{rows}x{k} @ {k}x{n}": gemm_flops(rows, k, n, repeats=30) for k, n in ((384, 384), (384, 1536),
+                                                                                         (1536, 384))}
     report = {
         "command": COMMAND, "steps": len(measured), "batch_size": 32, "machine": cpu_description(),
         "threads": torch.get_num_threads(),
@@ -118,8 +101,8 @@ def main(argv=None) -> None:
         "top_kernels": [{"name": e.key[:90], "self_ms": round(e.self_cpu_time_total / 1e3, 1),
                          "share": round(e.self_cpu_time_total / total, 4), "calls": e.count}
                         for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:15]],
-        "gemm_flops_per_s": gemm_flops / gemm_s, "gemm_peak_flops": peak,
-        "gemm_rate_over_peak": gemm_flops / gemm_s / peak,
+        "gemm_flops_per_s": profiled_flops / gemm_s, "gemm_peak_flops": peak,
+        "gemm_rate_over_peak": profiled_flops / gemm_s / peak,
         "model_shape_rates": shapes, "best_model_shape_rate_over_peak": max(shapes.values()) / peak,
         "padding_fraction": 1 - sum(tokens) / sum(padded),
         "note": "self CPU time under the profiler (which slows the step a little); shares of the profiled steps",

@@ -7,7 +7,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from harness.config import RECORDED_KEYS, RunConfig
+from harness.config import RunConfig
 from harness.errors import HarnessError
 
 # Where the method-option flags (--method-opt KEY=VALUE and --<method>-<option>) collect, in command-line order.
@@ -146,8 +146,8 @@ def _read_config_file(config_file: str) -> dict:
         raise HarnessError(f"cannot read --config {config_file}: {str(err).splitlines()[0]}") from None
     if not isinstance(values, dict):
         raise HarnessError(f"{config_file}: expected a mapping of run options.")
-    if "mlflow_run_id" in values:  # a run's own config.json: it reruns, without the keys it only records
-        values = {k: v for k, v in values.items() if k not in RECORDED_KEYS}
+    if "mlflow_run_id" in values:  # a run's own config.json (start_tracking records the id): it reruns
+        values = RunConfig.fields_of_run(values)
     return values
 
 
