@@ -33,6 +33,8 @@ TRAIN = {  # report file -> (label, extra flags, environment prefix)
                                                "--compile --fast-dropout", CPP_WRAPPER),
     "train_fp32_cppwrapper_fastdropout_r3.json": ("fp32, --compile (C++ wrapper), --fast-dropout, 2nd sitting",
                                                   "--compile --fast-dropout", CPP_WRAPPER),
+    "train_fp32_compile_fastdropout_peaks.json": ("fp32, --compile, --fast-dropout, later sitting",
+                                                  "--compile --fast-dropout", ""),
 }
 FAST_PATHS = "python scripts/bench_fast_paths.py"
 FAST_DROPOUT_CHECK = ("harness baseline save --runs results/cpu-mini/check_calibration/runs --where learning_rate=0.003 "
@@ -92,6 +94,16 @@ def _cpu(report: dict) -> str:
     return "AMX" if "amx_bf16" in features else "no AMX" + (" (avx512_bf16)" if "avx512_bf16" in features else "")
 
 
+def _peak(summary: dict) -> str:
+    """The peak the fractions divide by; with the measurements around the repeats, their range too
+    (older reports measured it once, at the start)."""
+    measured = summary.get("gemm_peak_flops_measured")
+    if not measured or len(measured) < 2:
+        return f"{summary['gemm_peak_flops'] / 1e9:.0f}"
+    return (f"{summary['gemm_peak_flops'] / 1e9:.0f} (median of {len(measured)}: "
+            f"{min(measured) / 1e9:.0f}-{max(measured) / 1e9:.0f})")
+
+
 def training_section() -> list[str]:
     reports = {name: report for name in TRAIN if (report := _load(name)) is not None}
     rows, notes = [], []
@@ -109,7 +121,7 @@ def training_section() -> list[str]:
             "ratio, after the 1st step": f"{s['ratio_steady_harness_over_trainer_recipe']:.2f}x",
             "fp32 GEMM peak reached": f"{lora['steady_fraction_of_gemm_peak']:.0%}",
             "each repeat: harness; Trainer": _repeats(report),
-            "this sitting's fp32 GEMM peak (GFLOP/s)": f"{s['gemm_peak_flops'] / 1e9:.0f}",
+            "this sitting's fp32 GEMM peak (GFLOP/s)": _peak(s),
             "this sitting's CPU": _cpu(report),
             "report": f"[{name}]({name})",
         })
@@ -158,7 +170,9 @@ def training_section() -> list[str]:
         "best repeat of each side, samples/s. \"After the 1st step\" leaves out the first optimizer step, which "
         f"holds the compilation with `--compile`{compile_text}; a longer run amortizes it. The GEMM fraction "
         "counts 4N FLOPs per real token (N: non-embedding parameters) after the first step, against the fp32 GEMM "
-        "peak (a 2048² matmul) measured in the same sitting: the machine's speed differs between sittings "
+        "peak (a 2048² matmul) measured in the same sitting (reports from the later sitting on measure it before "
+        "every repeat and after the last, and divide by the median; the column gives the range): the machine's "
+        "speed differs between sittings "
         "(last columns), so rows from different sittings are compared through their own Trainer runs."
         f"{bf16_text} Rows marked \"C++ wrapper\" ran with the inductor's C++ wrapper "
         "(`TORCHINDUCTOR_CPP_WRAPPER=1`), which is not the default: paired against itself it showed no gain "

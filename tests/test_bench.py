@@ -28,6 +28,9 @@ def test_bench_train_reports_lora_vs_full_and_the_reference_loops(sentiment_file
     assert summary["train_examples"] == 128 and summary["seeds_recipe_examples"] == 16
     assert summary["minimal_peft_loop_samples_per_s"] > 0 and summary["seeds_recipe_samples_per_s"] > 0
     assert summary["gemm_peak_flops"] > 1e8
+    # The peak is measured before the repeat and after it; the fractions divide by their median.
+    measured = summary["gemm_peak_flops_measured"]
+    assert len(measured) == 2 and summary["gemm_peak_flops"] == pytest.approx(sum(measured) / 2)
     # The peer to beat: Trainer + peft with dynamic padding and length-grouped sampling, on every example.
     assert summary["trainer_recipe_samples_per_s"] > 0
     assert summary["ratio_harness_over_trainer_recipe"] == pytest.approx(  # both sides are rounded in the summary

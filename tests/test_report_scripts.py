@@ -92,6 +92,11 @@ def test_bench_page_states_each_goal_from_the_reports(tmp_path, monkeypatch):
     (tmp_path / "train_fp32_cppwrapper_fastdropout_r3.json").write_text(json.dumps(_train_report(220.0, 200.0, 0.59)))
     report.main()  # one command in two sittings: the page shows how far they moved
     assert "73% and 59% of the peak, 1.25x and 1.10x the Trainer" in (tmp_path / "README.md").read_text()
+    around = _train_report(250.0, 200.0, 0.70)  # a report with the peak measured around every repeat
+    around["summary"].update(gemm_peak_flops=1.7e11, gemm_peak_flops_measured=[1.5e11, 1.9e11, 1.7e11])
+    (tmp_path / "train_fp32_compile_fastdropout_peaks.json").write_text(json.dumps(around))
+    report.main()
+    assert "| 170 (median of 3: 150-190) |" in (tmp_path / "README.md").read_text()
 
     def towards_equal(identical, speedup, beams):
         peer = {"s_per_input": 0.5, "ms_per_generated_token": 40.0, "generated_tokens": 450,
