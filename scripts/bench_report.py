@@ -10,6 +10,7 @@ GEMM peak, decoding >= 1.5x `generate` at equal outputs) is computed here from t
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -87,6 +88,17 @@ def _repeats(report: dict) -> str:
     return f"{harness}; {trainer}"
 
 
+def _paired(report: dict) -> str:
+    """Each repeat's harness rate after the 1st step over the same repeat's Trainer, and their median: the
+    pairs ran minutes apart, so they share the machine's drift, which best-against-best does not."""
+    runs = report.get("all_runs", {})
+    pairs = [h.get("steady_samples_per_s") and h["steady_samples_per_s"] / t["train_samples_per_s"]
+             for h, t in zip(runs.get("harness_lora", []), runs.get("trainer_recipe", []))]
+    if not pairs or None in pairs:
+        return "not recorded"
+    return ", ".join(f"{r:.2f}" for r in pairs) + f" (median {statistics.median(pairs):.2f}x)"
+
+
 def _cpu(report: dict) -> str:
     features = report.get("machine", {}).get("features")
     if features is None:
@@ -119,6 +131,7 @@ def training_section() -> list[str]:
             "Trainer recipe": f"{s['trainer_recipe_samples_per_s']:.1f}",
             "ratio, epoch": f"{s['ratio_harness_over_trainer_recipe']:.2f}x",
             "ratio, after the 1st step": f"{s['ratio_steady_harness_over_trainer_recipe']:.2f}x",
+            "ratio after the 1st step, per repeat": _paired(report),
             "fp32 GEMM peak reached": f"{lora['steady_fraction_of_gemm_peak']:.0%}",
             "each repeat: harness; Trainer": _repeats(report),
             "this sitting's fp32 GEMM peak (GFLOP/s)": _peak(s),
@@ -167,7 +180,8 @@ def training_section() -> list[str]:
         f"{first['batch_size']}, max length 128, length-grouped batches, one epoch. The peer is the HF `Trainer` "
         "on the same peft model with dynamic padding (`DataCollatorWithPadding`) and length-grouped sampling, in "
         "the same precision (`bf16=True` for the bf16 row), alternated with the harness over the repeats listed; "
-        "best repeat of each side, samples/s. \"After the 1st step\" leaves out the first optimizer step, which "
+        "best repeat of each side, samples/s (the per-repeat column pairs each repeat's harness with the Trainer "
+        "run beside it instead, and gives their median). \"After the 1st step\" leaves out the first optimizer step, which "
         f"holds the compilation with `--compile`{compile_text}; a longer run amortizes it. The GEMM fraction "
         "counts 4N FLOPs per real token (N: non-embedding parameters) after the first step, against the fp32 GEMM "
         "peak (a 2048² matmul) measured in the same sitting (reports from the later sitting on measure it before "

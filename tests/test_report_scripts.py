@@ -95,8 +95,14 @@ def test_bench_page_states_each_goal_from_the_reports(tmp_path, monkeypatch):
     around = _train_report(250.0, 200.0, 0.70)  # a report with the peak measured around every repeat
     around["summary"].update(gemm_peak_flops=1.7e11, gemm_peak_flops_measured=[1.5e11, 1.9e11, 1.7e11])
     (tmp_path / "train_fp32_compile_fastdropout_peaks.json").write_text(json.dumps(around))
+    around["all_runs"] = {"harness_lora": [{"train_samples_per_s": 90, "steady_samples_per_s": s, "first_step_s": 9.0}
+                                           for s in (240, 210, 230)],
+                          "trainer_recipe": [{"train_samples_per_s": t} for t in (200, 210, 200)]}
+    (tmp_path / "train_fp32_compile_fastdropout_peaks.json").write_text(json.dumps(around))
     report.main()
-    assert "| 170 (median of 3: 150-190) |" in (tmp_path / "README.md").read_text()
+    page = (tmp_path / "README.md").read_text()
+    assert "| 170 (median of 3: 150-190) |" in page
+    assert "| 1.20, 1.00, 1.15 (median 1.15x) |" in page  # each repeat against the Trainer run beside it
 
     def towards_equal(identical, speedup, beams):
         peer = {"s_per_input": 0.5, "ms_per_generated_token": 40.0, "generated_tokens": 450,
