@@ -247,6 +247,13 @@ def test_fused_qv_is_refused_outside_gpt2():
         prepared("lora", {"fused_qv": True}, "bert")
 
 
+def test_trainable_tokens_without_token_indices_is_a_clear_error():
+    with pytest.raises(HarnessError, match="TRAINABLE_TOKENS: no token_indices"):
+        prepared("peft:TRAINABLE_TOKENS", {})
+    model = prepared("peft:TRAINABLE_TOKENS", {"token_indices": [3, 5]})  # the embedding rows of two tokens
+    assert count_parameters(model, head_module_names(tiny_model())).trainable == 2 * D
+
+
 def test_peft_method_from_an_adapter_config_file(tmp_path):
     path = tmp_path / "adapter_config.json"
     path.write_text('{"peft_type": "LORA", "r": 2, "lora_alpha": 4, "target_modules": ["query", "key"], '

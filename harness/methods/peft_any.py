@@ -196,6 +196,9 @@ def peft_method(name: str) -> MethodSpec:
             config = config_class(**given, **settings)
         except TypeError as err:
             raise HarnessError(f"peft {peft_type}: {err}") from None
+        if getattr(config, "token_indices", None) == []:  # peft would fail later, inside index_copy_
+            raise HarnessError(f"peft {peft_type}: no token_indices: give the ids of the tokens whose embedding rows "
+                               f"to train (method option token_indices: [id, ...]).")
         return _on_the_loop(get_peft_model(model, config))
 
     # Free-form options: peft validates them when the config is built.
