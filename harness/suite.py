@@ -45,7 +45,7 @@ import json
 import re
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,9 @@ SEARCH_KEYS = {"task", "factors", "extend", "heldout_samples", "seed", "metric",
 ENTRY_KEYS = {"method", "method_options", "model_options", "learning_rate", "rate_from", "override", "note", "same_as",
               "tasks"}
 SUITES_DIR = Path("experiments") / "suites"
+# `suite run --smoke`: each task's budget capped to this (decoding only where the task decodes).
+SMOKE = {"max_train_samples": 8, "max_eval_samples": 8, "epochs": 1}
+SMOKE_IF_SET = {"max_decode_samples": 2, "max_new_tokens": 8}
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.]*$")
 
 
@@ -180,6 +183,20 @@ class Suite:
 
     def output_dir(self, root: str | Path = "results/leaderboard") -> Path:
         return Path(root) / self.slug
+
+    def smoke(self) -> Suite:
+        """The same entries on a handful of examples, one seed and one search candidate, named
+        ``<name>-smoke`` (its own folder: nothing mixes with the real board). Whether a method builds,
+        trains, evaluates and decodes on every task shows in minutes instead of the full run's hour."""
+        def capped(keys: dict[str, Any]) -> dict[str, Any]:
+            keys = {**keys, **{k: min(keys.get(k) or cap, cap) for k, cap in SMOKE.items()}}
+            # only where set: 0 decode samples (a search's setting) stays 0
+            return {**keys, **{k: min(keys[k], cap) for k, cap in SMOKE_IF_SET.items() if keys.get(k)}}
+
+        search = {**self.search, "factors": [1.0], "extend": 0, "heldout_samples": SMOKE["max_train_samples"],
+                  "settings": {task: capped(keys) for task, keys in self.search.get("settings", {}).items()}}
+        return replace(self, name=f"{self.name}-smoke", seeds=self.seeds[:1], search=search,
+                       tasks={name: capped(task) for name, task in self.tasks.items()})
 
 
 def _slug(text: str) -> str:

@@ -96,6 +96,38 @@ def test_search_cells_hold_out_training_data_and_main_cells_use_the_chosen_rate(
     assert tiny_suite.experiment(entry, {"tiny-bert": None}).cells == []  # no rate: nothing to run
 
 
+def test_smoke_runs_every_task_on_a_few_examples_in_its_own_folder(tmp_path, capsys):
+    """`suite run --smoke`: one search candidate and one seed per task, budgets capped, in
+    <name>-smoke-v1 (the real board's folder is never written); a method that cannot run still exits 1."""
+    train = write_csv(tmp_path / "train.csv", sentiment_rows(120, 0))
+    path = suite_file(tmp_path, train, train)
+    out = tmp_path / "results"
+    code = main(["suite", "run", str(path), "--method", "full", "--method", f"{PLUGIN}:LORA_FA", "--smoke",
+                 "--launcher", "inline", "--output-dir", str(out)])
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["tiny-smoke-v1"]  # not tiny-v1, and no reference run
+    smoke = out / "tiny-smoke-v1"
+    assert sorted(p.stem for p in (smoke / "entries").iterdir()) == ["full", "lora_fa"]
+    record = json.loads((smoke / "entries" / "full.json").read_text())
+    assert [c["learning_rate"] for c in record["search"]["tiny-bert"]["candidates"]] == [1e-3]  # the centre only
+    assert len(record["cells"]) == 1 and record["inference"] == {}  # one task x one seed, no timing
+    configs = sorted((smoke / "runs").glob("*/config.json"))
+    assert len(configs) == 4  # each method: one search cell and one scored cell
+    for found in configs:
+        config = json.loads(found.read_text())
+        assert config["max_train_samples"] == 8 and config["max_eval_samples"] == 8 and config["epochs"] == 1
+    assert main(["suite", "run", str(path), "--method", "nothing", "--smoke", "--launcher", "inline",
+                 "--output-dir", str(out)]) == 1  # prefix tuning cannot run on BERT: shown, and a failing exit
+    assert "nothing: no cells ran" in capsys.readouterr().out
+    shared = tmp_path / "shared.yaml"  # an entry made of another suite's runs would train that suite's cells
+    shared.write_text(path.read_text().split("methods:\n")[0].replace("name: tiny", "name: shared")
+                      .replace("reference: lora", "reference: lora_same")
+                      + f'methods:\n  lora_same: {{same_as: "{path}:lora"}}\n', encoding="utf-8")
+    assert main(["suite", "run", str(shared), "--method", "lora_same", "--smoke", "--output-dir", str(out)]) != 0
+    assert "--smoke: 'lora_same' uses another suite's runs" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["tiny-smoke-v1"]
+
+
 def test_tiny_suite_end_to_end_with_a_plugin_and_a_method_that_cannot_run(ran):
     summary, out, tiny_suite = ran["summary"], ran["out"], ran["suite"]
     assert summary["lora"]["cells"] == 3 and summary["lora"]["failed"] == 0

@@ -9,14 +9,20 @@ def cmd_suite_run(args) -> int:
     from harness.suite import load_suite, run_suite
 
     suite = load_suite(args.suite)
+    if args.smoke:
+        suite = suite.smoke()
     names = list(suite.methods) if args.all else list(args.method or [])
     if not names:
         raise HarnessError("name the methods to run: --method NAME (a suite entry or a plugin such as "
                            "examples/plugins/lora_fa.py:LORA_FA), repeatable, or --all.")
-    if suite.reference not in names and not args.all and not args.no_reference:
+    shared = [n for n in names if args.smoke and n in suite.methods and suite.methods[n].same_as]
+    if shared:  # its cells are another suite's: a smoke run here would train that suite's full cells
+        raise HarnessError(f"--smoke: '{shared[0]}' uses another suite's runs (same_as "
+                           f"{suite.methods[shared[0]].same_as}); smoke-test that suite instead.")
+    if suite.reference not in names and not (args.all or args.no_reference or args.smoke):
         names.insert(0, suite.reference)  # verdicts need the reference's runs (finished cells are skipped)
     summary = run_suite(suite, names, args.output_dir, 1 if args.launcher == "inline" else args.jobs, args.data_dir,
-                        measure_inference=not args.no_inference, launcher=args.launcher)
+                        measure_inference=not (args.no_inference or args.smoke), launcher=args.launcher)
     failed = {name: s for name, s in summary.items() if s["failed"] or not s["cells"]}
     if args.report:
         cmd_suite_report(args)
@@ -81,6 +87,8 @@ def add(sub) -> None:
     run.add_argument("--data-dir", help="data folder (default: $HARNESS_DATA_DIR)")
     run.add_argument("--no-reference", action="store_true", help="do not run the reference first")
     run.add_argument("--no-inference", action="store_true", help="skip the inference-overhead measurement")
+    run.add_argument("--smoke", action="store_true", help="a quick check that the methods run on every task: 8 "
+                     "training examples per task, one seed, one search candidate, in <suite>-smoke-v<version>/")
     run.add_argument("--report", action="store_true", help="write the leaderboard afterwards")
     run.add_argument("--out", help="leaderboard folder with --report (default: reports/leaderboard/<suite>)")
     run.set_defaults(func=cmd_suite_run)
