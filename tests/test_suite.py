@@ -103,21 +103,25 @@ def test_smoke_runs_every_task_on_a_few_examples_in_its_own_folder(tmp_path, cap
     path = suite_file(tmp_path, train, train)
     out = tmp_path / "results"
     code = main(["suite", "run", str(path), "--method", "full", "--method", f"{PLUGIN}:LORA_FA", "--smoke",
-                 "--launcher", "inline", "--output-dir", str(out)])
+                 "--launcher", "inline", "--output-dir", str(out), "--report", "--out", str(tmp_path / "board")])
     assert code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["tiny-smoke-v1"]  # not tiny-v1, and no reference run
+    board = json.loads((tmp_path / "board" / "leaderboard.json").read_text())  # the smoke runs' board
+    assert board["suite"] == "tiny-smoke-v1" and {"full", "lora", "lora_fa"} <= {r["entry"] for r in board["rows"]}
+    assert sorted(p.name for p in out.iterdir()) == ["tiny-smoke-v1"]  # not tiny-v1
     smoke = out / "tiny-smoke-v1"
-    assert sorted(p.stem for p in (smoke / "entries").iterdir()) == ["full", "lora_fa"]
+    assert sorted(p.stem for p in (smoke / "entries").iterdir()) == ["full", "lora", "lora_fa"]  # a board: lora too
     record = json.loads((smoke / "entries" / "full.json").read_text())
     assert [c["learning_rate"] for c in record["search"]["tiny-bert"]["candidates"]] == [1e-3]  # the centre only
     assert len(record["cells"]) == 1 and record["inference"] == {}  # one task x one seed, no timing
     configs = sorted((smoke / "runs").glob("*/config.json"))
-    assert len(configs) == 4  # each method: one search cell and one scored cell
+    assert len(configs) == 6  # each method: one search cell and one scored cell
     for found in configs:
         config = json.loads(found.read_text())
         assert config["max_train_samples"] == 8 and config["max_eval_samples"] == 8 and config["epochs"] == 1
+    alone = tmp_path / "alone"  # without --report no board, so no reference run either
     assert main(["suite", "run", str(path), "--method", "nothing", "--smoke", "--launcher", "inline",
-                 "--output-dir", str(out)]) == 1  # prefix tuning cannot run on BERT: shown, and a failing exit
+                 "--output-dir", str(alone)]) == 1  # prefix tuning cannot run on BERT: shown, and a failing exit
+    assert [p.stem for p in (alone / "tiny-smoke-v1" / "entries").iterdir()] == ["nothing"]
     assert "nothing: no cells ran" in capsys.readouterr().out
     shared = tmp_path / "shared.yaml"  # an entry made of another suite's runs would train that suite's cells
     shared.write_text(path.read_text().split("methods:\n")[0].replace("name: tiny", "name: shared")

@@ -19,7 +19,8 @@ def cmd_suite_run(args) -> int:
     if shared:  # its cells are another suite's: a smoke run here would train that suite's full cells
         raise HarnessError(f"--smoke: '{shared[0]}' uses another suite's runs (same_as "
                            f"{suite.methods[shared[0]].same_as}); smoke-test that suite instead.")
-    if suite.reference not in names and not (args.all or args.no_reference or args.smoke):
+    # a smoke run needs the reference only for a board (its verdicts)
+    if suite.reference not in names and not (args.all or args.no_reference or args.smoke and not args.report):
         names.insert(0, suite.reference)  # verdicts need the reference's runs (finished cells are skipped)
     summary = run_suite(suite, names, args.output_dir, 1 if args.launcher == "inline" else args.jobs, args.data_dir,
                         measure_inference=not (args.no_inference or args.smoke), launcher=args.launcher)
@@ -37,6 +38,8 @@ def cmd_suite_report(args) -> int:
     from harness.suite import load_suite
 
     suite = load_suite(args.suite)
+    if getattr(args, "smoke", False):  # `suite run --smoke --report`: the smoke runs' board, not the real one
+        suite = suite.smoke()
     written = write_leaderboard(suite, args.output_dir, args.out, screenshot=getattr(args, "screenshot", False))
     for path in written:
         print(path)
@@ -88,7 +91,8 @@ def add(sub) -> None:
     run.add_argument("--no-reference", action="store_true", help="do not run the reference first")
     run.add_argument("--no-inference", action="store_true", help="skip the inference-overhead measurement")
     run.add_argument("--smoke", action="store_true", help="a quick check that the methods run on every task: 8 "
-                     "training examples per task, one seed, one search candidate, in <suite>-smoke-v<version>/")
+                     "training examples per task, one seed, one search candidate, in <suite>-smoke-v<version>/ "
+                     "(the reference only with --report)")
     run.add_argument("--report", action="store_true", help="write the leaderboard afterwards")
     run.add_argument("--out", help="leaderboard folder with --report (default: reports/leaderboard/<suite>)")
     run.set_defaults(func=cmd_suite_run)
