@@ -60,9 +60,6 @@ SEARCH_KEYS = {"task", "factors", "extend", "heldout_samples", "seed", "metric",
 ENTRY_KEYS = {"method", "method_options", "model_options", "learning_rate", "rate_from", "override", "note", "same_as",
               "tasks"}
 SUITES_DIR = Path("experiments") / "suites"
-# `suite run --smoke`: each task's budget capped to this (decoding only where the task decodes).
-SMOKE = {"max_train_samples": 8, "max_eval_samples": 8, "epochs": 1}
-SMOKE_IF_SET = {"max_decode_samples": 2, "max_new_tokens": 8}
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.]*$")
 
 
@@ -111,6 +108,7 @@ class Suite:
     tasks: dict[str, dict[str, Any]]
     search: dict[str, Any]
     methods: dict[str, MethodEntry]
+    smoke_run: bool = False  # every cell capped as `grid --smoke` caps it, on the real models (see smoke())
 
     @property
     def slug(self) -> str:
@@ -150,7 +148,12 @@ class Suite:
         values = merge(merge(self.defaults, task), {"method": entry.method,
                                                     "method_options": entry.options_for(task["model"])})
         values = merge(merge(values, entry.override), extra)
-        return RunConfig.from_dict(values, where=f"{self.path} ({entry.name} on {task_name})")
+        config = RunConfig.from_dict(values, where=f"{self.path} ({entry.name} on {task_name})")
+        if self.smoke_run:
+            from harness.grid.smoke import smoke_config
+
+            config = smoke_config(config, random_model=False)
+        return config
 
     def _experiment(self, name: str, cells: list[Cell]) -> Experiment:
         return Experiment(name, self.path, self.description, cells, {})
@@ -185,18 +188,12 @@ class Suite:
         return Path(root) / self.slug
 
     def smoke(self) -> Suite:
-        """The same entries on a handful of examples, one seed and one search candidate, named
-        ``<name>-smoke`` (its own folder: nothing mixes with the real board). Whether a method builds,
-        trains, evaluates and decodes on every task shows in minutes instead of the full run's hour."""
-        def capped(keys: dict[str, Any]) -> dict[str, Any]:
-            keys = {**keys, **{k: min(keys.get(k) or cap, cap) for k, cap in SMOKE.items()}}
-            # only where set: 0 decode samples (a search's setting) stays 0
-            return {**keys, **{k: min(keys[k], cap) for k, cap in SMOKE_IF_SET.items() if keys.get(k)}}
-
-        search = {**self.search, "factors": [1.0], "extend": 0, "heldout_samples": SMOKE["max_train_samples"],
-                  "settings": {task: capped(keys) for task, keys in self.search.get("settings", {}).items()}}
-        return replace(self, name=f"{self.name}-smoke", seeds=self.seeds[:1], search=search,
-                       tasks={name: capped(task) for name, task in self.tasks.items()})
+        """The same entries with every cell capped as `harness grid --smoke` caps a cell (2 optimizer
+        steps, 8 examples per evaluation set, 2 decoded inputs of at most 8 new tokens) but on the real
+        models, one seed and one search candidate, named ``<name>-smoke`` (its own folder: nothing mixes
+        with the real board). Whether a method fits every task shows in minutes, not after an hour."""
+        return replace(self, name=f"{self.name}-smoke", seeds=self.seeds[:1], smoke_run=True,
+                       search={**self.search, "factors": [1.0], "extend": 0})
 
 
 def _slug(text: str) -> str:

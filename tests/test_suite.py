@@ -97,6 +97,8 @@ def test_search_cells_hold_out_training_data_and_main_cells_use_the_chosen_rate(
 
 
 def test_smoke_runs_every_task_on_a_few_examples_in_its_own_folder(tmp_path, capsys):
+    from harness.grid.smoke import EVAL_SAMPLES, STEPS
+
     """`suite run --smoke`: one search candidate and one seed per task, budgets capped, in
     <name>-smoke-v1 (the real board's folder is never written); a method that cannot run still exits 1."""
     train = write_csv(tmp_path / "train.csv", sentiment_rows(120, 0))
@@ -117,7 +119,9 @@ def test_smoke_runs_every_task_on_a_few_examples_in_its_own_folder(tmp_path, cap
     assert len(configs) == 6  # each method: one search cell and one scored cell
     for found in configs:
         config = json.loads(found.read_text())
-        assert config["max_train_samples"] == 8 and config["max_eval_samples"] == 8 and config["epochs"] == 1
+        # capped as `grid --smoke` caps a cell, on the suite's own (here tiny) model
+        assert config["max_train_samples"] == STEPS * config["batch_size"] and config["epochs"] == 1
+        assert config["max_eval_samples"] == EVAL_SAMPLES and config["model"] == "tiny-bert"
     alone = tmp_path / "alone"  # without --report no board, so no reference run either
     assert main(["suite", "run", str(path), "--method", "nothing", "--smoke", "--launcher", "inline",
                  "--output-dir", str(alone)]) == 1  # prefix tuning cannot run on BERT: shown, and a failing exit

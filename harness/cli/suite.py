@@ -90,8 +90,9 @@ def add(sub) -> None:
     run.add_argument("--data-dir", help="data folder (default: $HARNESS_DATA_DIR)")
     run.add_argument("--no-reference", action="store_true", help="do not run the reference first")
     run.add_argument("--no-inference", action="store_true", help="skip the inference-overhead measurement")
-    run.add_argument("--smoke", action="store_true", help="a quick check that the methods run on every task: 8 "
-                     "training examples per task, one seed, one search candidate, in <suite>-smoke-v<version>/ "
+    run.add_argument("--smoke", action="store_true", help="a quick check that the methods run on every task: "
+                     "cells capped as grid --smoke caps them (real models), one seed, one search candidate, in "
+                     "<suite>-smoke-v<version>/ "
                      "(the reference only with --report)")
     run.add_argument("--report", action="store_true", help="write the leaderboard afterwards")
     run.add_argument("--out", help="leaderboard folder with --report (default: reports/leaderboard/<suite>)")

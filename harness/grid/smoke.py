@@ -148,14 +148,17 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def smoke_config(config: RunConfig, data: StandIns | None = None, slow_metrics: bool = True) -> RunConfig:
+def smoke_config(config: RunConfig, data: StandIns | None = None, slow_metrics: bool = True,
+                 random_model: bool = True) -> RunConfig:
     """A cell's config as a smoke cell (see the module doc); without ``slow_metrics``, a generation task
-    computes its metrics but SLOW_METRICS."""
+    computes its metrics but SLOW_METRICS; without ``random_model``, the cell keeps its real model (a
+    suite's smoke: whether a method fits the real model's shapes)."""
     from harness.training.runner import resolve
 
     task = resolve(config).task  # the real config resolves: task, method, options and model exist
     values = config.to_dict()
-    values["model"] = smoke_name(config.model)
+    if random_model:
+        values["model"] = smoke_name(config.model)
     values["epochs"] = min(config.epochs, 1)
     values["max_train_samples"] = _cap(config.max_train_samples, STEPS * config.batch_size * config.grad_accum)
     values["max_eval_samples"] = _cap(config.max_eval_samples, EVAL_SAMPLES)
