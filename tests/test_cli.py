@@ -97,6 +97,8 @@ def test_params_prints_the_paper_count():
     result = harness("params", "--model", "roberta-base", "--method", "lora", "--json")
     assert result.returncode == 0, result.stderr
     assert '"trainable": 294912' in result.stdout and '"head": 592130' in result.stdout
+    # nothing else: no library chatter (bitsandbytes' failed hub-kernel fetch at import) on stderr
+    assert result.stderr == "", result.stderr
 
 
 def test_config_file_with_an_unknown_key(tmp_path):

@@ -36,6 +36,16 @@ def quiet_libraries() -> None:
     # peft looks for a config.json beside a GGUF checkpoint (smollm2-135m) to check the vocabulary size.
     warnings.filterwarnings("ignore", message="Could not find a config file in")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+    # peft imports bitsandbytes in every command, and on an AVX512-BF16 CPU it tries to fetch a fused 4-bit
+    # kernel from the hub at import. That kernel only serves bf16 inputs; the harness's CPU 4-bit path
+    # computes in fp32, so the failed fetch (offline, or an untrusted repository) changes nothing here.
+    for name in ("bitsandbytes.backends.cpu.ops", "kernels._internals.hf_hub"):  # the failure; the offline notice
+        logging.getLogger(name).addFilter(_not_the_hub_kernel_notice)  # added once per process
+
+
+def _not_the_hub_kernel_notice(record) -> bool:
+    message = record.getMessage()
+    return "gemm_4bit_forward from kernels-community" not in message and "quantization-bitsandbytes" not in message
 
 
 def main(argv: list[str] | None = None) -> int:

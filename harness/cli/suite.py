@@ -25,8 +25,8 @@ def cmd_suite_run(args) -> int:
     summary = run_suite(suite, names, args.output_dir, 1 if args.launcher == "inline" else args.jobs, args.data_dir,
                         measure_inference=not (args.no_inference or args.smoke), launcher=args.launcher)
     failed = {name: s for name, s in summary.items() if s["failed"] or not s["cells"]}
-    if args.report:
-        cmd_suite_report(args)
+    if args.report:  # with --smoke, the smoke runs' board, not the real one
+        _write_board(suite, args)
     for name, s in failed.items():
         print(f"{name}: {s['failed']} of {s['cells']} cells did not finish" if s["cells"]
               else f"{name}: no cells ran (no learning rate found on any model)")
@@ -34,14 +34,15 @@ def cmd_suite_run(args) -> int:
 
 
 def cmd_suite_report(args) -> int:
-    from harness.report.leaderboard import write_leaderboard
     from harness.suite import load_suite
 
-    suite = load_suite(args.suite)
-    if getattr(args, "smoke", False):  # `suite run --smoke --report`: the smoke runs' board, not the real one
-        suite = suite.smoke()
-    written = write_leaderboard(suite, args.output_dir, args.out, screenshot=getattr(args, "screenshot", False))
-    for path in written:
+    return _write_board(load_suite(args.suite), args)
+
+
+def _write_board(suite, args) -> int:
+    from harness.report.leaderboard import write_leaderboard
+
+    for path in write_leaderboard(suite, args.output_dir, args.out, screenshot=getattr(args, "screenshot", False)):
         print(path)
     return 0
 
