@@ -1,6 +1,10 @@
+import contextlib
 import csv
+import io
 import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,3 +62,34 @@ def _offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.delenv("HARNESS_DATA_DIR", raising=False)  # each test names its data explicitly
+
+
+def harness_cli(*args, cwd=ROOT, env=None, own_process=False, timeout=600) -> subprocess.CompletedProcess:
+    """`harness ARGS`: its exit code, stdout and stderr. It runs main() in this process, as `python -m harness`
+    does (a new process spends seconds importing torch and transformers again), with cwd, the environment and
+    torch's thread count restored afterwards. own_process=True starts `python -m harness` for what only a new
+    process shows: the interpreter boundary, settings read at import (HF_HUB_OFFLINE), a crash."""
+    argv = [str(a) for a in args]
+    if own_process:
+        return subprocess.run([sys.executable, "-m", "harness", *argv], capture_output=True, text=True, cwd=cwd,
+                              env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}, timeout=timeout)
+    import torch
+
+    from harness.cli import main
+
+    saved_env, saved_cwd, threads = dict(os.environ), os.getcwd(), torch.get_num_threads()
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        os.environ.update(env or {})
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as exit:  # argparse: --help (0) and usage errors (2)
+                code = exit.code if isinstance(exit.code, int) else 0 if exit.code is None else 1
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        torch.set_num_threads(threads)
+    return subprocess.CompletedProcess(["harness", *argv], code, out.getvalue(), err.getvalue())

@@ -1,19 +1,17 @@
 """harness bench train: one report comparing LoRA with full fine-tuning and the reference loops."""
 
 import json
-import subprocess
-import sys
 
 import pytest
+
+from conftest import harness_cli
 
 
 def test_bench_train_reports_lora_vs_full_and_the_reference_loops(sentiment_files, tmp_path):
     train, dev = sentiment_files
     out = tmp_path / "bench.json"
-    result = subprocess.run([sys.executable, "-m", "harness", "bench", "train", "csv", "--train-file", str(train),
-                             "--eval-file", str(dev), "--model", "tiny-bert", "--method", "lora",
-                             "--max-train-samples", "128", "--recipe-examples", "16", "--out", str(out)],
-                            capture_output=True, text=True, timeout=900)
+    result = harness_cli("bench", "train", "csv", "--train-file", train, "--eval-file", dev, "--model", "tiny-bert",
+                         "--method", "lora", "--max-train-samples", "128", "--recipe-examples", "16", "--out", out)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(out.read_text())["summary"]
     lora, full = summary["lora"], summary["full"]
@@ -46,17 +44,15 @@ def test_bench_train_reports_lora_vs_full_and_the_reference_loops(sentiment_file
 
 def test_bench_train_needs_lora(sentiment_files):
     train, dev = sentiment_files
-    result = subprocess.run([sys.executable, "-m", "harness", "bench", "train", "csv", "--train-file", str(train),
-                             "--eval-file", str(dev), "--model", "tiny-bert", "--method", "bitfit"],
-                            capture_output=True, text=True, timeout=300)
+    result = harness_cli("bench", "train", "csv", "--train-file", train, "--eval-file", dev, "--model", "tiny-bert",
+                         "--method", "bitfit")
     assert result.returncode == 2 and "use --method lora" in result.stderr
 
 
 def test_bench_latency_paper_settings_scaled_for_the_cpu(tmp_path):
     out, table = tmp_path / "t1.json", tmp_path / "t1.md"
-    result = subprocess.run([sys.executable, "-m", "harness", "bench", "latency", "--paper", "--model", "tiny-gpt2",
-                             "--trials", "2", "--warmup", "1", "--max-tokens", "512", "--out", str(out),
-                             "--table-out", str(table)], capture_output=True, text=True, timeout=600)
+    result = harness_cli("bench", "latency", "--paper", "--model", "tiny-gpt2", "--trials", "2", "--warmup", "1",
+                         "--max-tokens", "512", "--out", out, "--table-out", table)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = json.loads(out.read_text())["rows"]
     assert [(r["paper_batch_size"], r["batch_size"], r["seq_len"]) for r in rows] == [(32, 1, 512), (16, 2, 256),

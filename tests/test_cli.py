@@ -2,21 +2,16 @@
 
 import csv
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, harness_cli
 
 
-def harness(*args, env=None):
-    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})}
-    full_env.pop("HARNESS_DATA_DIR", None)
-    return subprocess.run([sys.executable, "-m", "harness", *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, env=full_env, timeout=300)
+harness = harness_cli  # in this process; own_process=True where a new process matters
 
 
 def assert_one_line_error(result, *fragments):
@@ -30,7 +25,7 @@ def assert_one_line_error(result, *fragments):
 
 @pytest.mark.parametrize("command", [[], ["run"], ["tasks"], ["models"], ["methods"], ["params"], ["bench", "train"]])
 def test_every_command_has_help(command):
-    result = harness(*command, "--help")
+    result = harness(*command, "--help", own_process=command == [])  # once as `python -m harness`
     assert result.returncode == 0 and "usage: harness" in result.stdout
 
 
@@ -58,7 +53,7 @@ def test_unknown_model(tmp_path):
 
 def test_hub_model_offline_names_the_offline_alternatives(tmp_path, data_dir):
     result = harness("run", "glue/sst2", "--model", "roberta-base", "--data-dir", data_dir, "--output-dir", tmp_path,
-                     "--max-train-samples", 8, "--tracking-uri", "none")
+                     "--max-train-samples", 8, "--tracking-uri", "none", own_process=True)  # offline from import on
     assert_one_line_error(result, "FacebookAI/roberta-base", "not in the Hugging Face cache", "minilm-l6")
 
 
@@ -94,7 +89,7 @@ def test_option_of_another_method(tmp_path):
 
 
 def test_params_prints_the_paper_count():
-    result = harness("params", "--model", "roberta-base", "--method", "lora", "--json")
+    result = harness("params", "--model", "roberta-base", "--method", "lora", "--json", own_process=True)  # imports
     assert result.returncode == 0, result.stderr
     assert '"trainable": 294912' in result.stdout and '"head": 592130' in result.stdout
     # nothing else: no library chatter (bitsandbytes' failed hub-kernel fetch at import) on stderr

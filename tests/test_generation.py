@@ -3,8 +3,6 @@
 import dataclasses
 import json
 import math
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -16,10 +14,7 @@ from harness.methods import get_method
 from harness.models import get_model_spec, load_for_causal_lm, load_tokenizer
 from harness.tasks import get_task
 
-
-def harness_cli(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "harness", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
+from conftest import harness_cli
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from harness.errors import HarnessError
 from harness.grid.experiments import load_experiment
 from harness.grid.runner import run_dir_of, run_grid, status_of
 
-from conftest import ROOT, sentiment_rows, write_csv
+from conftest import ROOT, harness_cli, sentiment_rows, write_csv
 
 
 def write_experiment(path: Path, **spec) -> Path:
@@ -95,9 +95,8 @@ def test_paper_table2_base_lists_every_cell_with_the_papers_settings():
 
 def test_dry_run_is_offline_and_runs_nothing(tmp_path):
     # Counts come from configs on the meta device: offline (the hub is unreachable here) and no run starts.
-    result = subprocess.run([sys.executable, "-m", "harness", "grid", "experiments/paper/table2_roberta_base.yaml",
-                             "--dry-run", "--output-dir", str(tmp_path)], capture_output=True, text=True, cwd=ROOT,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    result = harness_cli("grid", "experiments/paper/table2_roberta_base.yaml", "--dry-run", "--output-dir", tmp_path,
+                         own_process=True)  # offline from import on
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "runs").exists()
     lines = [line for line in result.stdout.splitlines() if " glue/" in line]

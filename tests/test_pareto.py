@@ -1,12 +1,8 @@
 """`harness plot pareto`: the front respects each column's direction; the command plots committed runs."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 from harness.report.pareto import front
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT, harness_cli
 
 
 def test_front_keeps_points_no_other_beats_in_each_columns_direction():
@@ -19,9 +15,8 @@ def test_front_keeps_points_no_other_beats_in_each_columns_direction():
 
 
 def test_pareto_plot_of_committed_runs(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "harness", "plot", "pareto", "--runs",
-                           str(ROOT / "results/cpu-mini/glue_minilm/runs"), "--x", "peak_memory_mb", "--y", "score",
-                           "--out-dir", str(tmp_path)], capture_output=True, text=True)
+    done = harness_cli("plot", "pareto", "--runs", ROOT / "results/cpu-mini/glue_minilm/runs", "--x", "peak_memory_mb",
+                       "--y", "score", "--out-dir", tmp_path)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "pareto_peak_memory_mb_vs_score.png").stat().st_size > 10_000
     assert "<svg" in (tmp_path / "pareto_peak_memory_mb_vs_score.svg").read_text()[:500]

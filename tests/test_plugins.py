@@ -4,14 +4,13 @@ params, table and check; saved, reloaded and counted like the built-ins."""
 import json
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import sentiment_rows, write_csv
+from conftest import harness_cli, sentiment_rows, write_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "examples" / "plugins" / "lora_fa.py"
@@ -20,8 +19,7 @@ EXPECTED_TRAINABLE = 2 * 2 * 32 * 4
 
 
 def harness(cwd: Path, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=600)
+    return harness_cli(*args, cwd=cwd)
 
 
 @pytest.fixture

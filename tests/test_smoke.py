@@ -3,10 +3,7 @@ collapsed, variants included, on small random models of the real architectures) 
 the paper's tables that it reproduces."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
@@ -14,7 +11,7 @@ from harness.grid.experiments import load_experiment
 from harness.grid.smoke import run_smoke, smoke_experiments
 from harness.models import get_model_spec
 
-from conftest import ROOT
+from conftest import ROOT, harness_cli
 
 PAPER_FILES = sorted((ROOT / "experiments" / "paper").glob("*.yaml"))
 
@@ -82,9 +79,7 @@ def test_smoke_cli_checks_the_paper_rows(data_dir, smoke_dir):
     from harness.report.tables import paper_table
 
     path = ROOT / "experiments" / "paper" / "table2_roberta_large_adapter_h_0_8m.yaml"
-    result = subprocess.run([sys.executable, "-m", "harness", "grid", str(path), "--smoke", "--set",
-                             f"data_dir={data_dir}", "--output-dir", str(smoke_dir)], capture_output=True, text=True,
-                            cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600)
+    result = harness_cli("grid", path, "--smoke", "--set", f"data_dir={data_dir}", "--output-dir", smoke_dir)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "table2 row 'RoBlarge (AdptH)†': every column filled" in result.stdout
     assert "note: glue/mnli: not in" in result.stdout  # what stands in for missing data is said

@@ -14,7 +14,7 @@ from harness.report.results import records_from_experiment, records_from_runs_di
 from harness.report.tables import paper_table, results_table
 from harness.train import run
 
-from conftest import ROOT
+from conftest import ROOT, harness_cli
 
 SEEDS = (0, 1, 2)
 
@@ -112,9 +112,7 @@ def test_paper_table3_layout():
     assert lora["# Trainable"] == "0.39M" and with_paper[with_paper.index(lora) + 1]["# Trainable"] == "0.35M"
 
 
-def harness(*args):
-    return subprocess.run([sys.executable, "-m", "harness", *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=120)
+harness = harness_cli
 
 
 def test_table_command_writes_every_format(tracked_runs, tmp_path):

@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 from harness.config import RunConfig
 from harness.train import run
 
-from conftest import ROOT, write_csv
+from conftest import ROOT, harness_cli, write_csv
 
 
 def tiny_config(tmp_path, train, dev, **overrides) -> RunConfig:
@@ -112,12 +112,9 @@ def test_unreachable_tracking_server_does_not_cost_the_run(tmp_path, sentiment_f
 
 def test_csv_task_from_the_command_line(tmp_path, sentiment_files):
     train, dev = sentiment_files
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "harness", "run", "csv", "--train-file", train, "--eval-file", dev,
-         "--model", "tiny-bert", "--method", "full", "--epochs", "2", "--output-dir", tmp_path / "out",
-         "--tracking-uri", "none", "--run-name", "cli-csv"],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    result = harness_cli("run", "csv", "--train-file", train, "--eval-file", dev, "--model", "tiny-bert", "--method",
+                         "full", "--epochs", "2", "--output-dir", tmp_path / "out", "--tracking-uri", "none",
+                         "--run-name", "cli-csv", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "best epoch" in result.stdout
     saved = json.loads((tmp_path / "out" / "runs" / "cli-csv" / "metrics.json").read_text())
