@@ -491,3 +491,17 @@ def test_crossed_false_alarms_stay_near_alpha_on_synthetic_seeds():
     assert alarms["rate"] <= 0.08
     caught = detection_rate(good, worse, labels, spec, 8, 100, rng_seed=2, n_boot=300)
     assert caught["rate"] >= 0.8
+
+
+def test_a_score_interval_stays_within_the_metrics_bounds():
+    """Seeds far apart near 100% accuracy: the t interval (t = 4.3 at 2 df) passes 1; the metric's is cut there."""
+    from harness.report.stats import score_interval
+
+    labels = np.array([1, 0] * 50)
+    runs = [labels.copy(), labels.copy(), np.where(np.arange(100) < 40, 1 - labels, labels)]  # 100%, 100%, 60%
+    spec = get_metric("accuracy")
+    cut = score_interval(spec, labels, runs)
+    bare = score_interval((spec.stats, spec.from_stats), labels, runs)  # the same statistics, no bounds known
+    assert bare.hi > 1.0 and cut.hi == 1.0
+    assert (cut.value, cut.lo, cut.se, cut.df) == (bare.value, bare.lo, bare.se, bare.df)
+    assert spec.clipped(-0.2) == 0.0 and get_metric("dev_loss").clipped(7.5) == 7.5

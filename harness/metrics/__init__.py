@@ -15,6 +15,7 @@ Hugging Face ``evaluate`` metric whose script is on this machine is named ``eval
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -42,6 +43,9 @@ class MetricSpec:
     # decompose): the bootstrap calls ``fn`` on every resample instead.
     stats: Callable[..., np.ndarray] | None = None
     from_stats: Callable[[np.ndarray], np.ndarray] | None = None
+    # The values the metric can take (stored units; None: unbounded on that side). A score's interval is
+    # cut there: a t interval over 3 spread seeds can pass 100% accuracy, and the cut cannot drop the truth.
+    bounds: tuple[float | None, float | None] = (None, None)
 
     def better(self, value: float, than: float | None) -> bool:
         """Whether ``value`` beats ``than`` in this metric's direction (anything beats None)."""
@@ -52,30 +56,41 @@ class MetricSpec:
     def printed(self, value: float) -> float:
         return value * self.scale
 
+    def clipped(self, value: float) -> float:
+        """``value`` moved into the metric's bounds."""
+        low, high = self.bounds
+        return min(max(value, -math.inf if low is None else low), math.inf if high is None else high)
+
 
 METRICS: Registry[MetricSpec] = Registry("metric", group="harness.metrics")
 
+FRACTION, CORRELATION, PERCENT, NON_NEGATIVE = (0.0, 1.0), (-1.0, 1.0), (0.0, 100.0), (0.0, None)  # bounds
+
 for _spec in [
     # GLUE metrics: fractions, printed x100 with one decimal; margin 0.5 point.
-    MetricSpec("accuracy", "accuracy", _cls.accuracy, stats=_cls.accuracy_stats, from_stats=_cls.accuracy_from_stats),
-    MetricSpec("f1", "f1", _cls.f1, stats=_cls.f1_stats, from_stats=_cls.f1_from_stats),
+    MetricSpec("accuracy", "accuracy", _cls.accuracy, stats=_cls.accuracy_stats, from_stats=_cls.accuracy_from_stats,
+               bounds=FRACTION),
+    MetricSpec("f1", "f1", _cls.f1, stats=_cls.f1_stats, from_stats=_cls.f1_from_stats, bounds=FRACTION),
     MetricSpec("matthews_corr", "Matthews corr.", _cls.matthews_corr, stats=_cls.matthews_corr_stats,
-               from_stats=_cls.matthews_corr_from_stats),
-    MetricSpec("pearson", "Pearson corr.", _cls.pearson, stats=_cls.pearson_stats, from_stats=_cls.pearson_from_stats),
-    MetricSpec("spearman", "spearman", _cls.spearman),  # no stats: ranks do not decompose
+               from_stats=_cls.matthews_corr_from_stats, bounds=CORRELATION),
+    MetricSpec("pearson", "Pearson corr.", _cls.pearson, stats=_cls.pearson_stats, from_stats=_cls.pearson_from_stats,
+               bounds=CORRELATION),
+    MetricSpec("spearman", "spearman", _cls.spearman, bounds=CORRELATION),  # no stats: ranks do not decompose
     # Generation metrics, stored on the paper's scale by harness.metrics.nlg, means over seeds.
-    MetricSpec("bleu", "BLEU", scale=1.0, aggregate="mean", margin=0.5),
-    MetricSpec("nist", "NIST", scale=1.0, decimals=2, aggregate="mean", margin=0.05),
-    MetricSpec("meteor", "MET", scale=1.0, aggregate="mean", margin=0.5),  # E2E: 0-100
-    MetricSpec("rouge_l", "ROUGE-L", scale=1.0, aggregate="mean", margin=0.5),
-    MetricSpec("cider", "CIDEr", scale=1.0, decimals=2, aggregate="mean", margin=0.02),
+    MetricSpec("bleu", "BLEU", scale=1.0, aggregate="mean", margin=0.5, bounds=PERCENT),
+    MetricSpec("nist", "NIST", scale=1.0, decimals=2, aggregate="mean", margin=0.05, bounds=NON_NEGATIVE),
+    MetricSpec("meteor", "MET", scale=1.0, aggregate="mean", margin=0.5, bounds=PERCENT),  # E2E: 0-100
+    MetricSpec("rouge_l", "ROUGE-L", scale=1.0, aggregate="mean", margin=0.5, bounds=PERCENT),
+    MetricSpec("cider", "CIDEr", scale=1.0, decimals=2, aggregate="mean", margin=0.02, bounds=NON_NEGATIVE),
     # The WebNLG script reports METEOR and TER as fractions, printed with two decimals.
-    MetricSpec("meteor_fraction", "MET", scale=1.0, decimals=2, aggregate="mean", margin=0.005),
-    MetricSpec("ter", "TER", higher_is_better=False, scale=1.0, decimals=2, aggregate="mean", margin=0.005),
+    MetricSpec("meteor_fraction", "MET", scale=1.0, decimals=2, aggregate="mean", margin=0.005, bounds=FRACTION),
+    MetricSpec("ter", "TER", higher_is_better=False, scale=1.0, decimals=2, aggregate="mean", margin=0.005,
+               bounds=NON_NEGATIVE),
     # sacrebleu's chrF2 (0-100), an extra column of both generation scorers (the paper prints none).
-    MetricSpec("chrf", "chrF", scale=1.0, aggregate="mean", margin=0.5),
+    MetricSpec("chrf", "chrF", scale=1.0, aggregate="mean", margin=0.5, bounds=PERCENT),
     # The target-token loss on the dev set that generation runs compute after each epoch.
-    MetricSpec("dev_loss", "dev_loss", higher_is_better=False, scale=1.0, decimals=3, aggregate="mean", margin=0.01),
+    MetricSpec("dev_loss", "dev_loss", higher_is_better=False, scale=1.0, decimals=3, aggregate="mean", margin=0.01,
+               bounds=NON_NEGATIVE),
 ]:
     METRICS.add(_spec.name, _spec)
 

@@ -535,7 +535,7 @@ def sacrebleu_spec(name: str = "bleu", **kwargs):
     label = {"bleu": "BLEU", "chrf": "chrF", "ter": "TER"}[key] + " (sacrebleu)"
     return MetricSpec(f"sacrebleu_{key}", label, higher_is_better=key != "ter", scale=1.0, decimals=2,
                       aggregate="mean", margin=0.5, stats=functools.partial(sacrebleu_stats, metric=metric),
-                      from_stats=sacrebleu_from_stats(metric))
+                      from_stats=sacrebleu_from_stats(metric), bounds=(0.0, None if key == "ter" else 100.0))
 
 
 SCORERS = {"e2e": score_e2e, "webnlg": score_webnlg}  # a generation task's `scorer:`

@@ -143,7 +143,8 @@ def page(board: dict, figures: list[Path]) -> str:
 <h1>PEFT leaderboard: {esc(board['suite'])}</h1>
 <p class="desc">{esc(board['description'])}</p>
 <p class="desc">Scores: mean over seeds {esc(', '.join(map(str, board['seeds'])))} with a 95% interval (seed and example
-noise). Marks: the verdict against <b>{esc(board['reference'])}</b> from <code>harness check</code>'s statistics
+noise; cut at the metric's range, e.g. 0-100% accuracy).
+Marks: the verdict against <b>{esc(board['reference'])}</b> from <code>harness check</code>'s statistics
 (Holm over a method's tasks, alpha {board['alpha']}). Regenerate: <code>{esc(board['command'])}</code>.</p>
 <p class="legend"><span>&#9650; better</span><span>&#8776; equivalent</span><span>? inconclusive</span>
 <span>&#9660; worse</span><span>&dagger; the entry declares an override or a note (hover it; listed below)</span>

@@ -235,7 +235,8 @@ def markdown(board: dict) -> str:
     tasks, models = board["tasks"], board["models"]
     lines = [f"# Leaderboard: {board['suite']}", "", board["description"], "",
              f"Regenerate: `{board['command']}` (from `{board['runs_folder']}`). Scores are means over seeds "
-             f"{', '.join(map(str, board['seeds']))} with 95% intervals (seed and example noise); the mark is the "
+             f"{', '.join(map(str, board['seeds']))} with 95% intervals (seed and example noise; cut at the "
+             f"metric's range, e.g. 0-100% accuracy); the mark is the "
              f"verdict against **{board['reference']}** from `harness check`'s statistics (Holm over a method's "
              f"tasks, alpha {board['alpha']}): ▲ better, ≈ equivalent (interval within the metric's margin), "
              f"? inconclusive, ▼ worse. E2E is sacrebleu's corpus BLEU on the decoded test MRs.", ""]

@@ -291,7 +291,8 @@ def score_interval(spec_or_fns, labels, runs: Sequence, n_boot: int = 2000, seed
                    confidence: float = 0.95) -> Interval:
     """The interval of one setting's score (mean over its seeds), its noise counted as in
     ``crossed_comparison``: the seeds' spread / S plus the example bootstrap of the seed mean, less
-    the interaction both hold. One seed: the examples' part only (no seed noise is known)."""
+    the interaction both hold. One seed: the examples' part only (no seed noise is known). With a
+    MetricSpec, the interval is cut at the metric's bounds (the mean cannot lie beyond them)."""
     fns, labels, runs, _ = _inputs(spec_or_fns, labels, runs, runs[:1] or [[]], confidence)
     n, seeds = len(labels), len(runs)
     indices = np.random.default_rng(seed).choice(n, size=(max(2, n_boot), n), replace=True)
@@ -304,7 +305,8 @@ def score_interval(spec_or_fns, labels, runs: Sequence, n_boot: int = 2000, seed
     terms.append((example_part, n - 1))
     se, df, t = _satterthwaite(terms, confidence, float(n - 1))
     value = float(full.mean())
-    return Interval(value, value - t * se, value + t * se, se, df, seeds, n)
+    clip = getattr(spec_or_fns, "clipped", float)  # a MetricSpec cuts it at the metric's bounds
+    return Interval(value, clip(value - t * se), clip(value + t * se), se, df, seeds, n)
 
 
 def mean_of(values: Sequence[float], ses: Sequence[float], dfs: Sequence[float], confidence: float = 0.95
