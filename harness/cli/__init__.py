@@ -37,8 +37,9 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message="Could not find a config file in")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     # peft imports bitsandbytes in every command, and on an AVX512-BF16 CPU it tries to fetch a fused 4-bit
-    # kernel from the hub at import. That kernel only serves bf16 inputs; the harness's CPU 4-bit path
-    # computes in fp32, so the failed fetch (offline, or an untrusted repository) changes nothing here.
+    # kernel from the hub at import. It would only speed up 4-bit inference (bitsandbytes' built-in kernel
+    # does the same work, slower; training dequantizes and multiplies in fp32), so its failed fetch
+    # (offline, or an untrusted repository) is noise in every command that never quantizes.
     for name in ("bitsandbytes.backends.cpu.ops", "kernels._internals.hf_hub"):  # the failure; the offline notice
         logging.getLogger(name).addFilter(_not_the_hub_kernel_notice)  # added once per process
 
