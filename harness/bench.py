@@ -217,7 +217,7 @@ def compare_training_throughput(config: RunConfig, repeats: int = 1, out: str | 
             trainer.append(trainer_recipe(config, resolved, train))
             minimal.append(minimal_peft_loop(config, resolved, train)["train_samples_per_s"])
         peaks.append(gemm_peak_flops())
-    # The peak moves within one sitting (107-180 GFLOP/s in one sitting on a 2-core VM), so the fractions divide by
+    # The peak moves within one sitting (107-180 GFLOP/s on a 2-core VM), so the fractions divide by
     # the median of the measurements taken around every repeat rather than by one taken at the start.
     peak = statistics.median(peaks)
     recipe_split = subsample(train, recipe_examples, config.data_seed)

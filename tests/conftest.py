@@ -68,7 +68,8 @@ def harness_cli(*args, cwd=ROOT, env=None, own_process=False, timeout=600) -> su
     """`harness ARGS`: its exit code, stdout and stderr. It runs main() in this process, as `python -m harness`
     does (a new process spends seconds importing torch and transformers again), with cwd, the environment and
     torch's thread count restored afterwards. own_process=True starts `python -m harness` for what only a new
-    process shows: the interpreter boundary, settings read at import (HF_HUB_OFFLINE), a crash."""
+    process shows: the interpreter boundary, settings read at import (HF_HUB_OFFLINE), a crash. ``timeout``
+    bounds only such a process (in this process, pytest's own limits apply)."""
     argv = [str(a) for a in args]
     if own_process:
         return subprocess.run([sys.executable, "-m", "harness", *argv], capture_output=True, text=True, cwd=cwd,
