@@ -355,3 +355,40 @@ def test_an_entry_on_tasks_the_suite_lacks_is_refused(tmp_path):
         """), encoding="utf-8")
     with pytest.raises(HarnessError, match="lists tasks rte, which are not tasks of this suite"):
         load_suite(str(path))
+
+
+def test_the_boards_findings_put_every_entry_in_one_group_with_its_intervals():
+    """Better on any task wins the entry's group (its worse tasks are still listed); an unadjusted interval
+    that excludes 0 is flagged only when Holm leaves the task inconclusive; no shared task: no verdict."""
+    from harness.report.leaderboard import findings
+
+    def cell(verdict=None, delta=0.0, lo=-1.0, hi=1.0, p=0.5):
+        base = {"status": "ok", "scale": 100.0, "decimals": 1}
+        return base if verdict is None else {**base, "verdict": verdict, "delta": delta, "delta_lo": lo,
+                                              "delta_hi": hi, "p_holm": p}
+
+    def row(name, trainable, a, b, avg=None):
+        return {"entry": name, "efficiency": {"m": {"trainable": trainable}}, "tasks": {"a": a, "b": b},
+                "average": avg}
+
+    average = {"delta": -1.5, "delta_lo": -4.0, "delta_hi": 1.0, "verdict": "inconclusive"}
+    board = {"reference": "lora", "alpha": 0.05, "models": ["m"],
+             "tasks": [{"name": "a", "label": "SST-2"}, {"name": "b", "label": "STS-B"}],
+             "rows": [row("lora", 1000, cell("reference"), cell("reference")),
+                      row("mixed", 1000, cell("better", 0.02, 0.006, 0.033, 0.028),
+                          cell("worse", -0.04, -0.056, -0.024, 0.003), average),
+                      row("weaker", 100, cell("inconclusive"), cell("worse", -0.2, -0.3, -0.1, 0.001)),
+                      row("hinted", 20000, cell("inconclusive", 0.028, 0.008, 0.047, 0.051), cell("inconclusive")),
+                      row("elsewhere", 500, {"status": "cannot run"}, {"status": "cannot run"})]}
+    text = "\n".join(findings(board))
+    better = text.split("**Better than lora on at least one task** (1):")[1].split("**Worse")[0]
+    assert ("- **mixed** (1.0k on m, 1.00x lora's): better on SST-2 +2.0 [+0.6, +3.3] (Holm p 0.028); "
+            "worse on STS-B -4.0 [-5.6, -2.4] (Holm p 0.003); average -1.5 [-4.0, +1.0] inconclusive") in better
+    worse = text.split("**Worse on at least one task, better on none** (1):")[1].split("**Equivalent")[0]
+    assert "**weaker** (100 on m, 0.10x lora's): worse on STS-B -20.0" in worse and "mixed" not in worse
+    assert "no average (not every task ran)" in worse
+    assert "**Equivalent on some task (within the metric's margin), otherwise inconclusive** (0):\n\n- none" in text
+    quiet = text.split("**Inconclusive on every task** (1):")[1]
+    assert "**hinted** (20.0k on m, 20x lora's): excluding 0 before Holm only: SST-2 +2.8 [+0.8, +4.7]" in quiet
+    assert "**No verdict** (ran on no task both it and the reference ran): elsewhere." in text
+    assert "On average over the tasks: better 0; equivalent 0; inconclusive 1; worse 0." in text

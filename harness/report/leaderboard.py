@@ -265,8 +265,80 @@ def markdown(board: dict) -> str:
               "process each; `--jobs 2` on 2 cores takes about half of it. Times, memory and overheads are measured "
               "where the cells ran: other jobs on the machine inflate times and overheads; scores do not depend on "
               "it.", ""]
-    lines += _pending(board) + _entry_lines(board) + _reasons(board) + _search_lines(board)
+    lines += findings(board) + _pending(board) + _entry_lines(board) + _reasons(board) + _search_lines(board)
     return "\n".join(lines) + "\n"
+
+
+def _delta_text(cell: dict) -> str:
+    return f"{_fmt(cell, 'delta', True)} [{_fmt(cell, 'delta_lo', True)}, {_fmt(cell, 'delta_hi', True)}]"
+
+
+def _cost_text(row: dict, reference: dict, models: list[str]) -> str:
+    """Trainable parameters on the first model both ran, and their ratio to the reference's."""
+    for model in models:
+        mine, ref = row["efficiency"].get(model, {}), reference["efficiency"].get(model, {})
+        if mine.get("trainable") is not None and ref.get("trainable"):
+            ratio = mine["trainable"] / ref["trainable"]
+            shown = f"{ratio:.0f}" if ratio >= 10 else f"{ratio:.2f}" if ratio >= 0.1 else f"{ratio:.2g}"
+            return f"{_count(mine['trainable'])} on {model}, {shown}x {reference['entry']}'s"
+    return "parameters not recorded"
+
+
+def _finding_line(row: dict, board: dict, reference: dict) -> str:
+    """One entry: its decided tasks with Δ [95% CI] and Holm p, tasks whose unadjusted interval excludes 0
+    without Holm's confirmation, and its average Δ."""
+    parts = []
+    for verdict in ("better", "worse", "equivalent"):
+        decided = [f"{t['label']} {_delta_text(c)} (Holm p {c['p_holm']:.2g})" for t in board["tasks"]
+                   if (c := row["tasks"][t["name"]]).get("verdict") == verdict]
+        if decided:
+            parts.append(f"{verdict} on " + ", ".join(decided))
+    hints = [f"{t['label']} {_delta_text(c)}" for t in board["tasks"] if (c := row["tasks"][t["name"]]).get(
+        "verdict") == "inconclusive" and (c["delta_lo"] > 0 or c["delta_hi"] < 0)]
+    if hints:
+        parts.append("excluding 0 before Holm only: " + ", ".join(hints))
+    avg = row.get("average") or {}
+    parts.append(f"average {avg['delta']:+.1f} [{avg['delta_lo']:+.1f}, {avg['delta_hi']:+.1f}] {avg['verdict']}"
+                 if "delta" in avg else "no average (not every task ran)")
+    return f"- **{row['entry']}** ({_cost_text(row, reference, board['models'])}): " + "; ".join(parts)
+
+
+def findings(board: dict) -> list[str]:
+    """What the board says, in words: every entry in one group by its task verdicts against the reference
+    (better on some task; else worse on some; else equivalent on some; else inconclusive everywhere),
+    each with its intervals and cost, so nobody has to read 60 rows to find the answer."""
+    ref_name = board["reference"]
+    reference = next(r for r in board["rows"] if r["entry"] == ref_name)
+    verdicts = {r["entry"]: {r["tasks"][t["name"]].get("verdict") for t in board["tasks"]} - {None}
+                for r in board["rows"] if r["entry"] != ref_name}
+    groups = {f"Better than {ref_name} on at least one task": "better",
+              "Worse on at least one task, better on none": "worse",
+              "Equivalent on some task (within the metric's margin), otherwise inconclusive": "equivalent",
+              "Inconclusive on every task": "inconclusive"}
+    placed: set[str] = set()
+    out = ["## What the board says", "",
+           f"Each entry against **{ref_name}**: Δ = entry − {ref_name} on the printed scale with its 95% interval "
+           f"and Holm-adjusted p (alpha {board['alpha']}), then the average Δ over the tasks. Generated from the rows "
+           f"above; \"excluding 0 before Holm only\" marks an unadjusted interval that the correction over the "
+           f"entry's tasks does not confirm.", ""]
+    for title, verdict in groups.items():
+        rows = [r for r in board["rows"] if r["entry"] in verdicts and r["entry"] not in placed
+                and verdict in verdicts[r["entry"]]]
+        rows.sort(key=lambda r: -((r.get("average") or {}).get("delta", -1e9)))
+        placed.update(r["entry"] for r in rows)
+        lines = [_finding_line(r, board, reference) for r in rows] or ["- none"]
+        out += [f"**{title}** ({len(rows)}):", "", *lines, ""]
+    unjudged = [name for name, v in verdicts.items() if not v]
+    if unjudged:
+        out += [f"**No verdict** (ran on no task both it and the reference ran): {', '.join(sorted(unjudged))}.", ""]
+    averages = defaultdict(list)
+    for row in board["rows"]:
+        if row["entry"] != ref_name and "delta" in (row.get("average") or {}):
+            averages[row["average"]["verdict"]].append(row["entry"])
+    out += ["On average over the tasks: " + "; ".join(f"{v} {len(averages[v])}" + (
+        f" ({', '.join(sorted(averages[v]))})" if v in ("better", "worse", "equivalent") and averages[v] else "")
+        for v in ("better", "equivalent", "inconclusive", "worse")) + ".", ""]
+    return out
 
 
 def entry_notes(row: dict) -> str:
