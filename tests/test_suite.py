@@ -392,3 +392,12 @@ def test_the_boards_findings_put_every_entry_in_one_group_with_its_intervals():
     assert "**hinted** (20.0k on m, 20x lora's): excluding 0 before Holm only: SST-2 +2.8 [+0.8, +4.7]" in quiet
     assert "**No verdict** (ran on no task both it and the reference ran): elsewhere." in text
     assert "On average over the tasks: better 0; equivalent 0; inconclusive 1; worse 0." in text
+
+
+def test_the_readme_counts_the_committed_boards_entries():
+    """The README's digest of the board names how many entries ran: it must follow the committed board."""
+    root = Path(__file__).resolve().parents[1]
+    board = json.loads((root / "reports" / "leaderboard" / "cpu-quick-v1" / "leaderboard.json").read_text())
+    listed = board["listed_methods"]
+    ran = listed - len(board["pending"])
+    assert f"{ran} of the suite's {listed} entries have run" in (root / "README.md").read_text()
