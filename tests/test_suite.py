@@ -171,6 +171,7 @@ def test_tiny_suite_end_to_end_with_a_plugin_and_a_method_that_cannot_run(ran):
     assert {"leaderboard.json", "README.md", "index.html", "pareto_trainable.png", "pareto_trainable.svg"} <= names
     text = (ran["folder"] / "board2" / "README.md").read_text()
     assert "| nothing | csv (tiny-bert) | cannot run |" in text and "## Learning-rate search" in text
+    assert "## What the board says" in text and 'id="findings"' in (ran["folder"] / "board2" / "index.html").read_text()
     assert ("| lora_r2 | overrides batch_size=8 (smaller batches for the smaller rank); half of lora's rank |"
             in text)
     # A listed method that has not run is named, with the command that adds it.
@@ -392,6 +393,12 @@ def test_the_boards_findings_put_every_entry_in_one_group_with_its_intervals():
     assert "**hinted** (20.0k on m, 20x lora's): excluding 0 before Holm only: SST-2 +2.8 [+0.8, +4.7]" in quiet
     assert "**No verdict** (ran on no task both it and the reference ran): elsewhere." in text
     assert "On average over the tasks: better 0; equivalent 0; inconclusive 1; worse 0." in text
+    # The page shows the same words: items as a list, bold as bold, the heading left to the page's summary.
+    from harness.report.board_html import summary_html
+
+    html = summary_html(findings(board))
+    assert "<li><b>mixed</b> (1.0k on m, 1.00x lora&#x27;s): better on SST-2" in html
+    assert html.count("<ul>") == 4 and "##" not in html and "<p><b>No verdict</b>" in html
 
 
 def test_the_readme_counts_the_committed_boards_entries():

@@ -123,8 +123,28 @@ fromHash(); render();
 """
 
 
-def page(board: dict, figures: list[Path]) -> str:
-    """The page: the board's JSON, the table script, the task filter and the figures inline."""
+def summary_html(lines: list[str]) -> str:
+    """The board's findings (Markdown lines: a heading, paragraphs, '- ' items, **bold**) as HTML."""
+    import re
+    from html import escape
+
+    out, items = [], []
+    for line in lines:
+        text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", escape(line))
+        if line.startswith("- "):
+            items.append(f"<li>{text[2:]}</li>")
+            continue
+        if items:
+            out.append("<ul>" + "".join(items) + "</ul>")
+            items = []
+        if line.strip() and not line.startswith("#"):
+            out.append(f"<p>{text}</p>")
+    return "".join(out + (["<ul>" + "".join(items) + "</ul>"] if items else []))
+
+
+def page(board: dict, figures: list[Path], findings: list[str] = ()) -> str:
+    """The page: the board's JSON, the table script, the task filter, what the board says and the
+    figures inline."""
     def esc(text) -> str:
         from html import escape
 
@@ -136,6 +156,8 @@ def page(board: dict, figures: list[Path]) -> str:
                      f'{base64.b64encode(p.read_bytes()).decode()}">' for p in figures)
     notes = "".join(f"<li><b>{esc(r['entry'])}</b>: {esc(r['declares'])}</li>" for r in board["rows"] if r.get("declares"))
     declared = f'<details open id="declares"><summary>What an entry declares</summary><ul>{notes}</ul></details>' if notes else ""
+    said = (f'<details open id="findings"><summary>What the board says</summary>{summary_html(list(findings))}'
+            f'</details>' if findings else "")
     data = json.dumps(board, default=str).replace("</", "<\\/")  # no '</script>' inside the script
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Leaderboard {esc(board['suite'])}</title>
@@ -153,7 +175,7 @@ Marks: the verdict against <b>{esc(board['reference'])}</b> from <code>harness c
 <span id="shown"></span> &middot; click a header to sort</div>
 <noscript>This table is drawn by the page's script; leaderboard.json beside this page has the same data.</noscript>
 <table id="board"></table>
-{declared}<details open><summary>Figures: score vs trainable parameters, memory and training time (95% intervals)</summary>{images}
+{said}{declared}<details open><summary>Figures: score vs trainable parameters, memory and training time (95% intervals)</summary>{images}
 </details>
 <script>const BOARD = {data};
 {SCRIPT}</script>

@@ -452,7 +452,7 @@ def write_leaderboard(suite, output_root: str | Path = "results/leaderboard", ou
     figures = plots(board, out_dir)
     written[1].write_text(markdown(board) + "\n" + "\n".join(
         f"![{p.stem}]({p.name})" for p in figures if p.suffix == ".png") + "\n", encoding="utf-8")
-    written[2].write_text(page(board, [p for p in figures if p.suffix == ".png"]), encoding="utf-8")
+    written[2].write_text(page(board, [p for p in figures if p.suffix == ".png"], findings(board)), encoding="utf-8")
     written += figures
     if screenshot:
         written.append(take_screenshot(written[2], out_dir / "screenshot.png"))
