@@ -130,6 +130,25 @@ def test_a_plugin_that_trains_nothing_is_reported_and_the_head_still_trains(user
     assert saved["status"] == "finished"
 
 
+def test_linear_probing_trains_the_head_alone_without_the_frozen_method_warning(user_folder, recwarn):
+    """The built-in 'head' method means what a frozen plugin does by mistake: the same counts, only the
+    head's tensors saved, and no warning."""
+    import torch
+    from safetensors.torch import load_file
+
+    from harness.config import RunConfig
+    from harness.train import run
+
+    record = run(RunConfig(task="csv", train_file=str(user_folder / "train.csv"),
+                           eval_file=str(user_folder / "dev.csv"), model="tiny-bert", method="head", epochs=1,
+                           tracking_uri="none", output_dir=str(user_folder / "out")), progress=False)
+    assert record["params"]["trainable"] == 0 and record["params"]["head"] == 1122
+    assert not [w for w in recwarn if "left no parameter trainable" in str(w.message)]
+    saved = load_file(next((Path(record["run_dir"]) / "weights").glob("*.safetensors")))
+    assert saved and all(name.startswith(("classifier.", "bert.pooler.")) for name in saved)
+    assert sum(t.numel() for t in saved.values()) == 1122 and all(torch.isfinite(t).all() for t in saved.values())
+
+
 def test_an_unknown_plugin_is_a_one_line_error(user_folder):
     missing = harness(user_folder, "run", "csv", "--train-file", "train.csv", "--eval-file", "dev.csv",
                       "--model", "tiny-bert", "--method", "nowhere.py:method", "--tracking-uri", "none")

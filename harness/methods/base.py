@@ -39,6 +39,7 @@ class MethodSpec:
     # Which parameters train, by name (e.g. lambda n: n.endswith('.bias')); the head always trains.
     trainable: Callable[[str], bool] | None = None
     trains_backbone: bool = False  # pretrained weights train (full, BitFit, FT-Top2): no frozen 4-bit backbone
+    head_only: bool = False  # only the task head trains, by design (linear probing): no warning that it does
     save: Callable[[Any, Any], None] | None = None  # (model, folder); default: harness.methods.weights
     load: Callable[..., Any] | None = None  # (base_model, folder, options, head_modules) -> model
     merge: Callable[[Any], Any] | None = None  # fold the update into the weights (no inference latency)

@@ -18,6 +18,7 @@ for _name, _ref in [
     ("adapter_h", "harness.methods.adapters_method:ADAPTER_H"), ("adapter_l", "harness.methods.adapters_method:ADAPTER_L"),
     ("adapter_p", "harness.methods.adapters_method:ADAPTER_P"), ("adapter_d", "harness.methods.adapters_method:ADAPTER_D"),
     ("prefix_embed", "harness.methods.prefix:PREFIX_EMBED"), ("prefix_layer", "harness.methods.prefix:PREFIX_LAYER"),
+    ("head", "harness.methods.head:HEAD"),
 ]:
     METHODS.add_lazy(_name, _ref)
 

@@ -181,7 +181,9 @@ def load_model(resolved: Resolved, config: RunConfig) -> tuple[Any, Any, ParamCo
     if config.init_from:
         init_from_run(model, config.init_from, heads)
     counts = count_parameters(model, heads)
-    if counts.trainable == 0 and counts.head and config.epochs:  # no head either: check_something_trains
+    # Only the head trains: a bug unless the method means it (linear probing). With no head either,
+    # check_something_trains stops the run.
+    if counts.trainable == 0 and counts.head and config.epochs and not resolved.method.head_only:
         warnings.warn(f"method '{config.method}' left no parameter trainable outside the task head: only the head "
                       f"will train. A method must leave requires_grad=True on the parameters it trains.", stacklevel=2)
     return model, tokenizer, counts
