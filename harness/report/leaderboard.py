@@ -247,8 +247,7 @@ def markdown(board: dict) -> str:
     for rank, row in enumerate(board["rows"], 1):
         eff, inf, avg = row["efficiency"], row.get("inference") or {}, row["average"]
         avg_text = f"{avg['value']:.1f} [{avg['lo']:.1f}, {avg['hi']:.1f}]" if avg else "-"
-        delta = (f"{avg['delta']:+.1f} [{avg['delta_lo']:+.1f}, {avg['delta_hi']:+.1f}] "
-                 f"{VERDICT_MARK[avg['verdict']]}" if avg and "delta" in avg else
+        delta = (f"{_average_delta_text(avg)} {VERDICT_MARK[avg['verdict']]}" if avg and "delta" in avg else
                  "ref" if row["entry"] == board["reference"] else "-")
         cells = [str(rank) if avg else "-", row["entry"], *[_count(eff.get(m, {}).get("trainable")) for m in models],
                  *[score_text(row["tasks"][t["name"]]) for t in tasks], avg_text, delta,
@@ -267,6 +266,11 @@ def markdown(board: dict) -> str:
               "it.", ""]
     lines += findings(board) + _pending(board) + _entry_lines(board) + _reasons(board) + _search_lines(board)
     return "\n".join(lines) + "\n"
+
+
+def _average_delta_text(avg: dict) -> str:
+    """The average's Δ vs the reference with its 95% interval, in points: '+1.2 [-4.1, +6.4]'."""
+    return f"{avg['delta']:+.1f} [{avg['delta_lo']:+.1f}, {avg['delta_hi']:+.1f}]"
 
 
 def _delta_text(cell: dict) -> str:
@@ -298,8 +302,8 @@ def _finding_line(row: dict, board: dict, reference: dict) -> str:
     if hints:
         parts.append("excluding 0 before Holm only: " + ", ".join(hints))
     avg = row.get("average") or {}
-    parts.append(f"average {avg['delta']:+.1f} [{avg['delta_lo']:+.1f}, {avg['delta_hi']:+.1f}] {avg['verdict']}"
-                 if "delta" in avg else "no average (not every task ran)")
+    parts.append(f"average {_average_delta_text(avg)} {avg['verdict']}" if "delta" in avg
+                 else "no average (not every task ran)")
     return f"- **{row['entry']}** ({_cost_text(row, reference, board['models'])}): " + "; ".join(parts)
 
 
