@@ -4,6 +4,7 @@
     version: 1                    # bump when anything below changes what a cell computes
     seeds: [0, 1, 2]
     reference: lora               # every verdict is a method against this entry
+    floor: head                   # optional: an entry every method should beat (e.g. linear probing); verdicts too
     defaults: {...}               # RunConfig keys every cell shares (the frozen training config)
     tasks:                        # name: RunConfig keys of the task (task, model, budget)
       sst2: {task: glue/sst2, model: minilm-l6, max_train_samples: 1000, epochs: 2}
@@ -54,7 +55,7 @@ from harness.errors import HarnessError, check_keys, error_line
 from harness.grid.experiments import Cell, Experiment, cell_id, merge
 from harness.rundir import RunDir, write_json
 
-SUITE_KEYS = {"name", "version", "description", "seeds", "reference", "defaults", "tasks", "search", "methods",
+SUITE_KEYS = {"name", "version", "description", "seeds", "reference", "floor", "defaults", "tasks", "search", "methods",
               "methods_from"}
 SEARCH_KEYS = {"task", "factors", "extend", "heldout_samples", "seed", "metric", "settings", "per_task"}
 ENTRY_KEYS = {"method", "method_options", "model_options", "learning_rate", "rate_from", "override", "note", "same_as",
@@ -109,6 +110,7 @@ class Suite:
     search: dict[str, Any]
     methods: dict[str, MethodEntry]
     smoke_run: bool = False  # every cell capped as `grid --smoke` caps it, on the real models (see smoke())
+    floor: str | None = None  # an entry every method should beat (linear probing): the board's second verdicts
 
     @property
     def slug(self) -> str:
@@ -222,9 +224,11 @@ def load_suite(name_or_path: str) -> Suite:
         base = read_yaml_mapping(find_suite(spec["methods_from"]), "suite file")
         spec["methods"] = {**(base.get("methods") or {}), **(spec.get("methods") or {})}
         spec.setdefault("reference", base.get("reference"))
-    for key in ("name", "version", "seeds", "tasks", "methods", "reference"):
+        spec.setdefault("floor", base.get("floor"))
+    required = ("name", "version", "seeds", "tasks", "methods", "reference")
+    for key in required:
         if key not in spec:
-            raise HarnessError(f"{where}: no '{key}'; a suite needs {', '.join(sorted(SUITE_KEYS - {'description'}))}.")
+            raise HarnessError(f"{where}: no '{key}'; a suite needs {', '.join(required)}.")
     run_keys = set(RunConfig.__dataclass_fields__)
     defaults = spec.get("defaults") or {}
     check_keys(defaults, run_keys, f"{where} (defaults)")
@@ -253,10 +257,11 @@ def load_suite(name_or_path: str) -> Suite:
         if entry.rate_from and entry.rate_from not in methods:
             raise HarnessError(f"{where}: method '{entry.name}' takes its rate from '{entry.rate_from}', which is "
                                f"not one of the methods.")
-    if spec["reference"] not in methods:
-        raise HarnessError(f"{where}: the reference '{spec['reference']}' is not one of the methods.")
+    for role in ("reference", "floor"):
+        if spec.get(role) is not None and spec[role] not in methods:
+            raise HarnessError(f"{where}: the {role} '{spec[role]}' is not one of the methods; name one of them.")
     return Suite(spec["name"], int(spec["version"]), path, spec.get("description", ""), list(spec["seeds"]),
-                 spec["reference"], defaults, tasks, search, methods)
+                 spec["reference"], defaults, tasks, search, methods, floor=spec.get("floor"))
 
 
 def _entry(name: str, value: dict, run_keys: set[str], where: str) -> MethodEntry:

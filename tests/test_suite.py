@@ -26,6 +26,7 @@ def suite_file(folder: Path, train: Path, dev: Path, extra_methods: str = "") ->
         description: a tiny suite for tests
         seeds: [0, 1, 2]
         reference: lora
+        floor: full
         defaults: {{model: tiny-bert, epochs: 2, tracking_uri: none, save_weights: true, batch_size: 16}}
         tasks:
           senti: {{task: csv, model: tiny-bert, train_file: {train}, eval_file: {dev}}}
@@ -75,6 +76,9 @@ def test_suite_file_errors_name_the_problem(tmp_path):
         load_suite(str(bad))
     bad.write_text(text.replace("reference: lora", "reference: dora"))
     with pytest.raises(HarnessError, match="reference 'dora' is not one of the methods"):
+        load_suite(str(bad))
+    bad.write_text(text.replace("floor: full", "floor: head"))
+    with pytest.raises(HarnessError, match="floor 'head' is not one of the methods"):
         load_suite(str(bad))
     bad.write_text(text.replace("task: {tiny-bert: senti}", "task: {tiny-bert: nope}"))
     with pytest.raises(HarnessError, match="search.task has no task of this suite for model 'tiny-bert'"):
@@ -129,7 +133,7 @@ def test_smoke_runs_every_task_on_a_few_examples_in_its_own_folder(tmp_path, cap
     assert "nothing: no cells ran" in capsys.readouterr().out
     shared = tmp_path / "shared.yaml"  # an entry made of another suite's runs would train that suite's cells
     shared.write_text(path.read_text().split("methods:\n")[0].replace("name: tiny", "name: shared")
-                      .replace("reference: lora", "reference: lora_same")
+                      .replace("reference: lora", "reference: lora_same").replace("floor: full\n", "")
                       + f'methods:\n  lora_same: {{same_as: "{path}:lora"}}\n', encoding="utf-8")
     assert main(["suite", "run", str(shared), "--method", "lora_same", "--smoke", "--output-dir", str(out)]) != 0
     assert "--smoke: 'lora_same' uses another suite's runs" in capsys.readouterr().err
@@ -160,6 +164,11 @@ def test_tiny_suite_end_to_end_with_a_plugin_and_a_method_that_cannot_run(ran):
     full = rows["full"]["tasks"]["senti"]
     assert full["verdict"] in ("better", "equivalent", "inconclusive", "worse") and "delta" in full
     assert full["delta"] == pytest.approx(full["value"] - cell["value"])
+    # The floor (here full): every other entry is also judged against it, the floor itself is not.
+    assert "floor" not in full and board["floor"] == "full"
+    assert cell["floor"]["verdict"] in ("better", "equivalent", "inconclusive", "worse")
+    assert cell["floor"]["delta"] == pytest.approx(cell["value"] - full["value"])
+    assert cell["floor"]["delta_lo"] <= cell["floor"]["delta"] <= cell["floor"]["delta_hi"]
     nothing = rows["nothing"]["tasks"]["senti"]
     assert nothing["status"] == "cannot run" and "past key values" in nothing["reason"]
     assert rows["lora"]["efficiency"]["tiny-bert"]["weights_bytes"] > 0
@@ -171,6 +180,7 @@ def test_tiny_suite_end_to_end_with_a_plugin_and_a_method_that_cannot_run(ran):
     assert {"leaderboard.json", "README.md", "index.html", "pareto_trainable.png", "pareto_trainable.svg"} <= names
     text = (ran["folder"] / "board2" / "README.md").read_text()
     assert "| nothing | csv (tiny-bert) | cannot run |" in text and "## Learning-rate search" in text
+    assert "## Against the floor" in text and "against the suite's floor **full**" in text
     assert "## What the board says" in text and 'id="findings"' in (ran["folder"] / "board2" / "index.html").read_text()
     assert ("| lora_r2 | overrides batch_size=8 (smaller batches for the smaller rank); half of lora's rank |"
             in text)
@@ -262,7 +272,7 @@ def test_an_entry_same_as_another_suites_reuses_its_runs_and_refuses_different_c
     (here one epoch instead of two) is refused instead of pooling different settings."""
     folder, out = ran["folder"], ran["out"]
     tiny = folder / "tiny.yaml"
-    text = tiny.read_text().split("methods:\n")[0].replace("name: tiny", "name: tiny6")
+    text = tiny.read_text().split("methods:\n")[0].replace("name: tiny", "name: tiny6").replace("floor: full\n", "")
     shared = folder / "tiny6.yaml"
     shared.write_text(text.replace("reference: lora", "reference: lora_same") + textwrap.dedent(f"""\
         methods:
@@ -399,6 +409,41 @@ def test_the_boards_findings_put_every_entry_in_one_group_with_its_intervals():
     html = summary_html(findings(board))
     assert "<li><b>mixed</b> (1.0k on m, 1.00x lora&#x27;s): better on SST-2" in html
     assert html.count("<ul>") == 4 and "##" not in html and "<p><b>No verdict</b>" in html
+
+
+def test_the_floor_findings_name_each_entry_that_does_not_beat_it_on_some_task():
+    """Against the floor: per task, how many entries beat it (the smaller group named); an entry beating it
+    nowhere is listed with its intervals; the floor itself and entries it never met are left out."""
+    from harness.report.board_html import summary_html
+    from harness.report.leaderboard import findings
+
+    def cell(floor_verdict=None, delta=0.1, lo=0.05, hi=0.15):
+        base = {"status": "ok", "scale": 100.0, "decimals": 1, "verdict": "inconclusive", "delta": 0.0,
+                "delta_lo": -0.01, "delta_hi": 0.01, "p_holm": 0.9}
+        return base if floor_verdict is None else {**base, "floor": {"verdict": floor_verdict, "delta": delta,
+                                                                      "delta_lo": lo, "delta_hi": hi, "p_holm": 0.01}}
+
+    def row(name, a, b):
+        return {"entry": name, "efficiency": {}, "tasks": {"a": a, "b": b}, "average": None}
+
+    board = {"reference": "lora", "floor": "head", "alpha": 0.05, "models": ["m"],
+             "tasks": [{"name": "a", "label": "SST-2"}, {"name": "b", "label": "E2E"}],
+             "rows": [row("lora", {**cell("better"), "verdict": "reference"}, {**cell(), "verdict": "reference"}),
+                      row("head", cell(), {"status": "cannot run"}),
+                      row("flat", cell("inconclusive", 0.003, -0.02, 0.026), cell()),
+                      row("strong", cell("better"), cell()),
+                      row("unmet", {"status": "cannot run"}, cell())]}
+    lines = findings(board)
+    text = "\n".join(lines)
+    part = text.split("## Against the floor")[1]
+    assert "Entries better than head, per task: SST-2 2 of 3 (all but flat)." in part  # E2E: no entry met it
+    assert "**Better than head on no task** (1):\n\n- **flat**: SST-2 +0.3 [-2.0, +2.6] inconclusive" in part
+    assert "**Better than head on every task both ran** (2): lora, strong." in part
+    assert "unmet" not in part
+    assert "<h3>Against the floor</h3>" in summary_html(lines)
+    board["rows"] = [r for r in board["rows"] if r["entry"] != "head"]
+    assert "The floor **head** has not run yet" in "\n".join(findings(board))
+    assert "Against the floor" not in "\n".join(findings({**board, "floor": None}))
 
 
 def test_the_readme_counts_the_committed_boards_entries():

@@ -124,7 +124,7 @@ fromHash(); render();
 
 
 def summary_html(lines: list[str]) -> str:
-    """The board's findings (Markdown lines: a heading, paragraphs, '- ' items, **bold**) as HTML."""
+    """The board's findings (Markdown lines: headings, paragraphs, '- ' items, **bold**) as HTML."""
     import re
     from html import escape
 
@@ -137,7 +137,10 @@ def summary_html(lines: list[str]) -> str:
         if items:
             out.append("<ul>" + "".join(items) + "</ul>")
             items = []
-        if line.strip() and not line.startswith("#"):
+        if line.startswith("#"):  # the first heading is the page's own; later ones head their part
+            if out:
+                out.append(f"<h3>{text.lstrip('# ')}</h3>")
+        elif line.strip():
             out.append(f"<p>{text}</p>")
     return "".join(out + (["<ul>" + "".join(items) + "</ul>"] if items else []))
 

@@ -94,29 +94,42 @@ def _efficiency(suite, runs: list[RunRecord]) -> dict[str, dict]:
     return out
 
 
+def _comparisons(row: dict, sides: dict, against: str, suite) -> tuple[list[tuple[str, Entry]], list[str]]:
+    """The row's entry against ``against`` on every task both finished: the check's comparison, Holm over
+    the entry's tasks; (the compared tasks with their entries, the check's notes)."""
+    entries = []
+    for task_name in suite.tasks:
+        cand, ref = sides.get((row["entry"], task_name)), sides.get((against, task_name))
+        if cand is not None and ref is not None:
+            entries.append((task_name, Entry(cand.task, cand.model, None, cand, ref)))
+    # What either entry's override changes (with its recorded why) is a declared difference, not a mismatch.
+    declared = {field for name in (row["entry"], against) if name in suite.methods
+                for field in fields_set_by(suite.entry(name).override)}
+    notes = compare_entries([e for _, e in entries], ignore=declared) if entries else []
+    return [(name, e) for name, e in entries if e.comparison is not None], notes
+
+
 def _verdicts(rows: list[dict], sides: dict, reference: str, suite) -> None:
-    """Each entry against the reference on every task both finished: the check's comparison, Holm over
-    the entry's tasks; then the average's difference from the tasks' comparisons."""
+    """Each entry against the reference (its cells' verdict and Δ) and, when the suite names a floor,
+    against the floor too (the cells' ``floor``): the same statistics, each with its own Holm family."""
     for row in rows:
         if row["entry"] == reference:
             for cell in row["tasks"].values():
                 if cell["status"] == "ok":
                     cell["verdict"] = "reference"
+        else:
+            compared, row["check_notes"] = _comparisons(row, sides, reference, suite)
+            for task_name, entry in compared:
+                c = entry.comparison
+                row["tasks"][task_name].update(verdict=entry.verdict, verdict_reason=entry.reason, delta=c.delta,
+                                               delta_lo=c.lo, delta_hi=c.hi, delta_se=c.se, delta_df=c.df,
+                                               p_holm=entry.p_holm)
+        if suite.floor is None or row["entry"] == suite.floor:
             continue
-        entries = []
-        for task_name in suite.tasks:
-            cand, ref = sides.get((row["entry"], task_name)), sides.get((reference, task_name))
-            if cand is not None and ref is not None:
-                entries.append((task_name, Entry(cand.task, cand.model, None, cand, ref)))
-        # What the entry's override changes (with its recorded why) is a declared difference, not a mismatch.
-        declared = fields_set_by(suite.entry(row["entry"]).override) if row["entry"] in suite.methods else ()
-        row["check_notes"] = compare_entries([e for _, e in entries], ignore=declared) if entries else []
-        for task_name, entry in entries:
-            c, cell = entry.comparison, row["tasks"][task_name]
-            if c is None:
-                continue
-            cell.update(verdict=entry.verdict, verdict_reason=entry.reason, delta=c.delta, delta_lo=c.lo,
-                        delta_hi=c.hi, delta_se=c.se, delta_df=c.df, p_holm=entry.p_holm)
+        for task_name, entry in _comparisons(row, sides, suite.floor, suite)[0]:
+            c = entry.comparison
+            row["tasks"][task_name]["floor"] = {"verdict": entry.verdict, "delta": c.delta, "delta_lo": c.lo,
+                                                "delta_hi": c.hi, "p_holm": entry.p_holm}
 
 
 def _average(row: dict, suite, reference: str) -> None:
@@ -189,7 +202,7 @@ def board_data(suite, output_root: str | Path = "results/leaderboard") -> dict[s
                       "scale": cell.get("scale", 1.0)})
     on_board = {r["entry"] for r in rows}
     return {"suite": suite.slug, "description": " ".join(suite.description.split()), "reference": reference,
-            "seeds": suite.seeds, "alpha": ALPHA, "tasks": tasks, "models": suite.models(), "rows": rows,
+            "floor": suite.floor, "seeds": suite.seeds, "alpha": ALPHA, "tasks": tasks, "models": suite.models(), "rows": rows,
             "pending": [name for name in suite.methods if name not in on_board], "listed_methods": len(suite.methods),
             "suite_name": suite.name, "command": f"harness suite report {suite.name}", "runs_folder": str(output)}
 
@@ -342,7 +355,42 @@ def findings(board: dict) -> list[str]:
     out += ["On average over the tasks: " + "; ".join(f"{v} {len(averages[v])}" + (
         f" ({', '.join(sorted(averages[v]))})" if v in ("better", "worse", "equivalent") and averages[v] else "")
         for v in ("better", "equivalent", "inconclusive", "worse")) + ".", ""]
-    return out
+    return out + _floor_findings(board)
+
+
+def _floor_findings(board: dict) -> list[str]:
+    """Each entry against the suite's floor (linear probing: only the task head trains): per task how many
+    entries beat it (naming the smaller group), the entries that beat it on no task, with their intervals,
+    and those that beat it on every task they both ran."""
+    floor = board.get("floor")
+    if not floor:
+        return []
+    out = ["## Against the floor", ""]
+    if not any(r["entry"] == floor for r in board["rows"]):
+        return out + [f"The floor **{floor}** has not run yet, so no entry is compared with it.", ""]
+    judged = {row["entry"]: {name: {**cell, **cell["floor"]} for name, cell in row["tasks"].items() if "floor" in cell}
+              for row in board["rows"] if row["entry"] != floor}
+    judged = {entry: cells for entry, cells in judged.items() if cells}
+    per_task = []
+    for task in board["tasks"]:
+        met = {entry: cells[task["name"]]["verdict"] for entry, cells in judged.items() if task["name"] in cells}
+        if not met:
+            continue
+        better = [entry for entry, verdict in met.items() if verdict == "better"]
+        rest = [entry for entry in met if entry not in better]
+        named = f"only {', '.join(better)}" if len(better) <= len(rest) else f"all but {', '.join(rest)}"
+        per_task.append(f"{task['label']} {len(better)} of {len(met)}" + (f" ({named})" if better and rest else ""))
+    labels = {t["name"]: t["label"] for t in board["tasks"]}
+    nowhere = [f"- **{entry}**: " + "; ".join(f"{labels[name]} {_delta_text(c)} {c['verdict']}" for name, c in cells.items())
+               for entry, cells in judged.items() if all(c["verdict"] != "better" for c in cells.values())]
+    everywhere = [entry for entry, cells in judged.items() if all(c["verdict"] == "better" for c in cells.values())]
+    return out + [
+        f"Each entry against the suite's floor **{floor}** on the tasks both ran, with the same statistics "
+        f"(Δ = entry − {floor}, 95% interval, Holm over the entry's tasks): a method that does not beat it has not "
+        f"shown that it learns more than a trained head on a frozen model.", "",
+        f"Entries better than {floor}, per task: {'; '.join(per_task)}.", "",
+        f"**Better than {floor} on no task** ({len(nowhere)}):", "", *(nowhere or ["- none"]), "",
+        f"**Better than {floor} on every task both ran** ({len(everywhere)}): {', '.join(everywhere) or 'none'}.", ""]
 
 
 def entry_notes(row: dict) -> str:
