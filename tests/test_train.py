@@ -128,7 +128,7 @@ def test_two_process_data_parallel_matches_one_process(tmp_path, sentiment_files
     train, dev = sentiment_files
     common = ["run", "csv", "--train-file", train, "--eval-file", dev, "--model", "tiny-bert", "--method", "full",
               "--epochs", "3", "--seed", "0", "--warmup-ratio", "0", "--tracking-uri", "none",
-              "--no-save-weights", "--output-dir", tmp_path / "out"]
+              "--no-save-weights", "--output-dir", tmp_path / "out", "--eval-batch-size", "12"]  # 6 eval batches, the last of 4
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29533",
@@ -145,6 +145,9 @@ def test_two_process_data_parallel_matches_one_process(tmp_path, sentiment_files
     assert two["global_batch_size"] == one["global_batch_size"] == 16
     assert two["optimizer_steps"] == one["optimizer_steps"]
     assert two["best"]["accuracy"] >= 0.9 and abs(two["best"]["accuracy"] - one["best"]["accuracy"]) <= 0.05
+    # Gathered from both processes' length-sorted batches, each prediction still sits beside its own dev row.
+    lines = [json.loads(line) for line in (tmp_path / "out" / "runs" / "ddp" / "predictions.jsonl").read_text().splitlines()]
+    assert len(lines) == 64 and sum(x["label"] == x["prediction"] for x in lines) / 64 == pytest.approx(two["best"]["accuracy"])
 
 
 def test_gradient_accumulation_and_bf16(tmp_path, sentiment_files):
@@ -186,6 +189,46 @@ def test_length_grouped_batches_cover_every_example_once_with_little_padding():
     order = torch.randperm(1000, generator=torch.Generator().manual_seed(0)).tolist()
     shuffled = [order[i:i + 16] for i in range(0, 1000, 16)]
     assert padding(batches) < padding(shuffled) / 4
+
+
+def test_evaluation_batches_run_longest_first_and_outputs_come_back_in_the_splits_order():
+    import numpy as np
+    import torch
+
+    from harness.tasks.objective import in_split_order
+    from harness.training.batching import LengthSortedBatches
+
+    lengths = [3, 9, 1, 9, 4, 7, 2]
+    sampler = LengthSortedBatches(lengths, 3)
+    batches = list(sampler)
+    assert batches == [[1, 3, 5], [4, 0, 6], [2]] and len(sampler) == 3  # ties keep the split's order
+    given = np.array([10 * row for batch in batches for row in batch])  # each output names its row
+    assert in_split_order(given, sampler.order).tolist() == [10 * i for i in range(len(lengths))]
+    assert in_split_order(torch.tensor(given), sampler.order).tolist() == [10 * i for i in range(len(lengths))]
+
+
+def test_predictions_come_out_in_the_dev_files_order_from_sorted_evaluation(tmp_path, sentiment_files):
+    """Evaluation runs in length-sorted batches; each prediction is still written beside its own dev row:
+    the accuracy recomputed from the file equals the run's (rows of 1 to 16 words, so sorting moves most)."""
+    import random
+
+    from conftest import FILLER, NEGATIVE, POSITIVE
+
+    rng = random.Random(3)
+    rows = []
+    for _ in range(96):
+        label = rng.randint(0, 1)
+        words = [rng.choice(FILLER) for _ in range(rng.randint(0, 15))] + [rng.choice(POSITIVE if label else NEGATIVE)]
+        rng.shuffle(words)
+        rows.append({"text": " ".join(words), "label": "pos" if label else "neg"})
+    dev = write_csv(tmp_path / "varied.csv", rows)
+    record = run(tiny_config(tmp_path, sentiment_files[0], dev, method="full", epochs=3, tracking_uri="none",
+                             save_weights=False), progress=False)
+    lines = [json.loads(line) for line in (tmp_path / "results" / "runs" / record["run_name"] /
+                                           "predictions.jsonl").read_text().splitlines()]
+    assert [line["label_name"] for line in lines] == [row["label"] for row in rows]
+    recomputed = sum(line["label"] == line["prediction"] for line in lines) / len(lines)
+    assert record["best"]["accuracy"] >= 0.8 and recomputed == pytest.approx(record["best"]["accuracy"])
 
 
 def test_group_by_length_run_trains(tmp_path, sentiment_files):

@@ -11,7 +11,7 @@ from harness.errors import HarnessError
 from harness.models import load_for_classification
 from harness.models.heads import head_module_names
 from harness.tasks.base import Split, hold_out, subsample
-from harness.tasks.objective import HELDOUT, Data, EvalContext, Evaluation
+from harness.tasks.objective import HELDOUT, Data, EvalContext, Evaluation, in_split_order
 
 
 class ClassificationObjective:
@@ -80,7 +80,9 @@ class ClassificationObjective:
                     preds, labels = ctx.accelerator.gather_for_metrics((preds, batch["labels"]))
                     all_preds.append(preds.cpu())
                     all_labels.append(labels.cpu())
-            preds, labels = torch.cat(all_preds).numpy(), torch.cat(all_labels).numpy()
+            # The loader gives rows in length-sorted batches: back to the split's order for the predictions file.
+            preds, labels = (in_split_order(torch.cat(values).numpy(), ctx.orders[suffix])
+                             for values in (all_preds, all_labels))
             metrics.update(ctx.task.compute_metrics(preds, labels, suffix))
             predictions[suffix] = preds
         return Evaluation(metrics, predictions)

@@ -56,11 +56,13 @@ class EvalContext:
     task: Any
     config: Any
     data: Data
-    loaders: dict[str, Any]  # prepared evaluation loaders, for the splits of ``batched_evals``
+    loaders: dict[str, Any]  # prepared evaluation loaders, for the splits of ``batched_evals``, in length-sorted batches
     run: Any  # harness.rundir.RunDir
     save_weights: Callable[[], None]
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    # Per loader: the split row of each output it gives (``in_split_order`` restores the split's order).
+    orders: dict[str, list[int]] = field(default_factory=dict)
 
 
 class Objective(Protocol):
@@ -105,3 +107,11 @@ def get_objective(kind: str) -> Objective:
         found = load_object(kind, "task kind")
         return found() if isinstance(found, type) else found
     return OBJECTIVES.get(kind)
+
+
+def in_split_order(outputs, order: list[int]):
+    """Outputs given in a loader's ``order`` (a numpy array or a tensor), in the split's order."""
+    position = [0] * len(order)
+    for k, row in enumerate(order):
+        position[row] = k
+    return outputs[position]

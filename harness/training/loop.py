@@ -19,7 +19,7 @@ from typing import Any
 from harness.errors import HarnessError
 from harness.tasks.objective import Data, EvalContext, selection_metric
 from harness.tracking.mlflow import epoch_metrics, step_metrics
-from harness.training.batching import train_loader
+from harness.training.batching import eval_loader, train_loader
 from harness.training.checkpoint import has_checkpoint, load_checkpoint, rng_states, save_checkpoint
 from harness.training.env import peak_memory_mb, reset_training_peak, training_peak_memory_mb, weights_memory_mb
 from harness.training.fast_paths import FastPaths
@@ -70,6 +70,7 @@ class Loop:
     saved_epoch: int | None = None  # whose weights are in the run folder
     selection: str = ""  # the metric that chooses the best epoch (objective.selection_metric)
     fast_paths: Any = None  # FastPaths: frozen weights cast once, fast dropout masks, in the training steps
+    eval_orders: dict[str, list[int]] = field(default_factory=dict)  # per eval loader: the split row of each output
 
     @property
     def main(self) -> bool:
@@ -107,17 +108,18 @@ def fit(accelerator, objective, task, model, tokenizer, data: Data, config, lear
 
 def prepare(accelerator, objective, task, model, tokenizer, data, config, learning_rate, run, tracker,
             save_method_weights, progress, method=None, method_options=None) -> Loop:
-    """Loaders from the objective, AdamW with linear warmup and decay, all prepared by accelerate."""
+    """Loaders from the objective (evaluation in length-sorted batches), AdamW with linear warmup and decay,
+    all prepared by accelerate."""
     import torch
-    from torch.utils.data import DataLoader
     from transformers import get_linear_schedule_with_warmup
 
     collate = objective.collate(tokenizer, config)
     generator = torch.Generator().manual_seed(config.seed)
     training = train_loader(objective.encode(data.train, tokenizer, config) if data.train.examples else [],
                             config.batch_size, config.group_by_length, collate, generator)
-    evals = {name: DataLoader(objective.encode(split, tokenizer, config), config.eval_batch_size, collate_fn=collate)
+    evals = {name: eval_loader(objective.encode(split, tokenizer, config), config.eval_batch_size, collate)
              for name, split in objective.batched_evals(data).items()}
+    eval_orders = {name: loader.batch_sampler.order for name, loader in evals.items()}
     # Steps counted on the unsharded loader: accelerate steps the scheduler once per process.
     total_steps = math.ceil(len(training) / config.grad_accum) * config.epochs
     warmup = config.warmup_steps if config.warmup_steps is not None else int(config.warmup_ratio * total_steps)
@@ -132,7 +134,7 @@ def prepare(accelerator, objective, task, model, tokenizer, data, config, learni
     fast = FastPaths(model, accelerator.mixed_precision, config.cast_frozen_once, config.fast_dropout)
     return Loop(accelerator, objective, task, config, data, model, tokenizer, optimizer, scheduler, training,
                 dict(zip(evals, loaders)), generator, run, tracker, save_method_weights, method, method_options,
-                progress, selection=selection_metric(task, config), fast_paths=fast)
+                progress, selection=selection_metric(task, config), fast_paths=fast, eval_orders=eval_orders)
 
 
 class _NoHooks:
@@ -218,7 +220,8 @@ def end_epoch(loop: Loop, state: LoopState, epoch: int) -> None:
 
     task, last = loop.task, epoch == loop.config.epochs
     context = EvalContext(loop.accelerator, loop.model, loop.tokenizer, task, loop.config, loop.data,
-                          loop.eval_loaders, loop.run, lambda: save_weights(loop, epoch), loop.progress)
+                          loop.eval_loaders, loop.run, lambda: save_weights(loop, epoch), loop.progress,
+                          orders=loop.eval_orders)
     evaluation = loop.objective.evaluate(context, epoch, last)
     metrics, score = evaluation.metrics, evaluation.metrics.get(loop.selection)
     if score is None:  # not evaluated on this epoch; if no epoch was, the last one is reported
