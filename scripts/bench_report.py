@@ -363,6 +363,33 @@ def generation_run_section() -> list[str]:
             f"({before / after:.2f}x).", ""]
 
 
+def evaluation_section() -> list[str]:
+    report = _load("eval_padding.json")
+    if report is None:
+        return []
+    rows = [{"dev set": r["task"], "examples": r["examples"], "padding, split order": f"{r['padding_in_split_order']:.1%}",
+             "padding, length-sorted": f"{r['padding_length_sorted']:.1%}", "positions ratio": f"{r['positions_ratio']:.2f}x",
+             "attention ratio": f"{r['attention_ratio']:.2f}x"} for r in report["rows"]]
+    lines = ["## Evaluation in length-sorted batches", "",
+             f"Evaluation batches ({report['batch_size']} rows) run longest first and the outputs go back to the "
+             "split's order (harness/training/batching.py, `LengthSortedBatches`). The share of padded positions "
+             "in the split's own order (before) and sorted (now), on MiniLM-L6's tokenizer:", "",
+             render(rows, list(rows[0]), "markdown"), "", f"Command: `{report['command']}`.", ""]
+    timing = BENCH / "eval_sorted_batches.txt"
+    if timing.is_file():  # farm-bench's output per task: "## task" then its "A/B wall  min median max" line
+        ratios, task = [], None
+        for line in timing.read_text().splitlines():
+            if line.startswith("## "):
+                task = line[3:].strip()
+            elif line.startswith("A/B wall") and task:
+                ratios.append(f"{task} {float(line.split()[3]):.2f}x")
+        lines += [f"An evaluation-only run (`--epochs 0`, one thread, the whole process), now against the code "
+                  f"before (median of 3 alternated pairs, beside the leaderboard queue, not on an idle machine): "
+                  f"{', '.join(ratios)}, the same scores ([eval_sorted_batches.txt](eval_sorted_batches.txt), with "
+                  "the commands).", ""]
+    return lines
+
+
 def scaling_section() -> list[str]:
     report = _load("scaling/scaling.json")
     if report is None:
@@ -380,7 +407,7 @@ def main() -> None:
              "nothing else running. Regenerate this page: `python scripts/bench_report.py` (it reads the JSON "
              "reports beside it).", "",
              *training_section(), *profile_section(), *fast_paths_section(), *decode_section(), *generation_run_section(),
-             *scaling_section()]
+             *evaluation_section(), *scaling_section()]
     (BENCH / "README.md").write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     print(BENCH / "README.md")
 
