@@ -383,9 +383,9 @@ def evaluation_section() -> list[str]:
                 task = line[3:].strip()
             elif line.startswith("A/B wall") and task:
                 ratios.append(f"{task} {float(line.split()[3]):.2f}x")
-        lines += [f"An evaluation-only run (`--epochs 0`, one thread, the whole process), now against the code "
-                  f"before (median of 3 alternated pairs, beside the leaderboard queue, not on an idle machine): "
-                  f"{', '.join(ratios)}, the same scores ([eval_sorted_batches.txt](eval_sorted_batches.txt), with "
+        lines += ["Timed against the code before, each a whole process with one thread, alternated pairs beside the "
+                  "leaderboard queue (not on an idle machine), median ratio of the wall times: "
+                  f"{'; '.join(ratios)}; the same scores ([eval_sorted_batches.txt](eval_sorted_batches.txt), with "
                   "the commands).", ""]
     return lines
 
