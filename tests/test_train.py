@@ -205,6 +205,10 @@ def test_evaluation_batches_run_longest_first_and_outputs_come_back_in_the_split
     given = np.array([10 * row for batch in batches for row in batch])  # each output names its row
     assert in_split_order(given, sampler.order).tolist() == [10 * i for i in range(len(lengths))]
     assert in_split_order(torch.tensor(given), sampler.order).tolist() == [10 * i for i in range(len(lengths))]
+    from harness.training.batching import eval_loader
+
+    # An objective whose rows carry no input_ids keeps the split's order.
+    assert list(eval_loader([{"x": i} for i in range(5)], 2, lambda b: b).batch_sampler) == [[0, 1], [2, 3], [4]]
 
 
 def test_predictions_come_out_in_the_dev_files_order_from_sorted_evaluation(tmp_path, sentiment_files):

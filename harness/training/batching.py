@@ -54,8 +54,9 @@ def eval_loader(rows: list[dict], batch_size: int, collate):
     """An evaluation DataLoader over ``rows`` in length-sorted batches (its sampler's ``order`` maps back)."""
     from torch.utils.data import DataLoader
 
-    return DataLoader(rows, batch_sampler=LengthSortedBatches([len(r["input_ids"]) for r in rows], batch_size),
-                      collate_fn=collate)
+    # Rows of an objective without input_ids all count as length 0: they keep the split's order.
+    lengths = [len(r.get("input_ids", ())) if isinstance(r, dict) else 0 for r in rows]
+    return DataLoader(rows, batch_sampler=LengthSortedBatches(lengths, batch_size), collate_fn=collate)
 
 
 def train_loader(rows: list[dict], batch_size: int, group_by_length: bool, collate, generator):
