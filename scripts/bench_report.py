@@ -367,8 +367,10 @@ def evaluation_section() -> list[str]:
     report = _load("eval_padding.json")
     if report is None:
         return []
-    rows = [{"dev set": r["task"], "examples": r["examples"], "padding, split order": f"{r['padding_in_split_order']:.1%}",
-             "padding, length-sorted": f"{r['padding_length_sorted']:.1%}", "positions ratio": f"{r['positions_ratio']:.2f}x",
+    rows = [{"dev set": r["task"], "examples": r["examples"],
+             "padding, split order": f"{r['padding_in_split_order']:.1%}",
+             "padding, length-sorted": f"{r['padding_length_sorted']:.1%}",
+             "positions ratio": f"{r['positions_ratio']:.2f}x",
              "attention ratio": f"{r['attention_ratio']:.2f}x"} for r in report["rows"]]
     lines = ["## Evaluation in length-sorted batches", "",
              f"Evaluation batches ({report['batch_size']} rows) run longest first and the outputs go back to the "

@@ -45,10 +45,12 @@ def main() -> None:
         for suffix, split in data.evals.items():
             lengths = [len(r["input_ids"]) for r in resolved.objective.encode(split, tokenizer, config)]
             real = sum(lengths)
-            in_order = [list(range(i, min(i + args.batch_size, len(lengths)))) for i in range(0, len(lengths), args.batch_size)]
-            (p0, a0), (p1, a1) = cost(lengths, in_order), cost(lengths, list(LengthSortedBatches(lengths, args.batch_size)))
+            size = args.batch_size
+            in_order = [list(range(i, min(i + size, len(lengths)))) for i in range(0, len(lengths), size)]
+            (p0, a0), (p1, a1) = cost(lengths, in_order), cost(lengths, list(LengthSortedBatches(lengths, size)))
             rows.append({"task": task + (f" ({suffix})" if suffix else ""), "examples": len(lengths),
-                         "padding_in_split_order": round(1 - real / p0, 4), "padding_length_sorted": round(1 - real / p1, 4),
+                         "padding_in_split_order": round(1 - real / p0, 4),
+                         "padding_length_sorted": round(1 - real / p1, 4),
                          "positions_ratio": round(p0 / p1, 3), "attention_ratio": round(a0 / a1, 3)})
             print(json.dumps(rows[-1]), flush=True)
     if args.out:

@@ -128,7 +128,8 @@ def test_two_process_data_parallel_matches_one_process(tmp_path, sentiment_files
     train, dev = sentiment_files
     common = ["run", "csv", "--train-file", train, "--eval-file", dev, "--model", "tiny-bert", "--method", "full",
               "--epochs", "3", "--seed", "0", "--warmup-ratio", "0", "--tracking-uri", "none",
-              "--no-save-weights", "--output-dir", tmp_path / "out", "--eval-batch-size", "12"]  # 6 eval batches, the last of 4
+              "--no-save-weights", "--output-dir", tmp_path / "out",
+              "--eval-batch-size", "12"]  # 6 evaluation batches, the last of 4
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29533",
@@ -146,8 +147,10 @@ def test_two_process_data_parallel_matches_one_process(tmp_path, sentiment_files
     assert two["optimizer_steps"] == one["optimizer_steps"]
     assert two["best"]["accuracy"] >= 0.9 and abs(two["best"]["accuracy"] - one["best"]["accuracy"]) <= 0.05
     # Gathered from both processes' length-sorted batches, each prediction still sits beside its own dev row.
-    lines = [json.loads(line) for line in (tmp_path / "out" / "runs" / "ddp" / "predictions.jsonl").read_text().splitlines()]
-    assert len(lines) == 64 and sum(x["label"] == x["prediction"] for x in lines) / 64 == pytest.approx(two["best"]["accuracy"])
+    predictions = (tmp_path / "out" / "runs" / "ddp" / "predictions.jsonl").read_text().splitlines()
+    lines = [json.loads(line) for line in predictions]
+    assert len(lines) == 64
+    assert sum(x["label"] == x["prediction"] for x in lines) / 64 == pytest.approx(two["best"]["accuracy"])
 
 
 def test_gradient_accumulation_and_bf16(tmp_path, sentiment_files):

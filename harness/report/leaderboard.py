@@ -202,7 +202,8 @@ def board_data(suite, output_root: str | Path = "results/leaderboard") -> dict[s
                       "scale": cell.get("scale", 1.0)})
     on_board = {r["entry"] for r in rows}
     return {"suite": suite.slug, "description": " ".join(suite.description.split()), "reference": reference,
-            "floor": suite.floor, "seeds": suite.seeds, "alpha": ALPHA, "tasks": tasks, "models": suite.models(), "rows": rows,
+            "floor": suite.floor, "seeds": suite.seeds, "alpha": ALPHA, "tasks": tasks, "models": suite.models(),
+            "rows": rows,
             "pending": [name for name in suite.methods if name not in on_board], "listed_methods": len(suite.methods),
             "suite_name": suite.name, "command": f"harness suite report {suite.name}", "runs_folder": str(output)}
 
@@ -381,7 +382,8 @@ def _floor_findings(board: dict) -> list[str]:
         named = f"only {', '.join(better)}" if len(better) <= len(rest) else f"all but {', '.join(rest)}"
         per_task.append(f"{task['label']} {len(better)} of {len(met)}" + (f" ({named})" if better and rest else ""))
     labels = {t["name"]: t["label"] for t in board["tasks"]}
-    nowhere = [f"- **{entry}**: " + "; ".join(f"{labels[name]} {_delta_text(c)} {c['verdict']}" for name, c in cells.items())
+    nowhere = [f"- **{entry}**: " + "; ".join(f"{labels[name]} {_delta_text(c)} {c['verdict']}"
+                                              for name, c in cells.items())
                for entry, cells in judged.items() if all(c["verdict"] != "better" for c in cells.values())]
     everywhere = [entry for entry, cells in judged.items() if all(c["verdict"] == "better" for c in cells.values())]
     return out + [

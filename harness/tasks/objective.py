@@ -56,7 +56,7 @@ class EvalContext:
     task: Any
     config: Any
     data: Data
-    loaders: dict[str, Any]  # prepared evaluation loaders, for the splits of ``batched_evals``, in length-sorted batches
+    loaders: dict[str, Any]  # prepared evaluation loaders (length-sorted batches) for the splits of ``batched_evals``
     run: Any  # harness.rundir.RunDir
     save_weights: Callable[[], None]
     progress: bool = True
