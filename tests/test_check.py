@@ -270,6 +270,34 @@ def test_a_baseline_of_another_budget_is_refused_unless_ignored(tmp_path):
     assert code == 0
 
 
+def test_a_release_rerun_with_identical_predictions_is_equivalent_only_with_pair_seeds(tmp_path):
+    """The release check: the baseline's seeds rerun under a new library version give the same predictions.
+    Unpaired, new seeds could differ as much as the baseline's do (inconclusive); paired by seed, equivalent."""
+    write_seeds(tmp_path / "b", "lora", 0.80, seeds=(0, 1, 2, 3))
+    save_baseline(records_from_runs_dir(tmp_path / "b" / "runs"), tmp_path / "b.json")
+    newer = {**VERSIONS, "transformers": "6.0.0"}
+    write_seeds(tmp_path / "c", "lora", 0.80, seeds=(0, 1, 2, 3), versions=newer)
+    current = records_from_runs_dir(tmp_path / "c" / "runs")
+    baseline = load_baseline(tmp_path / "b.json")
+    unpaired = check_against_baseline(current, baseline, ignore=["versions"])
+    assert row_of(unpaired)["verdict"] == "inconclusive" and unpaired.exit_code == 0
+    paired = check_against_baseline(current, baseline, ignore=["versions"], pair_seeds=True)
+    assert row_of(paired)["verdict"] == "equivalent" and paired.entries[0]["comparison"]["se"] == 0
+    text, code = check_command(current, baseline=tmp_path / "b.json", ignore=["versions"], pair_seeds=True)
+    assert code == 0 and "runs paired by seed: --pair-seeds" in text and "1 equivalent" in text
+
+
+def test_pair_seeds_leaves_out_unmatched_seeds_and_refuses_sides_without_a_shared_seed(tmp_path):
+    write_seeds(tmp_path, "lora", 0.80, seeds=(0, 1, 2, 3))
+    write_seeds(tmp_path, "full", 0.80, seeds=(1, 2, 3, 5))
+    result = compare_methods(records_from_runs_dir(tmp_path / "runs"), "full", "lora", pair_seeds=True)
+    assert result.entries[0]["comparison"]["n_candidate"] == 3 == result.entries[0]["comparison"]["n_reference"]
+    assert any("left out full seed(s) 5 and lora seed(s) 0" in note for note in result.notes)
+    write_seeds(tmp_path, "bitfit", 0.80, seeds=(7, 8, 9))
+    with pytest.raises(HarnessError, match="share no seed on glue/sst2"):
+        compare_methods(records_from_runs_dir(tmp_path / "runs"), "bitfit", "lora", pair_seeds=True)
+
+
 def test_a_baseline_entry_without_current_runs_is_missing(tmp_path):
     write_seeds(tmp_path, "lora", 0.80)
     write_seeds(tmp_path, "full", 0.80)
@@ -352,6 +380,27 @@ def test_calibration_report_from_the_runs_there_are(tmp_path):
     written = calibrate_command(records, out, where={"task": "glue/sst2"}, draws=5, n_boot=100, mde_draws=1,
                                 mde_ks=(1,), fractions=(1.0,))
     assert out.read_text() == written and "regression setting 3 seeds (0, 1, 2)" in written
+    pairing = data["pairing"]
+    assert [r["k"] for r in pairing["false_alarms"]] == [3] and pairing["rerun"] is None  # 6 seeds: k = 3 only
+    assert [r["k"] for r in pairing["detection"]] == [3] and pairing["detection"][0]["draws"] == 10
+    assert "## (d) Seed-paired checks" in text and "none given (`--reruns DIR`)" in text
+
+
+def test_calibration_counts_reruns_of_the_same_seeds_under_both_modes(tmp_path):
+    write_seeds(tmp_path / "grid", "lora", 0.80, seeds=range(6), prefix="ref")
+    write_seeds(tmp_path / "again", "lora", 0.80, seeds=range(5), prefix="ref")  # the same predictions
+    write_run(tmp_path / "again", "ref-s5", seed=5, accuracy=0.79)  # one seed's numerics diverged
+    reference = records_from_runs_dir(tmp_path / "grid" / "runs")
+    text, data = calibration_report(reference, (), records_from_runs_dir(tmp_path / "again" / "runs"), draws=20,
+                                    n_boot=200, mde_draws=1, mde_ks=(3,), fractions=(1.0,))
+    rerun = data["pairing"]["rerun"]
+    assert rerun["identical"] == 5 and rerun["seeds"] == [0, 1, 2, 3, 4, 5] and rerun["max_shift"] > 0
+    assert rerun["paired"]["counts"]["equivalent"] > rerun["unpaired"]["counts"]["equivalent"]
+    assert sum(rerun["paired"]["counts"].values()) == 20 and "| --pair-seeds | 20 |" in text
+    write_run(tmp_path / "other", "ref-s0", seed=0, lr=1e-3)
+    with pytest.raises(HarnessError, match="reruns are not the reference setting"):
+        calibration_report(reference, (), records_from_runs_dir(tmp_path / "other" / "runs"), draws=2, n_boot=50,
+                           mde_draws=1, mde_ks=(3,), fractions=(1.0,))
 
 
 def test_seeds_needed_is_measured_or_extrapolated():

@@ -142,7 +142,7 @@ def cmd_check(args) -> int:
     text, code = check_command(records, candidate=args.candidate, against=args.against, baseline=args.baseline,
                                fmt=args.format, where=_where(args.where), ignore=tuple(args.ignore or ()),
                                margin=args.margin, allow_missing=args.allow_missing, alpha=args.alpha,
-                               n_boot=args.n_boot)
+                               n_boot=args.n_boot, pair_seeds=args.pair_seeds)
     _write(text, args.out)  # stdout, and the file with --out
     return code
 
@@ -150,7 +150,11 @@ def cmd_check(args) -> int:
 def _calibrate(args, records) -> int:
     from harness.report.calibration import calibrate_command
 
-    text = calibrate_command(records, where=_where(args.where), n_boot=args.n_boot, alpha=args.alpha)
+    from harness.report.results import records_from_runs_dir
+
+    reruns = records_from_runs_dir(args.reruns) if args.reruns else ()
+    text = calibrate_command(records, where=_where(args.where), rerun_records=reruns, n_boot=args.n_boot,
+                             alpha=args.alpha)
     _write(text, args.out)
     return 0
 
@@ -168,6 +172,8 @@ def add_check(sub) -> None:
     add_source_options(check)
     check.add_argument("action", nargs="?", choices=("calibrate",), help="calibrate: measure the check on a "
                        "calibration grid (experiments/cpu-mini/check_calibration.yaml) and write a report")
+    check.add_argument("--reruns", metavar="DIR", help="calibrate: runs folder with reruns of the reference "
+                       "setting's seeds under other numerics (the release-check case for --pair-seeds)")
     check.add_argument("--baseline", help="baseline JSON written by `harness baseline save`")
     check.add_argument("--candidate", help="the method to check (its name or label, e.g. peft:IA3, my_method.py:fn)")
     check.add_argument("--against", help="the reference method, e.g. lora")
@@ -180,6 +186,10 @@ def add_check(sub) -> None:
                        "e.g. 0.5 point of accuracy, 0.5 BLEU)")
     check.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate (Holm) (default: 0.05)")
     check.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default: 2000)")
+    check.add_argument("--pair-seeds", action="store_true",
+                       help="compare each candidate run with the reference run of the same seed (a release or "
+                            "refactor check, where a shared seed makes runs alike: identical runs read equivalent); "
+                            "seeds on one side only are left out")
     check.add_argument("--allow-missing", action="store_true", help="missing or failed entries do not fail the check")
     check.add_argument("--format", choices=FORMATS, default="text")
     check.add_argument("--out", help="also write the report here (e.g. reports/check_calibration.md for calibrate)")

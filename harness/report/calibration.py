@@ -10,6 +10,10 @@ reference) and a truly worse one (the regression) with many seeds each. From the
     the effect measured with all seeds.
 (c) what a 1-point effect needs: the median minimum detectable effect over random draws for several
     seed counts and fractions of the dev examples.
+(d) `check --pair-seeds`: its false-alarm rate where pairs share nothing (disjoint seeds paired at
+    random), its power on the regression paired by seed, and, given reruns of the reference's seeds
+    with other numerics (``--reruns``: the release-check case), how often each mode calls them
+    equivalent.
 
 Everything works with however many seeds have finished and says how many were used.
 """
@@ -30,7 +34,8 @@ from harness.report.stats import (VERDICTS, detection_rate, false_alarm_rate, mi
                                   crossed_comparison, take, verdict, wilson_interval)
 
 COMMAND = ("harness check calibrate --runs results/cpu-mini/check_calibration/runs "
-           "--experiment experiments/cpu-mini/check_calibration.yaml --out reports/check_calibration.md")
+           "--experiment experiments/cpu-mini/check_calibration.yaml "
+           "--reruns results/cpu-mini/check_calibration_avx2/runs --out reports/check_calibration.md")
 REFERENCE = {"learning_rate": 3e-3}
 REGRESSED = {"learning_rate": 1.5e-3}
 
@@ -175,6 +180,54 @@ def mde_grid(ref: Side, reg: Side | None, spec, ks, fractions, draws, n_boot, al
     return cells
 
 
+def _aligned(ref: Side, other: Side) -> tuple[list, list, list]:
+    """The seeds both sides ran, and each side's outputs for them in that order (seed pairs)."""
+    theirs = dict(zip(other.seeds, other.outputs))
+    seeds = [s for s in ref.seeds if s in theirs]
+    mine = dict(zip(ref.seeds, ref.outputs))
+    return seeds, [mine[s] for s in seeds], [theirs[s] for s in seeds]
+
+
+def _identical(a, b) -> bool:
+    return bool(np.array_equal(a, b)) if isinstance(a, np.ndarray) else list(a) == list(b)
+
+
+def _rerun_rates(ref: Side, rerun: Side, spec, k, draws, n_boot, alpha, margin, seed) -> dict:
+    """Reruns of the reference's seeds (other numerics, no intended change) against them, k seed pairs
+    per draw, compared as `check` does with and without --pair-seeds."""
+    seeds, base, again = _aligned(ref, rerun)
+    if len(seeds) < k:
+        return {"k": k, "skipped": f"needs {k} rerun seeds that the reference also ran, have {len(seeds)}"}
+    shifts = np.abs(_seed_values(Side("r", ref.task, ref.model, outputs=again, truth=ref.truth), spec)
+                    - _seed_values(Side("b", ref.task, ref.model, outputs=base, truth=ref.truth), spec)) * spec.scale
+    rates = {mode: detection_rate(base, again, ref.truth, spec, k, draws, rng_seed=seed + 400, n_boot=n_boot,
+                                  margin=margin, alpha=alpha, min_reference_seeds=MIN_SEEDS, detect="equivalent",
+                                  paired=mode == "paired") for mode in ("paired", "unpaired")}
+    return {"k": k, "seeds": seeds, "identical": sum(_identical(a, b) for a, b in zip(base, again)),
+            "max_shift": float(shifts.max()), "distinct_draws": math.comb(len(seeds), k), **rates}
+
+
+def seed_pairing(ref: Side, reg: Side | None, rerun: Side | None, spec, ks, draws, n_boot, alpha, margin,
+                 seed) -> dict:
+    """(d) `check --pair-seeds`, calibrated: its A/A rate on pairs that share nothing, its power on the
+    regression paired by seed (beside (b), unpaired), and reruns of the same seeds if given."""
+    options = dict(n_boot=n_boot, margin=margin, alpha=alpha, min_reference_seeds=MIN_SEEDS, paired=True)
+    out = {"false_alarms": [false_alarm_rate(ref.outputs, ref.truth, spec, k, draws, rng_seed=seed + 300 + k,
+                                             **options) for k in ks if len(ref.seeds) >= 2 * k],
+           "detection": [], "correlation": None, "rerun": None}
+    if reg is not None:
+        seeds, base, worse = _aligned(ref, reg)
+        if len(seeds) > 2:
+            values = [_seed_values(Side(n, ref.task, ref.model, outputs=o, truth=ref.truth), spec)
+                      for n, o in (("ref", base), ("reg", worse))]
+            out["correlation"] = {"seeds": len(seeds), "r": float(np.corrcoef(*values)[0, 1])}
+        out["detection"] = [detection_rate(base, worse, ref.truth, spec, k, draws, rng_seed=seed + 350 + k, **options)
+                            for k in ks if len(seeds) >= k]
+    if rerun is not None:
+        out["rerun"] = _rerun_rates(ref, rerun, spec, MIN_SEEDS, draws, n_boot, alpha, margin, seed)
+    return out
+
+
 def seeds_needed(cells: list[dict], target: float, alpha: float) -> dict:
     """The smallest k whose median MDE at 100% of the examples is <= target; else an extrapolation
     from a fit se^2 = a + b / k (example noise + seed noise), or why seeds alone cannot reach it."""
@@ -202,8 +255,8 @@ def seeds_needed(cells: list[dict], target: float, alpha: float) -> dict:
     return {"k": k, "how": f"extrapolated, {fit}{far}"}
 
 
-def calibration_report(reference_runs: Sequence[RunRecord], regressed_runs: Sequence[RunRecord] = (), *,
-                       draws: int = 1000, n_boot: int = 1000, alpha: float = ALPHA, margin: float | None = None,
+def calibration_report(reference_runs: Sequence[RunRecord], regressed_runs: Sequence[RunRecord] = (),
+                       rerun_runs: Sequence[RunRecord] = (), *, draws: int = 1000, n_boot: int = 1000, alpha: float = ALPHA, margin: float | None = None,
                        false_alarm_ks=(1, 2, 3, 5), detection_ks=(3, 5, 8), mde_ks=(1, 2, 3, 5, 8, 10),
                        fractions=(0.25, 0.5, 1.0), mde_draws: int = 30, target: float = 1.0, seed: int = 0,
                        command: str = COMMAND) -> tuple[str, dict]:
@@ -225,7 +278,24 @@ def calibration_report(reference_runs: Sequence[RunRecord], regressed_runs: Sequ
     data["detection"] = detection(ref, reg, spec, detection_ks, draws, n_boot, alpha, stored_margin, seed)
     data["mde"] = mde_grid(ref, reg, spec, mde_ks, fractions, mde_draws, n_boot, alpha, seed)
     data["seeds_needed"] = seeds_needed(data["mde"], target, alpha)
+    rerun = _rerun_side(ref, rerun_runs)
+    data["reruns"] = None if rerun is None else {"seeds": rerun.seeds, "runs": rerun.runs}
+    data["pairing"] = seed_pairing(ref, reg, rerun, spec, (MIN_SEEDS, 5, 8), draws, n_boot, alpha, stored_margin, seed)
     return render_markdown(data), data
+
+
+def _rerun_side(ref: Side, rerun_runs: Sequence[RunRecord]) -> Side | None:
+    """The reruns as one side: the reference's setting (refused if they differ in more than the seed)."""
+    if not rerun_runs:
+        return None
+    rerun = side_from_runs("rerun", ref.task, ref.model, list(rerun_runs))
+    if not rerun.finished:
+        return None
+    why = differences(rerun.fingerprint, ref.fingerprint)
+    if why or truth_difference(ref.kind, ref.truth, rerun.truth):
+        raise HarnessError(f"the reruns are not the reference setting on its dev examples "
+                           f"({describe(why) if why else 'other dev examples'}); rerun its seeds unchanged.")
+    return rerun
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,23 +423,70 @@ def _mde_lines(data: dict) -> list[str]:
     return lines
 
 
+def _rate_rows(rows: list[dict], label: str) -> list[str]:
+    lines = [f"| k seed pairs | draws | verdicts | {label} |", "|---|---|---|---|"]
+    return lines + [f"| {r['k']} | {r['draws']} | {_counts(r)} | {_rate(r)} |" for r in rows]
+
+
+def _rerun_lines(data: dict) -> list[str]:
+    rerun = data["pairing"].get("rerun")
+    if rerun is None:
+        return ["Reruns of the reference's seeds: none given (`--reruns DIR`).", ""]
+    if "skipped" in rerun:
+        return [f"Reruns of the reference's seeds: {rerun['skipped']}.", ""]
+    alarms = {m: rerun[m]["counts"]["better"] + rerun[m]["counts"]["worse"] for m in ("paired", "unpaired")}
+    runs = len(data["reruns"]["runs"])
+    lines = [f"Reruns of the reference's {len(rerun['seeds'])} seeds with other numerics ({runs} "
+             f"runs; {rerun['identical']} give predictions identical to the original seed's, the largest score "
+             f"change is {rerun['max_shift']:.2f} points), {rerun['k']} seed pairs per draw "
+             f"({rerun['distinct_draws']:,} distinct), each mode's verdicts:", "",
+             "| mode | draws | verdicts | equivalent | false alarms (better or worse) |", "|---|---|---|---|---|"]
+    for mode in ("paired", "unpaired"):
+        row = rerun[mode]
+        lo, hi = wilson_interval(alarms[mode], row["draws"])
+        lines.append(f"| {'--pair-seeds' if mode == 'paired' else 'default'} | {row['draws']} | {_counts(row)} | "
+                     f"{_rate(row)} | {100 * alarms[mode] / row['draws']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}] |")
+    return lines + [""]
+
+
+def _pairing_lines(data: dict) -> list[str]:
+    pairing = data["pairing"]
+    lines = ["## (d) Seed-paired checks (`--pair-seeds`)", "",
+             "Run i of each side shares its training seed; Δ's interval comes from the spread of the per-seed "
+             "differences (harness.report.stats.seed_paired_comparison), S − 1 degrees of freedom for the seed part. "
+             "A paired test is valid however alike the pairs are; it gains power only when a shared seed makes them "
+             "alike.", "",
+             "False alarms where the pairs share nothing (disjoint seeds of the reference setting, paired at random):",
+             ""] + _rate_rows(pairing["false_alarms"], "false alarms (better or worse)") + [""]
+    if pairing["detection"]:
+        corr = pairing["correlation"]
+        shown = f"; the two settings' scores correlate over the {corr['seeds']} shared seeds at r = {corr['r']:.2f}" \
+            if corr else ""
+        lines += [f"The regression paired by seed (same seed, other learning rate{shown}), against (b) unpaired:", ""]
+        lines += _rate_rows(pairing["detection"], "detection rate (worse)") + [""]
+    return lines + _rerun_lines(data)
+
+
 def render_markdown(data: dict) -> str:
-    """The report text: setup (how it was computed), then (a), (b) and (c)."""
-    return "\n".join(_setup_lines(data) + _false_alarm_lines(data) + _detection_lines(data) + _mde_lines(data))
+    """The report text: setup (how it was computed), then (a), (b), (c) and (d)."""
+    return "\n".join(_setup_lines(data) + _false_alarm_lines(data) + _detection_lines(data) + _mde_lines(data)
+                     + _pairing_lines(data))
 
 
 def calibrate_command(records: list[RunRecord], out=None, *, where: dict | None = None,
-                      reference_where: dict | None = None, regressed_where: dict | None = None, **options) -> str:
+                      reference_where: dict | None = None, regressed_where: dict | None = None,
+                      rerun_records: Sequence[RunRecord] = (), **options) -> str:
     """`harness check calibrate`: the report text from the grid's runs (``where`` selects among them;
-    the two settings are split by learning rate, 3e-3 and 1.5e-3, by default), written to ``out`` if
-    given. Exit code 0: the report is the result; no verdict here fails anything."""
+    the two settings are split by learning rate, 3e-3 and 1.5e-3, by default) and reruns of the
+    reference's seeds (``rerun_records``), written to ``out`` if given. Exit code 0: the report is the
+    result; no verdict here fails anything."""
     records = select(records, where)
     reference = select(records, reference_where or REFERENCE)
     try:
         regressed = select(records, regressed_where or REGRESSED)
     except HarnessError:
         regressed = []  # not started yet: (b) says so
-    text, _ = calibration_report(reference, regressed, **options)
+    text, _ = calibration_report(reference, regressed, rerun_records, **options)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(text, encoding="utf-8")

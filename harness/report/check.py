@@ -11,7 +11,10 @@ Verdicts come from per-example predictions, not from the stored scores: Δ with 
 variance adds the seeds' spread of each side and a paired bootstrap over the dev examples, their
 interaction counted once (harness.report.stats.crossed_comparison), p-values Holm-adjusted over all entries,
 then ``verdict`` (better / equivalent / inconclusive / worse). A reference with fewer than 3
-seeds is inconclusive, never a silent pass. Generation runs are compared on sacrebleu BLEU,
+seeds is inconclusive, never a silent pass. With ``pair_seeds`` (`--pair-seeds`) run i of each side share
+their training seed and Δ's interval comes from the per-seed differences (stats.seed_paired_comparison):
+for a library upgrade or a refactor, where a shared seed makes runs alike, and identical runs read
+equivalent instead of inconclusive. Generation runs are compared on sacrebleu BLEU,
 whose per-sentence statistics resample; the official scorers' corpus metrics do not.
 
 A baseline (results/baselines/<name>.json) stores per task x model x method the setting's
@@ -40,7 +43,8 @@ from harness.metrics import MetricSpec, fallback_spec
 from harness.report.render import render
 from harness.report.results import RunRecord
 from harness.report.specs import task_of
-from harness.report.stats import Comparison, crossed_comparison, holm, minimum_detectable_effect, verdict
+from harness.report.stats import (Comparison, crossed_comparison, holm, minimum_detectable_effect,
+                                  seed_paired_comparison, verdict)
 from harness.tasks.base import read_records
 
 N_BOOT = 2000
@@ -371,9 +375,38 @@ def _missing_reason(entry: Entry) -> str:
     return "; ".join(parts) + "."
 
 
+def _seed_pairs(entry: Entry) -> tuple[list, list, list[str]]:
+    """Both sides' outputs of the seeds they share, in the reference's order, and a note on the rest."""
+    cand = dict(zip(entry.cand.seeds, entry.cand.outputs))
+    shared = [s for s in entry.ref.seeds if s in cand]
+    alone = [f"{side.name} seed(s) {', '.join(map(str, left))}" for side, left in
+             ((entry.cand, [s for s in entry.cand.seeds if s not in shared]),
+              (entry.ref, [s for s in entry.ref.seeds if s not in shared])) if left]
+    notes = [f"{entry.task} / {entry.model}: --pair-seeds left out {' and '.join(alone)} (no run of that seed on the "
+             f"other side)."] if alone else []
+    outputs = dict(zip(entry.ref.seeds, entry.ref.outputs))
+    return [cand[s] for s in shared], [outputs[s] for s in shared], notes
+
+
+def _compare(entry: Entry, pair_seeds: bool, n_boot: int, seed: int) -> list[str]:
+    """entry.comparison: seeds paired (same seed on both sides) or each side's seeds drawn on their own."""
+    if not pair_seeds:
+        entry.comparison = crossed_comparison(entry.spec, entry.ref.truth, entry.cand.outputs, entry.ref.outputs,
+                                              n_boot=n_boot, seed=seed)
+        return []
+    cand, ref, notes = _seed_pairs(entry)
+    if not ref:
+        raise HarnessError(f"--pair-seeds: {entry.cand.name} (seeds {entry.cand.seeds}) and {entry.ref.name} (seeds "
+                           f"{entry.ref.seeds}) share no seed on {entry.task} / {entry.model}; run the same seeds "
+                           f"on both sides, or compare without --pair-seeds.")
+    entry.comparison = seed_paired_comparison(entry.spec, entry.ref.truth, cand, ref, n_boot=n_boot, seed=seed)
+    return notes
+
+
 def compare_entries(entries: list[Entry], ignore=(), margin: float | None = None, alpha: float = ALPHA,
-                    n_boot: int = N_BOOT, seed: int = 0) -> list[str]:
-    """Bootstrap every entry with both sides finished, Holm-adjust over them, then give verdicts; notes."""
+                    n_boot: int = N_BOOT, seed: int = 0, pair_seeds: bool = False) -> list[str]:
+    """Bootstrap every entry with both sides finished, Holm-adjust over them, then give verdicts; notes.
+    ``pair_seeds``: compare run with run of the same seed (stats.seed_paired_comparison)."""
     notes = []
     compared = [e for e in entries if e.cand.finished and e.ref.finished]
     for entry in compared:
@@ -381,8 +414,7 @@ def compare_entries(entries: list[Entry], ignore=(), margin: float | None = None
                           and entry.method is None)
         entry.spec = metric_spec(entry.ref)
         notes += _score_notes(entry.cand, entry.spec) + _score_notes(entry.ref, entry.spec)
-        entry.comparison = crossed_comparison(entry.spec, entry.ref.truth, entry.cand.outputs, entry.ref.outputs,
-                                              n_boot=n_boot, seed=seed)
+        notes += _compare(entry, pair_seeds, n_boot, seed)
     for entry, p in zip(compared, holm([e.comparison.p_value for e in compared])):
         entry.p_holm = p
         stored_margin = None if margin is None else margin / entry.spec.scale
@@ -501,7 +533,8 @@ def _entries_text(n: int) -> str:
     return f"{n} entry" if n == 1 else f"{n} entries"
 
 
-def _title(mode: str, entries: list[Entry], margin: float | None, alpha: float, n_boot: int) -> str:
+def _title(mode: str, entries: list[Entry], margin: float | None, alpha: float, n_boot: int,
+           pair_seeds: bool = False) -> str:
     """What the numbers are, printed above them (a verdict is only as good as its reader's reading)."""
     margins = {f"{e.spec.label} {_num(e.spec, e.spec.margin if margin is None else margin / e.spec.scale)}"
                for e in entries if e.spec is not None}
@@ -509,7 +542,8 @@ def _title(mode: str, entries: list[Entry], margin: float | None, alpha: float, 
     return "\n".join([
         f"harness check: {mode}.",
         "Values on the metric's printed scale, means over seeds; Δ = candidate - reference; 95% CI: t interval "
-        f"from the seeds' spread and a paired bootstrap over dev examples (n_boot {n_boot}).",
+        + ("from the spread of the per-seed differences (runs paired by seed: --pair-seeds)" if pair_seeds else
+           "from the seeds' spread") + f" and a paired bootstrap over dev examples (n_boot {n_boot}).",
         f"p Holm-adjusted over {compared}, alpha {alpha:g}; equivalent = CI within +-margin "
         f"({', '.join(sorted(margins)) or '-'}); MDE = effect detectable with 80% power at alpha (before Holm); "
         f"a reference needs {MIN_SEEDS} seeds for a verdict.",
@@ -518,7 +552,7 @@ def _title(mode: str, entries: list[Entry], margin: float | None, alpha: float, 
 
 
 def build_result(mode: str, entries: list[Entry], names: tuple[str, str], notes: list[str], *, margin=None,
-                 alpha=ALPHA, n_boot=N_BOOT, seed=0, allow_missing=False) -> CheckResult:
+                 alpha=ALPHA, n_boot=N_BOOT, seed=0, allow_missing=False, pair_seeds=False) -> CheckResult:
     """Rows and exit code from compared entries."""
     rows = [_verdict_row(e, names, alpha) for e in entries]
     efficiency = [_efficiency(e, n_boot, seed) for e in entries]
@@ -530,8 +564,9 @@ def build_result(mode: str, entries: list[Entry], names: tuple[str, str], notes:
                     "candidate_runs": entry.cand.runs, "reference_runs": entry.ref.runs, **readings})
     columns = list(rows[0]) if rows else ["task", "model", "verdict"]
     eff_columns = list(efficiency[0][0]) if efficiency else ["task", "model"]
-    return CheckResult(_title(mode, entries, margin, alpha, n_boot), rows, columns, [e for e, _ in efficiency],
-                       eff_columns, notes, _exit_code(entries, allow_missing), raw)
+    title = _title(mode, entries, margin, alpha, n_boot, pair_seeds)
+    return CheckResult(title, rows, columns, [e for e, _ in efficiency], eff_columns, notes,
+                       _exit_code(entries, allow_missing), raw)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -564,7 +599,7 @@ def _entries_of_methods(records, candidate: str, reference: str, where: dict | N
 
 def compare_methods(records: list[RunRecord], candidate: str, reference: str, *, where: dict | None = None,
                     ignore=(), margin: float | None = None, allow_missing: bool = False, alpha: float = ALPHA,
-                    n_boot: int = N_BOOT, seed: int = 0) -> CheckResult:
+                    n_boot: int = N_BOOT, seed: int = 0, pair_seeds: bool = False) -> CheckResult:
     """A candidate method (label or name, e.g. 'prefix_layer') against a reference (e.g. 'lora') on
     every task x model the reference ran; their settings may differ only in METHOD_FIELDS and ``ignore``.
     ``margin`` is in printed units (0.5 = half a point of accuracy, half a BLEU point)."""
@@ -572,12 +607,12 @@ def compare_methods(records: list[RunRecord], candidate: str, reference: str, *,
     if not entries:
         raise HarnessError(f"no runs of the reference '{reference}' to compare '{candidate}' with; "
                            f"check --runs/--where.")
-    notes = compare_entries(entries, tuple(ignore), margin, alpha, n_boot, seed) + notes
+    notes = compare_entries(entries, tuple(ignore), margin, alpha, n_boot, seed, pair_seeds) + notes
     if _a_a(candidate, reference, where):
         notes.append(f"candidate and reference are the same runs of {candidate}: an A/A check, expect no difference.")
     mode = f"candidate {candidate} vs reference {reference}"
     return build_result(mode, entries, ("candidate", "reference"), notes, margin=margin, alpha=alpha, n_boot=n_boot,
-                        seed=seed, allow_missing=allow_missing)
+                        seed=seed, allow_missing=allow_missing, pair_seeds=pair_seeds)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -683,7 +718,7 @@ def side_from_baseline(entry: dict) -> Side:
 def check_against_baseline(records: list[RunRecord], baseline: dict, *, method: str | None = None,
                            where: dict | None = None, ignore=(), margin: float | None = None,
                            allow_missing: bool = False, alpha: float = ALPHA, n_boot: int = N_BOOT,
-                           seed: int = 0) -> CheckResult:
+                           seed: int = 0, pair_seeds: bool = False) -> CheckResult:
     """Current runs of each baseline entry's method (only ``method``'s entries if given) against the
     stored seeds; the settings must match but for ``ignore`` (e.g. ['versions'] for a library upgrade)."""
     stored = _validate_baseline(baseline)["entries"]
@@ -703,9 +738,10 @@ def check_against_baseline(records: list[RunRecord], baseline: dict, *, method: 
         entries.append(Entry(entry["task"], entry["model"], entry["method"], cand, ref))
     notes = [f"runs of {k.split('|')[2]} on {k.split('|')[0]} / {k.split('|')[1]} have no baseline entry (not checked)."
              for k in sorted(set(groups) - set(stored)) if method is None]
-    notes = compare_entries(entries, tuple(ignore), margin, alpha, n_boot, seed) + notes
+    notes = compare_entries(entries, tuple(ignore), margin, alpha, n_boot, seed, pair_seeds) + notes
     return build_result("current runs (candidate) vs the baseline (reference)", entries, ("now", "baseline"), notes,
-                        margin=margin, alpha=alpha, n_boot=n_boot, seed=seed, allow_missing=allow_missing)
+                        margin=margin, alpha=alpha, n_boot=n_boot, seed=seed, allow_missing=allow_missing,
+                        pair_seeds=pair_seeds)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -715,7 +751,7 @@ def check_against_baseline(records: list[RunRecord], baseline: dict, *, method: 
 def check_command(records: list[RunRecord], *, candidate: str | None = None, against: str | None = None,
                   baseline: str | Path | dict | None = None, fmt: str = "text", **options) -> tuple[str, int]:
     """`harness check`: --candidate M --against R, or --baseline FILE [--candidate M]. ``options``:
-    where, ignore, margin, allow_missing, alpha, n_boot, seed."""
+    where, ignore, margin, allow_missing, alpha, n_boot, seed, pair_seeds."""
     if against is not None and baseline is not None:
         raise HarnessError("give either --against METHOD or --baseline FILE, not both.")
     if against is not None:

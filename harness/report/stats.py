@@ -287,26 +287,66 @@ class Interval:
     n_examples: int
 
 
-def score_interval(spec_or_fns, labels, runs: Sequence, n_boot: int = 2000, seed: int | None = 0,
-                   confidence: float = 0.95) -> Interval:
-    """The interval of one setting's score (mean over its seeds), its noise counted as in
-    ``crossed_comparison``: the seeds' spread / S plus the example bootstrap of the seed mean, less
-    the interaction both hold. One seed: the examples' part only (no seed noise is known). With a
-    MetricSpec, the interval is cut at the metric's bounds (the mean cannot lie beyond them)."""
-    fns, labels, runs, _ = _inputs(spec_or_fns, labels, runs, runs[:1] or [[]], confidence)
-    n, seeds = len(labels), len(runs)
-    indices = np.random.default_rng(seed).choice(n, size=(max(2, n_boot), n), replace=True)
-    boot, full = _values(fns, labels, runs, indices)
+def _one_sample(boot: np.ndarray, full: np.ndarray, n: int, confidence: float) -> tuple[float, float, float]:
+    """(se, df, t) of the mean over seeds of one per-seed quantity (a score, or a seed-paired
+    difference), from its example resamples (n_boot, S) and full-set values (S,): the seeds' spread / S
+    plus the example bootstrap of the seed mean, less the interaction both hold. One seed: the
+    examples' part only (no seed noise is known)."""
+    seeds = len(full)
     example_part = float(boot.mean(axis=1).var(ddof=1))
     terms = []
     if seeds > 1:
         example_part = max(example_part - _interaction(boot), 0.0)
         terms.append((float(full.var(ddof=1)) / seeds, seeds - 1))
     terms.append((example_part, n - 1))
-    se, df, t = _satterthwaite(terms, confidence, float(n - 1))
+    return _satterthwaite(terms, confidence, float(n - 1))
+
+
+def score_interval(spec_or_fns, labels, runs: Sequence, n_boot: int = 2000, seed: int | None = 0,
+                   confidence: float = 0.95) -> Interval:
+    """The interval of one setting's score (mean over its seeds), its noise counted as in
+    ``crossed_comparison`` (``_one_sample``). With a MetricSpec, the interval is cut at the metric's
+    bounds (the mean cannot lie beyond them)."""
+    fns, labels, runs, _ = _inputs(spec_or_fns, labels, runs, runs[:1] or [[]], confidence)
+    n, seeds = len(labels), len(runs)
+    indices = np.random.default_rng(seed).choice(n, size=(max(2, n_boot), n), replace=True)
+    boot, full = _values(fns, labels, runs, indices)
+    se, df, t = _one_sample(boot, full, n, confidence)
     value = float(full.mean())
     clip = getattr(spec_or_fns, "clipped", float)  # a MetricSpec cuts it at the metric's bounds
     return Interval(value, clip(value - t * se), clip(value + t * se), se, df, seeds, n)
+
+
+def seed_paired_comparison(spec_or_fns, labels, candidate: Sequence, reference: Sequence, n_boot: int = 2000,
+                           seed: int | None = 0, confidence: float = 0.95) -> Comparison:
+    """Δ when candidate run i and reference run i share their training seed (`check --pair-seeds`).
+
+    The per-seed difference d_s = metric(candidate_s) − metric(reference_s) is one sample per seed,
+    treated as ``score_interval`` treats a score: Var(Δ) = s²_d/S + the example bootstrap of the mean
+    d (the same resampled examples for both sides) − the interaction both hold, with S − 1 degrees of
+    freedom for the seed part. A valid test whenever the pairs are exchangeable; it gains power when a
+    shared seed makes the two runs alike (a library upgrade, a refactor: identical runs give Δ = 0 with
+    a zero-width interval) and loses a little (fewer degrees of freedom) when it does not.
+    """
+    from scipy import stats as scipy_stats
+
+    fns, labels, candidate, reference = _inputs(spec_or_fns, labels, candidate, reference, confidence)
+    if len(candidate) != len(reference):
+        raise HarnessError(f"a seed-paired comparison needs one reference run per candidate run (same seeds); got "
+                           f"{len(candidate)} candidate and {len(reference)} reference runs.")
+    n, seeds = len(labels), len(candidate)
+    indices = np.random.default_rng(seed).choice(n, size=(max(2, n_boot), n), replace=True)
+    boot, full = _values(fns, labels, candidate + reference, indices)
+    diff_boot, diff_full = boot[:, :seeds] - boot[:, seeds:], full[:seeds] - full[seeds:]
+    se, df, t = _one_sample(diff_boot, diff_full, n, confidence)
+    delta = float(diff_full.mean())
+    p = float(2 * scipy_stats.t.sf(abs(delta) / se, df)) if se > 0 else (1.0 if delta == 0 else 0.0)
+    return Comparison(
+        delta=delta, lo=delta - t * se, hi=delta + t * se, p_value=min(1.0, p), se=se, n_examples=n,
+        n_candidate=seeds, n_reference=seeds, candidate_value=float(full[:seeds].mean()),
+        reference_value=float(full[seeds:].mean()), n_boot=len(indices), confidence=confidence, df=float(df),
+        samples=diff_boot.mean(axis=1), candidate_samples=boot[:, :seeds].mean(axis=1),
+        reference_samples=boot[:, seeds:].mean(axis=1))
 
 
 def mean_of(values: Sequence[float], ses: Sequence[float], dfs: Sequence[float], confidence: float = 0.95
@@ -423,20 +463,26 @@ def _rate_report(verdicts: list[str], hits: tuple[str, ...], k: int) -> dict:
             "rate": n_hits / len(verdicts) if verdicts else 0.0, "rate_lo": lo, "rate_hi": hi}
 
 
-def _draw_verdict(spec, labels, candidate, reference, rng, n_boot, margin, alpha, min_reference_seeds) -> str:
-    """One comparison as `check` makes it for a single entry (no multiple-testing adjustment)."""
-    comparison = crossed_comparison(spec, labels, candidate, reference, n_boot=n_boot, seed=int(rng.integers(2**32)))
+def _draw_verdict(spec, labels, candidate, reference, rng, n_boot, margin, alpha, min_reference_seeds,
+                  paired: bool = False) -> str:
+    """One comparison as `check` makes it for a single entry (no multiple-testing adjustment);
+    ``paired``: as `check --pair-seeds`, candidate[i] paired with reference[i]."""
+    compare = seed_paired_comparison if paired else crossed_comparison
+    comparison = compare(spec, labels, candidate, reference, n_boot=n_boot, seed=int(rng.integers(2**32)))
     return verdict(comparison, spec, comparison.p_value, margin, alpha, min_reference_seeds)[0]
 
 
 def false_alarm_rate(runs: Sequence, labels, spec, k: int, draws: int, rng_seed: int = 0, n_boot: int = 1000, *,
-                     margin: float | None = None, alpha: float = 0.05, min_reference_seeds: int = 3) -> dict:
+                     margin: float | None = None, alpha: float = 0.05, min_reference_seeds: int = 3,
+                     paired: bool = False) -> dict:
     """How often two disjoint groups of k seeds of the SAME setting get `better` or `worse`.
 
     Each draw splits ``runs`` (per-seed predictions of one method) at random into a candidate and a
     reference group of k seeds each; with no true difference every such verdict is a false alarm,
     so the rate should stay near or below alpha. Returns verdict counts and the rate with a 95%
     Wilson interval. With ``k < min_reference_seeds`` every verdict is inconclusive, as in `check`.
+    ``paired``: the groups' i-th runs are compared as a seed pair (`--pair-seeds` on pairs that share
+    nothing, the case where pairing cannot help and must not hurt).
     """
     runs = list(runs)
     if k < 1 or len(runs) < 2 * k:
@@ -449,16 +495,18 @@ def false_alarm_rate(runs: Sequence, labels, spec, k: int, draws: int, rng_seed:
     for _ in range(draws):
         order = rng.permutation(len(runs))
         cand, ref = [runs[i] for i in order[:k]], [runs[i] for i in order[k:2 * k]]
-        verdicts.append(_draw_verdict(spec, labels, cand, ref, rng, n_boot, margin, alpha, min_reference_seeds))
+        verdicts.append(_draw_verdict(spec, labels, cand, ref, rng, n_boot, margin, alpha, min_reference_seeds,
+                                      paired))
     return _rate_report(verdicts, ("better", "worse"), k)
 
 
 def detection_rate(reference_runs: Sequence, candidate_runs: Sequence, labels, spec, k: int, draws: int,
                    rng_seed: int = 0, n_boot: int = 1000, *, margin: float | None = None, alpha: float = 0.05,
-                   min_reference_seeds: int = 3, detect: str = "worse") -> dict:
+                   min_reference_seeds: int = 3, detect: str = "worse", paired: bool = False) -> dict:
     """How often k seeds of a candidate that truly differs get the ``detect`` verdict against k
     reference seeds (the power of `check` at k seeds): each draw picks k of each side without
-    replacement. Returns verdict counts and the rate with a 95% Wilson interval.
+    replacement. Returns verdict counts and the rate with a 95% Wilson interval. ``paired``: the two
+    lists are aligned by seed; each draw picks k seeds and compares them as seed pairs (`--pair-seeds`).
     """
     reference_runs, candidate_runs = list(reference_runs), list(candidate_runs)
     if k < 1 or len(reference_runs) < k or len(candidate_runs) < k:
@@ -466,12 +514,17 @@ def detection_rate(reference_runs: Sequence, candidate_runs: Sequence, labels, s
                            f"and {len(candidate_runs)} candidate runs.")
     if detect not in VERDICTS:
         raise HarnessError(f"detect must be one of {', '.join(VERDICTS)}, not '{detect}'.")
+    if paired and len(reference_runs) != len(candidate_runs):
+        raise HarnessError(f"paired draws need both sides aligned by seed; got {len(reference_runs)} reference and "
+                           f"{len(candidate_runs)} candidate runs.")
     if draws < 1:
         raise HarnessError(f"draws must be at least 1, not {draws}.")
     rng = np.random.default_rng(rng_seed)
     verdicts = []
     for _ in range(draws):
-        cand = [candidate_runs[i] for i in rng.choice(len(candidate_runs), k, replace=False)]
-        ref = [reference_runs[i] for i in rng.choice(len(reference_runs), k, replace=False)]
-        verdicts.append(_draw_verdict(spec, labels, cand, ref, rng, n_boot, margin, alpha, min_reference_seeds))
+        cand_idx = rng.choice(len(candidate_runs), k, replace=False)
+        ref_idx = cand_idx if paired else rng.choice(len(reference_runs), k, replace=False)
+        cand, ref = [candidate_runs[i] for i in cand_idx], [reference_runs[i] for i in ref_idx]
+        verdicts.append(_draw_verdict(spec, labels, cand, ref, rng, n_boot, margin, alpha, min_reference_seeds,
+                                      paired))
     return _rate_report(verdicts, (detect,), k)
