@@ -355,6 +355,22 @@ def test_generation_runs_are_compared_on_sacrebleu_bleu(tmp_path):
     assert row["metric"] == "BLEU (sacrebleu)" and row["verdict"] == "worse" and row["examples"] == "60"
 
 
+def test_where_grid_selects_one_suite_entry_among_others_in_one_folder(tmp_path):
+    """A suite's runs folder holds every entry's cells and searches; --where grid=... picks one entry per side."""
+    for seed in range(3):
+        write_run(tmp_path, f"suite-v1-lora-{seed:012x}", seed=seed, accuracy=0.80 + 0.004 * seed)
+        write_run(tmp_path, f"suite-v1-peft_lora-{seed:012x}", method="peft_lora", seed=seed,
+                  preds=predictions(0.80 + 0.004 * seed, 1000 * seed + hash("lora") % 997))
+        write_run(tmp_path, f"suite-v1-peft_lora-search-{seed:012x}", method="peft_lora", seed=0, lr=1e-2)
+    records = records_from_runs_dir(tmp_path / "runs")
+    with pytest.raises(HarnessError, match="2 settings"):
+        compare_methods(records, "peft_lora", "lora")
+    result = compare_methods(records, "peft_lora", "lora", where={"candidate:grid": "suite-v1-peft_lora"},
+                             pair_seeds=True)
+    assert row_of(result)["verdict"] == "equivalent" and result.entries[0]["candidate_runs"] == [
+        f"suite-v1-peft_lora-{seed:012x}" for seed in range(3)]
+
+
 def test_calibration_report_from_the_runs_there_are(tmp_path):
     write_seeds(tmp_path, "lora", 0.80, seeds=range(6), prefix="ref")
     for seed in range(3):

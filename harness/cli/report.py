@@ -181,7 +181,9 @@ def add_check(sub) -> None:
                        help="compare even though this fingerprint field or group differs, e.g. versions (a "
                             "peft/transformers upgrade), subset.max_train_samples; repeatable")
     check.add_argument("--where", action="append", metavar="KEY=VALUE",
-                       help="only runs with this setting, e.g. learning_rate=0.003; repeatable")
+                       help="only runs with this setting, e.g. learning_rate=0.003, or of one grid experiment, e.g. "
+                            "grid=cpu-quick-v1-lora; candidate:KEY=VALUE or reference:KEY=VALUE filters one side; "
+                            "repeatable")
     check.add_argument("--margin", type=float, help="equivalence margin in printed units (default: the metric's, "
                        "e.g. 0.5 point of accuracy, 0.5 BLEU)")
     check.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate (Holm) (default: 0.05)")

@@ -52,7 +52,10 @@ ALPHA = 0.05
 MIN_SEEDS = 3  # a reference with fewer seeds gives `inconclusive` (seed spread cannot be estimated)
 BASELINE_FORMAT = 2  # 1: medians and tolerances only (no predictions): cannot be checked any more
 SIDES = ("candidate", "reference")
-RECORD_KEYS = {"task": "task", "model": "model", "method": "method", "seed": "seed", "method_label": "method_label"}
+# --where keys read from the run record; grid: the grid experiment a cell belongs to (its folder's name
+# without the cell id), e.g. one entry of a suite among the others in one runs folder.
+RECORD_KEYS = {"task": "task", "model": "model", "method": "method", "seed": "seed", "method_label": "method_label",
+               "grid": "experiment"}
 
 
 # ---------------------------------------------------------------------------------------------
