@@ -99,11 +99,12 @@ def one_candidate_seed(ref: Side, spec, draws, n_boot, alpha, margin, seed, k_re
             "rate_lo": lo, "rate_hi": hi}
 
 
-def _seed_values(side: Side, spec) -> np.ndarray:
-    """Each seed's metric on the whole dev set."""
+def _seed_values(side: Side, spec, outputs: list | None = None) -> np.ndarray:
+    """Each seed's metric on the whole dev set (of ``outputs`` if given, scored against the side's truth)."""
+    outputs = side.outputs if outputs is None else outputs
     if spec.fn is not None:
-        return np.asarray([spec.fn(o, side.truth) for o in side.outputs], dtype=np.float64)
-    return np.asarray([spec.from_stats(np.asarray(spec.stats(o, side.truth)).sum(0)) for o in side.outputs])
+        return np.asarray([spec.fn(o, side.truth) for o in outputs], dtype=np.float64)
+    return np.asarray([spec.from_stats(np.asarray(spec.stats(o, side.truth)).sum(0)) for o in outputs])
 
 
 def se_check(ref: Side, spec, ks, draws, n_boot, seed, bootstraps: int = 40) -> list[dict]:
@@ -198,8 +199,7 @@ def _rerun_rates(ref: Side, rerun: Side, spec, k, draws, n_boot, alpha, margin, 
     seeds, base, again = _aligned(ref, rerun)
     if len(seeds) < k:
         return {"k": k, "skipped": f"needs {k} rerun seeds that the reference also ran, have {len(seeds)}"}
-    shifts = np.abs(_seed_values(Side("r", ref.task, ref.model, outputs=again, truth=ref.truth), spec)
-                    - _seed_values(Side("b", ref.task, ref.model, outputs=base, truth=ref.truth), spec)) * spec.scale
+    shifts = np.abs(_seed_values(ref, spec, again) - _seed_values(ref, spec, base)) * spec.scale
     rates = {mode: detection_rate(base, again, ref.truth, spec, k, draws, rng_seed=seed + 400, n_boot=n_boot,
                                   margin=margin, alpha=alpha, min_reference_seeds=MIN_SEEDS, detect="equivalent",
                                   paired=mode == "paired") for mode in ("paired", "unpaired")}
@@ -218,9 +218,8 @@ def seed_pairing(ref: Side, reg: Side | None, rerun: Side | None, spec, ks, draw
     if reg is not None:
         seeds, base, worse = _aligned(ref, reg)
         if len(seeds) > 2:
-            values = [_seed_values(Side(n, ref.task, ref.model, outputs=o, truth=ref.truth), spec)
-                      for n, o in (("ref", base), ("reg", worse))]
-            out["correlation"] = {"seeds": len(seeds), "r": float(np.corrcoef(*values)[0, 1])}
+            r = np.corrcoef(_seed_values(ref, spec, base), _seed_values(ref, spec, worse))[0, 1]
+            out["correlation"] = {"seeds": len(seeds), "r": float(r)}
         out["detection"] = [detection_rate(base, worse, ref.truth, spec, k, draws, rng_seed=seed + 350 + k, **options)
                             for k in ks if len(seeds) >= k]
     if rerun is not None:
@@ -256,7 +255,8 @@ def seeds_needed(cells: list[dict], target: float, alpha: float) -> dict:
 
 
 def calibration_report(reference_runs: Sequence[RunRecord], regressed_runs: Sequence[RunRecord] = (),
-                       rerun_runs: Sequence[RunRecord] = (), *, draws: int = 1000, n_boot: int = 1000, alpha: float = ALPHA, margin: float | None = None,
+                       rerun_runs: Sequence[RunRecord] = (), *, draws: int = 1000, n_boot: int = 1000,
+                       alpha: float = ALPHA, margin: float | None = None,
                        false_alarm_ks=(1, 2, 3, 5), detection_ks=(3, 5, 8), mde_ks=(1, 2, 3, 5, 8, 10),
                        fractions=(0.25, 0.5, 1.0), mde_draws: int = 30, target: float = 1.0, seed: int = 0,
                        command: str = COMMAND) -> tuple[str, dict]:
