@@ -413,6 +413,10 @@ def test_calibration_counts_reruns_of_the_same_seeds_under_both_modes(tmp_path):
     assert rerun["identical"] == 5 and rerun["seeds"] == [0, 1, 2, 3, 4, 5] and rerun["max_shift"] > 0
     assert rerun["paired"]["counts"]["equivalent"] > rerun["unpaired"]["counts"]["equivalent"]
     assert sum(rerun["paired"]["counts"].values()) == 20 and "| --pair-seeds | 20 |" in text
+    from conftest import harness_cli
+
+    done = harness_cli("check", "calibrate", "--runs", tmp_path / "grid" / "runs", "--reruns", tmp_path / "none")
+    assert done.returncode == 2 and "--reruns" in done.stderr and "no such folder" in done.stderr
     write_run(tmp_path / "other", "ref-s0", seed=0, lr=1e-3)
     with pytest.raises(HarnessError, match="reruns are not the reference setting"):
         calibration_report(reference, (), records_from_runs_dir(tmp_path / "other" / "runs"), draws=2, n_boot=50,

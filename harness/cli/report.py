@@ -152,6 +152,9 @@ def _calibrate(args, records) -> int:
 
     from harness.report.results import records_from_runs_dir
 
+    if args.reruns and not Path(args.reruns).is_dir():
+        raise HarnessError(f"--reruns {args.reruns}: no such folder; give the runs folder of the reruns, e.g. "
+                           f"results/cpu-mini/check_calibration_avx2/runs (scripts/check_calibration_reruns.sh).")
     reruns = records_from_runs_dir(args.reruns) if args.reruns else ()
     text = calibrate_command(records, where=_where(args.where), rerun_records=reruns, n_boot=args.n_boot,
                              alpha=args.alpha)
