@@ -36,6 +36,8 @@ TRAIN = {  # report file -> (label, extra flags, environment prefix)
                                                   "--compile --fast-dropout", CPP_WRAPPER),
     "train_fp32_compile_fastdropout_peaks.json": ("fp32, --compile, --fast-dropout, later sitting",
                                                   "--compile --fast-dropout", ""),
+    "train_fp32_compile_fastdropout_r5.json": ("fp32, --compile, --fast-dropout, 5 repeats",
+                                               "--compile --fast-dropout", ""),
 }
 FAST_PATHS = "python scripts/bench_fast_paths.py"
 FAST_DROPOUT_CHECK = ("harness baseline save --runs results/cpu-mini/check_calibration/runs --where learning_rate=0.003 "
