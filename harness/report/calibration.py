@@ -28,7 +28,8 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.fingerprint import describe, differences
-from harness.report.check import ALPHA, MIN_SEEDS, Side, metric_spec, select, side_from_runs, truth_difference
+from harness.report.check import (ALPHA, MIN_SEEDS, Side, metric_spec, seed_pairs, select, side_from_runs,
+                                  truth_difference)
 from harness.report.results import RunRecord
 from harness.report.stats import (VERDICTS, detection_rate, false_alarm_rate, minimum_detectable_effect,
                                   crossed_comparison, take, verdict, wilson_interval)
@@ -181,14 +182,6 @@ def mde_grid(ref: Side, reg: Side | None, spec, ks, fractions, draws, n_boot, al
     return cells
 
 
-def _aligned(ref: Side, other: Side) -> tuple[list, list, list]:
-    """The seeds both sides ran, and each side's outputs for them in that order (seed pairs)."""
-    theirs = dict(zip(other.seeds, other.outputs))
-    seeds = [s for s in ref.seeds if s in theirs]
-    mine = dict(zip(ref.seeds, ref.outputs))
-    return seeds, [mine[s] for s in seeds], [theirs[s] for s in seeds]
-
-
 def _identical(a, b) -> bool:
     return bool(np.array_equal(a, b)) if isinstance(a, np.ndarray) else list(a) == list(b)
 
@@ -196,7 +189,7 @@ def _identical(a, b) -> bool:
 def _rerun_rates(ref: Side, rerun: Side, spec, k, draws, n_boot, alpha, margin, seed) -> dict:
     """Reruns of the reference's seeds (other numerics, no intended change) against them, k seed pairs
     per draw, compared as `check` does with and without --pair-seeds."""
-    seeds, base, again = _aligned(ref, rerun)
+    seeds, base, again = seed_pairs(ref, rerun)
     if len(seeds) < k:
         return {"k": k, "skipped": f"needs {k} rerun seeds that the reference also ran, have {len(seeds)}"}
     shifts = np.abs(_seed_values(ref, spec, again) - _seed_values(ref, spec, base)) * spec.scale
@@ -216,7 +209,7 @@ def seed_pairing(ref: Side, reg: Side | None, rerun: Side | None, spec, ks, draw
                                              **options) for k in ks if len(ref.seeds) >= 2 * k],
            "detection": [], "correlation": None, "rerun": None}
     if reg is not None:
-        seeds, base, worse = _aligned(ref, reg)
+        seeds, base, worse = seed_pairs(ref, reg)
         if len(seeds) > 2:
             r = np.corrcoef(_seed_values(ref, spec, base), _seed_values(ref, spec, worse))[0, 1]
             out["correlation"] = {"seeds": len(seeds), "r": float(r)}

@@ -378,17 +378,23 @@ def _missing_reason(entry: Entry) -> str:
     return "; ".join(parts) + "."
 
 
+def seed_pairs(ref: Side, other: Side) -> tuple[list, list, list]:
+    """The seeds both sides ran, in ``ref``'s order, and each side's outputs for them (seed pairs)."""
+    theirs = dict(zip(other.seeds, other.outputs))
+    seeds = [s for s in ref.seeds if s in theirs]
+    mine = dict(zip(ref.seeds, ref.outputs))
+    return seeds, [mine[s] for s in seeds], [theirs[s] for s in seeds]
+
+
 def _seed_pairs(entry: Entry) -> tuple[list, list, list[str]]:
     """Both sides' outputs of the seeds they share, in the reference's order, and a note on the rest."""
-    cand = dict(zip(entry.cand.seeds, entry.cand.outputs))
-    shared = [s for s in entry.ref.seeds if s in cand]
+    shared, ref, cand = seed_pairs(entry.ref, entry.cand)
     alone = [f"{side.name} seed(s) {', '.join(map(str, left))}" for side, left in
              ((entry.cand, [s for s in entry.cand.seeds if s not in shared]),
               (entry.ref, [s for s in entry.ref.seeds if s not in shared])) if left]
     notes = [f"{entry.task} / {entry.model}: --pair-seeds left out {' and '.join(alone)} (no run of that seed on the "
              f"other side)."] if alone else []
-    outputs = dict(zip(entry.ref.seeds, entry.ref.outputs))
-    return [cand[s] for s in shared], [outputs[s] for s in shared], notes
+    return cand, ref, notes
 
 
 def _compare(entry: Entry, pair_seeds: bool, n_boot: int, seed: int) -> list[str]:

@@ -225,6 +225,13 @@ def _satterthwaite(terms: Sequence[tuple[float, float]], confidence: float, fall
     return se, float(df), t
 
 
+def _t_p_value(delta: float, se: float, df: float) -> float:
+    """Two-sided p of Δ = 0 for a t interval; with no spread, 1 for Δ = 0 and 0 otherwise."""
+    from scipy import stats as scipy_stats
+
+    return min(1.0, float(2 * scipy_stats.t.sf(abs(delta) / se, df))) if se > 0 else (1.0 if delta == 0 else 0.0)
+
+
 def crossed_comparison(spec_or_fns, labels, candidate: Sequence, reference: Sequence, n_boot: int = 2000,
                        seed: int | None = 0, confidence: float = 0.95) -> Comparison:
     """Δ with an interval whose variance counts each source of noise once: the default of `check`.
@@ -242,8 +249,6 @@ def crossed_comparison(spec_or_fns, labels, candidate: Sequence, reference: Sequ
     of the seeds' mean. The interval is Δ ± t·√Var with Satterthwaite's degrees of freedom (few seeds
     give few degrees of freedom, a wide t). A side with one seed borrows the other side's seed spread.
     """
-    from scipy import stats as scipy_stats
-
     fns, labels, candidate, reference = _inputs(spec_or_fns, labels, candidate, reference, confidence)
     n = len(labels)
     indices = np.random.default_rng(seed).choice(n, size=(max(2, n_boot), n), replace=True)
@@ -266,9 +271,9 @@ def crossed_comparison(spec_or_fns, labels, candidate: Sequence, reference: Sequ
             if known else (0.0, 1)
         terms.append((spread_used / len(values), dof))
     se, df, t = _satterthwaite(terms, confidence, float(n - 1))
-    p = float(2 * scipy_stats.t.sf(abs(delta) / se, df)) if se > 0 else (1.0 if delta == 0 else 0.0)
+    p = _t_p_value(delta, se, df)
     return Comparison(
-        delta=delta, lo=delta - t * se, hi=delta + t * se, p_value=min(1.0, p), se=se, n_examples=n,
+        delta=delta, lo=delta - t * se, hi=delta + t * se, p_value=p, se=se, n_examples=n,
         n_candidate=len(candidate), n_reference=len(reference), candidate_value=float(sides[0][1].mean()),
         reference_value=float(sides[1][1].mean()), n_boot=len(samples), confidence=confidence, df=float(df),
         samples=samples, candidate_samples=sides[0][0].mean(axis=1), reference_samples=sides[1][0].mean(axis=1))
@@ -328,8 +333,6 @@ def seed_paired_comparison(spec_or_fns, labels, candidate: Sequence, reference: 
     shared seed makes the two runs alike (a library upgrade, a refactor: identical runs give Δ = 0 with
     a zero-width interval) and loses a little (fewer degrees of freedom) when it does not.
     """
-    from scipy import stats as scipy_stats
-
     fns, labels, candidate, reference = _inputs(spec_or_fns, labels, candidate, reference, confidence)
     if len(candidate) != len(reference):
         raise HarnessError(f"a seed-paired comparison needs one reference run per candidate run (same seeds); got "
@@ -340,9 +343,9 @@ def seed_paired_comparison(spec_or_fns, labels, candidate: Sequence, reference: 
     diff_boot, diff_full = boot[:, :seeds] - boot[:, seeds:], full[:seeds] - full[seeds:]
     se, df, t = _one_sample(diff_boot, diff_full, n, confidence)
     delta = float(diff_full.mean())
-    p = float(2 * scipy_stats.t.sf(abs(delta) / se, df)) if se > 0 else (1.0 if delta == 0 else 0.0)
+    p = _t_p_value(delta, se, df)
     return Comparison(
-        delta=delta, lo=delta - t * se, hi=delta + t * se, p_value=min(1.0, p), se=se, n_examples=n,
+        delta=delta, lo=delta - t * se, hi=delta + t * se, p_value=p, se=se, n_examples=n,
         n_candidate=seeds, n_reference=seeds, candidate_value=float(full[:seeds].mean()),
         reference_value=float(full[seeds:].mean()), n_boot=len(indices), confidence=confidence, df=float(df),
         samples=diff_boot.mean(axis=1), candidate_samples=boot[:, :seeds].mean(axis=1),
