@@ -68,6 +68,9 @@ class RunConfig:
     fast_dropout: bool = _f(False, "draw dropout masks (the attention probabilities' too) 4 elements per random draw: "
                                    "faster on a CPU, a keep probability exact to 1/32768, but not torch's random "
                                    "stream (a seed's results change)")
+    padding_free: bool = _f(False, "encoders (BERT, RoBERTa): run the layers on the batch's real tokens only, padded "
+                                   "back around attention (training and evaluation): the same numbers up to rounding, "
+                                   "but dropout draws fewer masks, so a seed's results change")
     compile: bool = _f(False, "torch.compile the whole model (inductor, dynamic shapes); the compiled code is cached "
                               "across runs")
     trust_remote_code: bool = _f(False, "allow a hub model's own Python code to run (off: only transformers' code runs)")

@@ -120,6 +120,8 @@ def fingerprint(config: dict[str, Any], record: dict[str, Any]) -> dict[str, Any
     fields["optim.init_from"] = bool(config.get("init_from"))  # its path names the seed's own run
     if config.get("fast_dropout"):  # another dropout random stream; only when set: older ids are kept
         fields["optim.fast_dropout"] = True
+    if config.get("padding_free"):  # fewer dropout draws: another random stream; only when set
+        fields["optim.padding_free"] = True
     if config.get("select_on", "dev") != "dev":  # only when set: older runs keep their fingerprint ids
         fields["optim.select_on"] = config["select_on"]
     if config.get("patience"):
@@ -139,7 +141,7 @@ def fields_set_by(keys) -> tuple[str, ...]:
     for key in keys:
         if key in SUBSET_KEYS or key == "heldout_samples":
             out.append(f"subset.{key}")
-        elif key in OPTIM_KEYS or key in ("init_from", "select_on", "patience", "fast_dropout"):
+        elif key in OPTIM_KEYS or key in ("init_from", "select_on", "patience", "fast_dropout", "padding_free"):
             out.append(f"optim.{key}")
         elif key in ("batch_size", "grad_accum"):
             out.append("optim.global_batch_size")

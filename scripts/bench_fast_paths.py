@@ -15,7 +15,10 @@ and the median of the per-round ratios (on / off).
 - frozen weights cast once (--cast-frozen-once, the default), bf16 autocast;
 - the inductor's C++ wrapper (TORCHINDUCTOR_CPP_WRAPPER=1; --compile leaves it off), fp32 with
   fast dropout (the bench job's fastest setting): compiled without and with it, each side in its own process
-  per round (the inductor's settings hold for a whole process), timed after 5 warm-up batches.
+  per round (the inductor's settings hold for a whole process), timed after 5 warm-up batches;
+- packed tokens (--padding-free), fp32 with fast dropout, eager and compiled: under --compile both sides
+  share one compiled forward in one process (dynamo compiles a graph for each side: the packing's switch is
+  guarded), each side warmed up (and compiled) on 5 batches first.
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ import argparse
 import statistics
 import sys
 import time
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from harness.rundir import write_json  # noqa: E402
+from harness.training.fast_paths import FastPaths  # noqa: E402
 
 OUT = ROOT / "reports" / "bench" / "fast_paths_ab.json"
 COMMAND = "python scripts/bench_fast_paths.py"
@@ -81,7 +86,9 @@ def paired(name: str, mixed_precision: str, off: dict, on: dict, rounds: int, co
     in_process = "cpp_wrapper" not in off
     if in_process:
         model, optimizer, batches, loss = batches_and_model(mixed_precision, count, data_dir)
-        sides = {"off": make_side(model, mixed_precision, off), "on": make_side(model, mixed_precision, on)}
+        # One FastPaths (a second on the same model would replace the first's patches); each side turns on its parts.
+        paths = FastPaths(model, mixed_precision, **{key: off.get(key, False) or on.get(key, False) for key in PARTS})
+        sides = {side: make_side(model, mixed_precision, flags, paths) for side, flags in (("off", off), ("on", on))}
         for warm in sides.values():
             samples_per_s(model, optimizer, batches[:5], loss, warm)
     runs = {"off": [], "on": []}
@@ -96,22 +103,41 @@ def paired(name: str, mixed_precision: str, off: dict, on: dict, rounds: int, co
             "ratios": [round(r, 3) for r in ratios], "median_ratio": round(statistics.median(ratios), 3)}
 
 
-def make_side(model, mixed_precision: str, flags: dict):
-    """One side's fast paths and forward: eager, or (with a ``cpp_wrapper`` choice) compiled as --compile
-    compiles the model."""
+# FastPaths' flags and the part of it each turns on
+PARTS = {"cast_frozen_once": "casts", "fast_dropout": "dropout", "padding_free": "padding_free"}
+
+
+class Side:
+    """The parts of a FastPaths that one side's flags turn on, switched on together by ``in_use``."""
+
+    def __init__(self, paths, flags: dict):
+        self.parts = [getattr(paths, part) for flag, part in PARTS.items() if flags.get(flag)]
+
+    @contextmanager
+    def in_use(self):
+        with ExitStack() as stack:
+            for part in self.parts:
+                stack.enter_context(part.in_use())
+            yield
+
+
+def make_side(model, mixed_precision: str, flags: dict, paths=None):
+    """One side's fast paths (its parts of ``paths``, or a FastPaths of its own) and forward: eager, or
+    (``compile``, or a ``cpp_wrapper`` choice) compiled as --compile compiles the model."""
     import torch
 
     from harness.config import RunConfig
-    from harness.training.fast_paths import FastPaths
     from harness.training.runner import dynamo_plugin
 
     flags = dict(flags)
     wrapper = flags.pop("cpp_wrapper", None)
     forward = model.forward
-    if wrapper is not None:
-        dynamo_plugin(RunConfig(task="glue/sst2", compile=True))  # the inductor settings --compile sets
-        forward = torch.compile(forward, dynamic=True, options={"cpp_wrapper": wrapper})
-    return FastPaths(model, mixed_precision, **flags), forward
+    if flags.pop("compile", False) or wrapper is not None:
+        # the inductor settings --compile sets (with --padding-free's when a side packs)
+        dynamo_plugin(RunConfig(task="glue/sst2", compile=True, padding_free=flags.get("padding_free", False)))
+        forward = torch.compile(forward, dynamic=True, options={} if wrapper is None else {"cpp_wrapper": wrapper})
+    paths = paths or FastPaths(model, mixed_precision, **{key: flags.get(key, False) for key in PARTS})
+    return Side(paths, flags), forward
 
 
 def in_subprocess(name: str, side: str, count: int, data_dir: str) -> float:
@@ -139,6 +165,11 @@ PATHS = {
                                        {"cast_frozen_once": True, "fast_dropout": False}),
     "C++ wrapper under --compile, fp32": ("no", {"cast_frozen_once": True, "fast_dropout": True, "cpp_wrapper": False},
                                           {"cast_frozen_once": True, "fast_dropout": True, "cpp_wrapper": True}),
+    "packed tokens, fp32, fast dropout": ("no", {"cast_frozen_once": True, "fast_dropout": True},
+                                          {"cast_frozen_once": True, "fast_dropout": True, "padding_free": True}),
+    "packed tokens under --compile, fp32, fast dropout": (
+        "no", {"cast_frozen_once": True, "fast_dropout": True, "compile": True},
+        {"cast_frozen_once": True, "fast_dropout": True, "padding_free": True, "compile": True}),
 }
 
 

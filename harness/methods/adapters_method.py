@@ -18,7 +18,7 @@ def _spec(name: str) -> MethodSpec:
     if "skip_lowest" in variant:
         options["skip_lowest"] = Option(int, variant["skip_lowest"], "blocks at the bottom left without adapters")
     return MethodSpec(name, variant["description"], apply, options=options, defaults={"learning_rate": 1e-3},
-                      trainable=lambda parameter: ".adapter." in parameter)
+                      trainable=lambda parameter: ".adapter." in parameter, token_wise=True)
 
 
 ADAPTER_H, ADAPTER_L, ADAPTER_P, ADAPTER_D = (_spec(n) for n in ("adapter_h", "adapter_l", "adapter_p", "adapter_d"))

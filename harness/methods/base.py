@@ -40,6 +40,9 @@ class MethodSpec:
     trainable: Callable[[str], bool] | None = None
     trains_backbone: bool = False  # pretrained weights train (full, BitFit, FT-Top2): no frozen 4-bit backbone
     head_only: bool = False  # only the task head trains, by design (linear probing): no warning that it does
+    # Its modules read and write each token's hidden state on its own (no position within a sequence, no
+    # attention cache): --padding-free may pack a batch's real tokens into one row (tests/test_padding_free.py).
+    token_wise: bool = False
     save: Callable[[Any, Any], None] | None = None  # (model, folder); default: harness.methods.weights
     load: Callable[..., Any] | None = None  # (base_model, folder, options, head_modules) -> model
     merge: Callable[[Any], Any] | None = None  # fold the update into the weights (no inference latency)
@@ -114,7 +117,7 @@ def from_function(name: str, fn: Callable) -> MethodSpec:
 
     doc = (fn.__doc__ or "").strip().splitlines()
     return MethodSpec(name, doc[0] if doc else f"plugin {name}", apply, defaults=dict(getattr(fn, "defaults", {})),
-                      free_options=True)
+                      free_options=True, token_wise=bool(getattr(fn, "token_wise", False)))
 
 
 def as_spec(name: str, obj) -> MethodSpec:

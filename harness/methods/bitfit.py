@@ -8,4 +8,4 @@ def apply_bitfit(model, options, head_modules):
 
 
 BITFIT = MethodSpec("bitfit", "BitFit: only bias vectors", apply_bitfit, defaults={"learning_rate": 1e-3},
-                    trainable=lambda name: name.endswith(".bias"), trains_backbone=True)
+                    trainable=lambda name: name.endswith(".bias"), trains_backbone=True, token_wise=True)

@@ -17,4 +17,4 @@ def apply_fttop(model, options, head_modules):
 
 FTTOP2 = MethodSpec("fttop2", "FT-Top2: only the last k blocks (default k=2)", apply_fttop,
                     options={"k": Option(int, 2, "number of top blocks to fine-tune", positive=True)},
-                    defaults={"learning_rate": 1e-4}, trains_backbone=True)
+                    defaults={"learning_rate": 1e-4}, trains_backbone=True, token_wise=True)

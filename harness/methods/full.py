@@ -29,4 +29,4 @@ def load_full(base_model, folder, options, head_modules):
 
 
 FULL = MethodSpec("full", "full fine-tuning (all weights)", apply_full, defaults={"learning_rate": 2e-5},
-                  trains_backbone=True, save=save_full, load=load_full)
+                  trains_backbone=True, save=save_full, load=load_full, token_wise=True)

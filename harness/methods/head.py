@@ -9,4 +9,4 @@ def apply_head(model, options, head_modules):
 
 
 HEAD = MethodSpec("head", "linear probing: only the task head trains (the floor for every method)", apply_head,
-                  defaults={"learning_rate": 1e-3}, trainable=lambda name: False, head_only=True)
+                  defaults={"learning_rate": 1e-3}, trainable=lambda name: False, head_only=True, token_wise=True)

@@ -120,4 +120,5 @@ LORA = MethodSpec(
     },
     defaults={"learning_rate": 5e-4},
     merge=merge_lora,
+    token_wise=True,
 )

@@ -132,6 +132,16 @@ def _merge(model):
     return model.merge_and_unload()
 
 
+# Tuners whose layers act on each token on its own (--padding-free may pack a batch's real tokens):
+# each gives the padded model's outputs packed, on tiny-bert (tests/test_padding_free.py). Not here:
+# POLY and MULTITASK_PROMPT_TUNING (per-example task ids), LILY (differs packed), the prefix and cache
+# tuners, and those that do not run on encoders.
+TOKEN_WISE = frozenset({
+    "LORA", "ADALORA", "ADAMSS", "BOFT", "IA3", "BEFT", "LOHA", "LOKR", "OFT", "VERA", "FROD", "PVERA", "FOURIERFT",
+    "GLORA", "HRA", "UNILORA", "RANDLORA", "HIRA", "OSF", "DELORA", "GRALORA", "TINYLORA", "PSOFT", "PEANUT",
+    "SUPERTUNING", "DEFT", "LN_TUNING", "VBLORA", "MISS", "ROAD", "SHIRA", "C3A", "WAVEFT", "PROMPT_TUNING",
+    "P_TUNING"})
+
 HOOKS = {"LORAPLUS": {"optimizer": _loraplus_optimizer}, "EVA": {"before_training": _eva_init},
          "ADALORA": {"before_training": _adalora_schedule, "after_step": _adalora_step}}
 
@@ -204,4 +214,4 @@ def peft_method(name: str) -> MethodSpec:
     # Free-form options: peft validates them when the config is built.
     described = f"peft {peft_type}" + (f" ({alias})" if alias != peft_type else "")
     return MethodSpec(name, described, apply, defaults={"learning_rate": 1e-3}, free_options=True, merge=_merge,
-                      load=_load, **HOOKS.get(alias, {}))
+                      load=_load, token_wise=peft_type in TOKEN_WISE, **HOOKS.get(alias, {}))

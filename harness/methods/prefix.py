@@ -116,6 +116,7 @@ def _trains(name: str) -> bool:
 
 
 PREFIX_EMBED = MethodSpec("prefix_embed", "PreEmbed: trainable input token embeddings", _apply(False),
-                          options={"tokens": _TOKENS}, defaults={"learning_rate": 3e-2}, trainable=_trains)
+                          options={"tokens": _TOKENS}, defaults={"learning_rate": 3e-2}, trainable=_trains,
+                          token_wise=True)  # its tokens join the inputs (and the mask) before the encoder
 PREFIX_LAYER = MethodSpec("prefix_layer", "PreLayer: trainable activations at every block", _apply(True),
                           options={"tokens": _TOKENS}, defaults={"learning_rate": 1e-2}, trainable=_trains)

@@ -35,21 +35,31 @@ from __future__ import annotations
 from contextlib import contextmanager
 from functools import partial
 
+from harness.training.padding_free import PaddingFree
+
 LOW_PRECISION = {"bf16": "bfloat16", "fp16": "float16"}
 
 
 class FastPaths:
-    """What a run turns on (``--cast-frozen-once``, ``--fast-dropout``), applied by ``in_use``. One per
-    model: the patches of a second one built on the same model replace the first's."""
+    """What a run turns on (``--cast-frozen-once``, ``--fast-dropout``, ``--padding-free``), applied by
+    ``in_use`` in the training steps (``--padding-free`` also by ``evaluating``). One per model: the patches
+    of a second one built on the same model replace the first's."""
 
-    def __init__(self, model, mixed_precision: str, cast_frozen_once: bool, fast_dropout: bool):
+    def __init__(self, model, mixed_precision: str, cast_frozen_once: bool, fast_dropout: bool,
+                 padding_free: bool = False):
         self.casts = FrozenCasts(model, mixed_precision if cast_frozen_once else "no")
         self.dropout = FastDropout(model if fast_dropout else None)
+        # After FastDropout: packed attention calls the attention function the model has by then.
+        self.padding_free = PaddingFree(model if padding_free else None)
 
     @contextmanager
     def in_use(self):
-        with self.casts.in_use(), self.dropout.in_use():
+        with self.casts.in_use(), self.dropout.in_use(), self.padding_free.in_use():
             yield
+
+    def evaluating(self):
+        """Evaluation's forward passes: packed tokens give the padded model's numbers (no dropout to change)."""
+        return self.padding_free.in_use()
 
 
 class FrozenCasts:

@@ -69,7 +69,7 @@ class Loop:
     epoch_start_order: Any = None  # the data-order generator state this epoch's shuffle came from
     saved_epoch: int | None = None  # whose weights are in the run folder
     selection: str = ""  # the metric that chooses the best epoch (objective.selection_metric)
-    fast_paths: Any = None  # FastPaths: frozen weights cast once, fast dropout masks, in the training steps
+    fast_paths: Any = None  # FastPaths: frozen weights cast once, fast dropout masks, packed tokens
     eval_orders: dict[str, list[int]] = field(default_factory=dict)  # per eval loader: the split row of each output
 
     @property
@@ -131,7 +131,8 @@ def prepare(accelerator, objective, task, model, tokenizer, data, config, learni
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
     model, optimizer, training, scheduler, *loaders = accelerator.prepare(
         model, optimizer, training, scheduler, *evals.values())
-    fast = FastPaths(model, accelerator.mixed_precision, config.cast_frozen_once, config.fast_dropout)
+    fast = FastPaths(model, accelerator.mixed_precision, config.cast_frozen_once, config.fast_dropout,
+                     config.padding_free)
     return Loop(accelerator, objective, task, config, data, model, tokenizer, optimizer, scheduler, training,
                 dict(zip(evals, loaders)), generator, run, tracker, save_method_weights, method, method_options,
                 progress, selection=selection_metric(task, config), fast_paths=fast, eval_orders=eval_orders)
@@ -173,7 +174,7 @@ def train_epoch(loop: Loop, state: LoopState, epoch: int) -> None:
                mininterval=0.5 if sys.stderr.isatty() else 30)
     trainable = [p for p in model.parameters() if p.requires_grad]
     tic, batches_done = time.perf_counter(), skip
-    with loop.fast_paths.in_use():  # frozen weights cast once (mixed precision), --fast-dropout
+    with loop.fast_paths.in_use():  # frozen weights cast once (mixed precision), --fast-dropout, --padding-free
         for batch in batches:
             with accelerator.accumulate(model):
                 loss = loop.objective.loss(model, batch, config)
@@ -222,7 +223,8 @@ def end_epoch(loop: Loop, state: LoopState, epoch: int) -> None:
     context = EvalContext(loop.accelerator, loop.model, loop.tokenizer, task, loop.config, loop.data,
                           loop.eval_loaders, loop.run, lambda: save_weights(loop, epoch), loop.progress,
                           orders=loop.eval_orders)
-    evaluation = loop.objective.evaluate(context, epoch, last)
+    with loop.fast_paths.evaluating():  # --padding-free
+        evaluation = loop.objective.evaluate(context, epoch, last)
     metrics, score = evaluation.metrics, evaluation.metrics.get(loop.selection)
     if score is None:  # not evaluated on this epoch; if no epoch was, the last one is reported
         improved = last and state.best is None

@@ -58,6 +58,9 @@ def resolve(config: RunConfig) -> Resolved:
     method = get_method(config.method)
     spec = get_model_spec(config.model)
     options = method.resolve_options(config.method_options)
+    if config.padding_free and not method.token_wise:
+        raise HarnessError(f"--padding-free: method '{config.method}' is not token-wise (its modules may read "
+                           f"positions within a sequence, or it does not say); run it without --padding-free.")
     learning_rate = (config.learning_rate or model_default(spec, config.method, "learning_rate")
                      or method.defaults.get("learning_rate") or 1e-3)
     return Resolved(config, task, get_objective(task.kind), method, spec, learning_rate, options)
@@ -157,6 +160,8 @@ def dynamo_plugin(config: RunConfig):
     # Dropout draws from torch's generator as in eager mode (the inductor's own RNG would give the same
     # seed a different run): compiled and eager runs of one seed are then the same run, up to rounding.
     torch._inductor.config.fallback_random = True
+    if config.padding_free:  # the packed token count is data-dependent (nonzero): traced, not a graph break
+        torch._dynamo.config.capture_dynamic_output_shape_ops = True
     return TorchDynamoPlugin(backend="inductor", dynamic=True, use_regional_compilation=False)
 
 

@@ -1,0 +1,121 @@
+"""``--padding-free``: an encoder's layers compute the batch's real tokens only.
+
+Length-grouped batches of SST-2 sentences are still 9% padding (the bench job's), and an encoder puts
+every padded position through every linear layer, norm and activation. A BERT-style encoder layer
+treats each token on its own except in attention, so the encoder can run on the real tokens packed
+into one row, (1, tokens, width): the hidden states are gathered once before the first layer; each
+attention call scatters its queries, keys and values back to the padded (batch, heads, length, head)
+layout, runs the model's own attention function on them with the batch's mask, and gathers its output
+again; the last hidden states are scattered back to (batch, length, width), padded positions zero.
+
+The real tokens get the padded model's numbers up to rounding (tests/test_padding_free.py). Dropout
+then draws masks for the real tokens only, so a seed's training run is not the same run as without the
+flag, as with another seed (its results are checked against the padded runs' on the bench page).
+
+Which models: transformers encoders whose layers are token-wise apart from the attention interface
+(``MODEL_TYPES``; a batch with no padding, or an encoder called with a cache or cross-attention, runs
+as it is). Which methods: those whose ``MethodSpec.token_wise`` says their modules read and write each
+token on its own (prefix_layer, which overwrites positions of every block's input, does not).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from functools import partial
+
+from harness.errors import HarnessError
+
+# Checked in tests/test_padding_free.py against the padded model: the embeddings add the positions, and
+# every encoder layer calls transformers' attention interface and is token-wise otherwise.
+MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "electra")
+
+
+class PaddingFree:
+    """Packs the real tokens of each encoder of ``model`` (None: off) while ``in_use``."""
+
+    def __init__(self, model):
+        self.active = False
+        self.encoders = [] if model is None else packable_encoders(model)
+        if model is None:
+            return
+        if not self.encoders:
+            found = getattr(getattr(model, "config", None), "model_type", None) or type(model).__name__
+            raise HarnessError(f"--padding-free: the model ({found}) has no encoder it can pack; it supports "
+                               f"{', '.join(MODEL_TYPES)} encoders. Run without --padding-free.")
+        for encoder in self.encoders:
+            encoder.forward = partial(_packed_encoder, self, encoder.forward)
+        _route_attention(model)
+
+    @contextmanager
+    def in_use(self):
+        self.active = True
+        try:
+            yield
+        finally:
+            self.active = False
+
+
+def packable_encoders(model) -> list:
+    """The encoders (a transformers model's ``encoder`` beside its ``embeddings``) this path can pack."""
+    found = []
+    for module in model.modules():
+        config = getattr(module, "config", None)
+        encoder = getattr(module, "encoder", None)
+        if (getattr(config, "model_type", None) in MODEL_TYPES and not getattr(config, "is_decoder", False)
+                and hasattr(module, "embeddings") and hasattr(encoder, "layer") and encoder not in found):
+            found.append(encoder)
+    return found
+
+
+def _packed_encoder(state: PaddingFree, original, hidden_states, attention_mask=None, *args, **kwargs):
+    import torch
+
+    plain = (not state.active or args or attention_mask is None or attention_mask.dim() != 4
+             or any(kwargs.get(name) is not None for name in ("cache", "past_key_values", "encoder_hidden_states")))
+    if plain:  # off, no padding in the batch (no mask), or attention over more than the batch's own tokens
+        return original(hidden_states, attention_mask, *args, **kwargs)
+    batch, length, width = hidden_states.shape
+    keys = attention_mask[:, 0, 0, :]  # an encoder's query rows all mask the same (padded) keys
+    real = keys if keys.dtype == torch.bool else keys == 0  # sdpa's boolean mask, or eager's additive one
+    index = real.reshape(-1).nonzero().squeeze(1)
+    packed = hidden_states.reshape(batch * length, width).index_select(0, index).unsqueeze(0)
+    output = original(packed, None, padding_free=(index, batch, length, attention_mask), **kwargs)
+    output.last_hidden_state = packed.new_zeros(batch * length, width).index_copy(
+        0, index, output.last_hidden_state[0]).view(batch, length, width)
+    return output
+
+
+def _route_attention(model) -> None:
+    """Register ``_attention_on_packed`` around the model's attention implementation (transformers'
+    sdpa or eager, or --fast-dropout's) and switch the model to it."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
+
+    original = model.config._attn_implementation
+    if original.startswith("harness_padding_free_"):
+        return  # already routed (a second PaddingFree on the same model)
+    name = f"harness_padding_free_{original}"
+    AttentionInterface.register(name, partial(_attention_on_packed, original))
+    AttentionMaskInterface.register(name, ALL_MASK_ATTENTION_FUNCTIONS[original])  # the same masks
+    model.set_attn_implementation(name)
+
+
+def _attention_on_packed(original: str, module, query, key, value, attention_mask, *args, padding_free=None,
+                         **kwargs):
+    """Attention over packed tokens: (1, heads, tokens, head) in, back to the batch's padded layout for
+    the model's own attention function, and packed again on the way out."""
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    attention = ALL_ATTENTION_FUNCTIONS[original]
+    if padding_free is None:
+        return attention(module, query, key, value, attention_mask, *args, **kwargs)
+    index, batch, length, mask = padding_free
+
+    def padded(packed):  # (1, heads, tokens, head) -> (batch, heads, length, head)
+        heads, size = packed.shape[1], packed.shape[3]
+        rows = packed.new_zeros(batch * length, heads, size).index_copy(0, index, packed[0].transpose(0, 1))
+        return rows.view(batch, length, heads, size).transpose(1, 2)
+
+    output, _ = attention(module, padded(query), padded(key), padded(value), mask, *args, **kwargs)
+    # output: (batch, length, heads, head), as transformers' attention functions return it
+    return output.reshape(batch * length, *output.shape[2:]).index_select(0, index).unsqueeze(0), None
