@@ -18,7 +18,8 @@ and the median of the per-round ratios (on / off).
   per round (the inductor's settings hold for a whole process), timed after 5 warm-up batches;
 - packed tokens (--padding-free), fp32 with fast dropout, eager and compiled: under --compile both sides
   share one compiled forward in one process (dynamo compiles a graph for each side: the packing's switch is
-  guarded), each side warmed up (and compiled) on 5 batches first.
+  guarded), each side warmed up (and compiled) on 5 batches first; and eager on shuffled batches (a run
+  without --group-by-length, the default), where most positions are padding.
 """
 
 from __future__ import annotations
@@ -40,9 +41,9 @@ OUT = ROOT / "reports" / "bench" / "fast_paths_ab.json"
 COMMAND = "python scripts/bench_fast_paths.py"
 
 
-def batches_and_model(mixed_precision: str, count: int, data_dir: str):
+def batches_and_model(mixed_precision: str, count: int, data_dir: str, group_by_length: bool = True):
     """The bench job's pieces, built as a run builds them: the objective's encoding and collation, the
-    length-grouped training loader, the method's model; the first ``count`` batches of 32."""
+    length-grouped (or shuffled) training loader, the method's model; the first ``count`` batches of 32."""
     import itertools
 
     import torch
@@ -61,7 +62,7 @@ def batches_and_model(mixed_precision: str, count: int, data_dir: str):
     model, tokenizer, _ = load_model(resolved, config)
     objective = resolved.objective
     rows = objective.encode(objective.load_data(resolved.task, config).train, tokenizer, config)
-    loader = train_loader(rows, config.batch_size, True, objective.collate(tokenizer, config),
+    loader = train_loader(rows, config.batch_size, group_by_length, objective.collate(tokenizer, config),
                           torch.Generator().manual_seed(0))
     batches = list(itertools.islice(loader, count))
     model, optimizer = accelerator.prepare(model, adamw(model, 1e-4, 0.0))
@@ -85,7 +86,8 @@ def paired(name: str, mixed_precision: str, off: dict, on: dict, rounds: int, co
     # share dynamo's cache: a compile setting is measured in a fresh process per side and round.
     in_process = "cpp_wrapper" not in off
     if in_process:
-        model, optimizer, batches, loss = batches_and_model(mixed_precision, count, data_dir)
+        model, optimizer, batches, loss = batches_and_model(mixed_precision, count, data_dir,
+                                                            group_by_length=name not in SHUFFLED)
         # One FastPaths (a second on the same model would replace the first's patches); each side turns on its parts.
         paths = FastPaths(model, mixed_precision, **{key: off.get(key, False) or on.get(key, False) for key in PARTS})
         sides = {side: make_side(model, mixed_precision, flags, paths) for side, flags in (("off", off), ("on", on))}
@@ -170,7 +172,11 @@ PATHS = {
     "packed tokens under --compile, fp32, fast dropout": (
         "no", {"cast_frozen_once": True, "fast_dropout": True, "compile": True},
         {"cast_frozen_once": True, "fast_dropout": True, "padding_free": True, "compile": True}),
+    "packed tokens, shuffled batches, fp32, fast dropout": (
+        "no", {"cast_frozen_once": True, "fast_dropout": True},
+        {"cast_frozen_once": True, "fast_dropout": True, "padding_free": True}),
 }
+SHUFFLED = {"packed tokens, shuffled batches, fp32, fast dropout"}  # without --group-by-length: the default batches
 
 
 def main(argv=None) -> None:

@@ -38,14 +38,34 @@ TRAIN = {  # report file -> (label, extra flags, environment prefix)
                                                   "--compile --fast-dropout", ""),
     "train_fp32_compile_fastdropout_r5.json": ("fp32, --compile, --fast-dropout, 5 repeats",
                                                "--compile --fast-dropout", ""),
+    "train_fp32_compile_fastdropout_paddingfree_r5.json": ("fp32, --compile, --fast-dropout, --padding-free, 5 repeats",
+                                                           "--compile --fast-dropout --padding-free", ""),
 }
 FAST_PATHS = "python scripts/bench_fast_paths.py"
-FAST_DROPOUT_CHECK = ("harness baseline save --runs results/cpu-mini/check_calibration/runs --where learning_rate=0.003 "
-                      "reports/bench/fast_dropout_baseline.json; "
-                      "harness grid experiments/cpu-mini/fast_dropout_check.yaml --set data_dir=../shared/data "
-                      "--output-dir results/cpu-mini/fast_dropout_check_v2 --jobs 2; harness check --runs "
-                      "results/cpu-mini/fast_dropout_check_v2/runs --baseline reports/bench/fast_dropout_baseline.json "
-                      "--ignore optim.fast_dropout --format markdown --out reports/bench/fast_dropout_check.md")
+BASELINE_SAVE = ("harness baseline save --runs results/cpu-mini/check_calibration/runs --where learning_rate=0.003 "
+                 "reports/bench/fast_dropout_baseline.json")
+
+
+def _same_models_check(flag: str, grid: str, folder: str, out: str, extra: str = "") -> str:
+    """The commands behind a check that a fast path trains the same models as the reference's 20 seeds."""
+    return (f"{BASELINE_SAVE}; harness grid experiments/cpu-mini/{grid}.yaml --set data_dir=../shared/data "
+            f"--output-dir results/cpu-mini/{folder} --jobs 2; harness check --runs results/cpu-mini/{folder}/runs "
+            f"--baseline reports/bench/fast_dropout_baseline.json --ignore optim.{flag}{extra} --format markdown "
+            f"--out reports/bench/{out}")
+
+
+# Each fast path that changes the random stream, checked against the padded, torch-dropout reference:
+# (its flag, how the check compares, what the reference runs, the check's report, its command)
+SAME_MODELS = [
+    ("--fast-dropout", "", "torch's dropout", "fast_dropout_check.md",
+     _same_models_check("fast_dropout", "fast_dropout_check", "fast_dropout_check_v2", "fast_dropout_check.md")),
+    ("--padding-free", "", "padded batches", "padding_free_check.md",
+     _same_models_check("padding_free", "padding_free_check", "padding_free_check", "padding_free_check.md")),
+    ("--padding-free", " (the check paired by seed: the seeds both sides ran)", "padded batches",
+     "padding_free_check_paired.md",
+     _same_models_check("padding_free", "padding_free_check", "padding_free_check", "padding_free_check_paired.md",
+                        " --pair-seeds")),
+]
 DECODE_RUN = "results/paper-analyses/table5-cpu-v1/runs/table5-cpu-v1-wq_wv-a15de59a29ee"
 DECODE = (f"harness bench generate {DECODE_RUN} --data-dir ../shared/data --inputs 32 --batch-size 16 "
           f"--out reports/bench/decode_vs_generate.json")
@@ -220,30 +240,35 @@ def fast_paths_section() -> list[str]:
              "timed with the fast path off and on, "
              "alternated over the rounds (whole benchmark commands on this machine vary by "
              f"15-30% between runs, which hides a 10% change); without AMX, bf16 rounds are slower than fp32 ones. "
-             "harness/training/fast_paths.py says how each works. A compile setting (the C++ wrapper row) is "
-             "measured in a fresh process per side and round, after 5 warm-up batches: the inductor's settings hold "
-             "for a whole process.",
+             "harness/training/fast_paths.py and padding_free.py say how each works. A compile setting (the C++ "
+             "wrapper row) is measured in a fresh process per side and round, after 5 warm-up batches: the "
+             "inductor's settings hold for a whole process. The packed tokens under `--compile` share one compiled "
+             "forward in one process instead (dynamo keeps a graph for each side: the packing's switch is guarded), "
+             "each side compiled on 5 warm-up batches.",
              "", render(rows, list(rows[0]), "markdown"), "", f"Command: `{FAST_PATHS}` "
              "([fast_paths_ab.json](fast_paths_ab.json)).", ""]
-    check = BENCH / "fast_dropout_check.md"
-    if check.is_file():
-        # the check's markdown table, read by its header: | task | ... | Δ | 95% CI | ... | seeds | ... | verdict |
-        table = [line for line in check.read_text().splitlines() if line.startswith("| ")]
-        header = [c.strip() for c in table[0].strip("|").split("|")]
-        entry = dict(zip(header, (c.strip() for c in next(r for r in table if r.startswith("| glue/sst2"))
-                                  .strip("|").split("|"))))
-        seeds, reference_seeds = entry["seeds"].split("/")
-        low, high = (float(v) for v in entry["95% CI"].strip("[]").split(","))
-        reading = ("the interval holds 0: no difference beyond seed noise" if low <= 0 <= high else
-                   "the interval excludes 0")
-        if entry["verdict"] == "inconclusive":
-            reading += "; too wide to call it equivalent at the check's margin"
-        lines += [f"Whether `--fast-dropout` trains the same models: SST-2 dev accuracy {entry['now']} over {seeds} "
-                  f"seeds against {entry['baseline']} over the {reference_seeds} seeds of "
-                  "`experiments/cpu-mini/check_calibration.yaml`'s reference rate, which use torch's dropout: "
-                  f"Δ {entry['Δ']} points, 95% CI {entry['95% CI']}, {entry['verdict']} ({reading}). "
-                  f"[fast_dropout_check.md](fast_dropout_check.md), from `{FAST_DROPOUT_CHECK}`.", ""]
-    return lines
+    return lines + [line for check in SAME_MODELS for line in _same_models_lines(*check)]
+
+
+def _same_models_lines(flag: str, how: str, reference: str, name: str, command: str) -> list[str]:
+    check = BENCH / name
+    if not check.is_file():
+        return []
+    # the check's markdown table, read by its header: | task | ... | Δ | 95% CI | ... | seeds | ... | verdict |
+    table = [line for line in check.read_text().splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in table[0].strip("|").split("|")]
+    entry = dict(zip(header, (c.strip() for c in next(r for r in table if r.startswith("| glue/sst2"))
+                              .strip("|").split("|"))))
+    seeds, reference_seeds = entry["seeds"].split("/")
+    low, high = (float(v) for v in entry["95% CI"].strip("[]").split(","))
+    reading = ("the interval holds 0: no difference beyond seed noise" if low <= 0 <= high else
+               "the interval excludes 0")
+    if entry["verdict"] == "inconclusive":
+        reading += "; too wide to call it equivalent at the check's margin"
+    return [f"Whether `{flag}` trains the same models{how}: SST-2 dev accuracy {entry['now']} over {seeds} seeds against "
+            f"{entry['baseline']} over the {reference_seeds} seeds of `experiments/cpu-mini/check_calibration.yaml`'s "
+            f"reference rate, which use {reference}: Δ {entry['Δ']} points, 95% CI {entry['95% CI']}, "
+            f"{entry['verdict']} ({reading}). [{name}]({name}), from `{command}`.", ""]
 
 
 def profile_section() -> list[str]:

@@ -114,6 +114,22 @@ def test_every_supported_model_type_packs(model_type):
     assert_packed_equals_padded(model, {"input_ids": ids, "attention_mask": mask})
 
 
+def test_a_model_inside_a_wrapper_without_its_config_packs():
+    """As under DistributedDataParallel, which does not pass attribute lookups on to the model."""
+    model, batch = method_model("lora")
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+    paths = PaddingFree(Wrapper(model))
+    assert len(paths.encoders) == 1 and model.config._attn_implementation == "harness_padding_free_sdpa"
+    padded = outputs_and_grads(model, batch, None)
+    packed = outputs_and_grads(model, batch, paths)
+    torch.testing.assert_close(packed[0], padded[0], atol=1e-5, rtol=1e-4)
+
+
 def test_a_decoder_is_refused_and_a_batch_without_padding_runs_as_it_is():
     from transformers import AutoModelForCausalLM
 

@@ -389,7 +389,7 @@ def seed_pairs(ref: Side, other: Side) -> tuple[list, list, list]:
 def _seed_pairs(entry: Entry) -> tuple[list, list, list[str]]:
     """Both sides' outputs of the seeds they share, in the reference's order, and a note on the rest."""
     shared, ref, cand = seed_pairs(entry.ref, entry.cand)
-    alone = [f"{side.name} seed(s) {', '.join(map(str, left))}" for side, left in
+    alone = [f"{side.name} seed(s) {', '.join(map(str, sorted(left)))}" for side, left in
              ((entry.cand, [s for s in entry.cand.seeds if s not in shared]),
               (entry.ref, [s for s in entry.ref.seeds if s not in shared])) if left]
     notes = [f"{entry.task} / {entry.model}: --pair-seeds left out {' and '.join(alone)} (no run of that seed on the "

@@ -35,16 +35,18 @@ class PaddingFree:
 
     def __init__(self, model):
         self.active = False
-        self.encoders = [] if model is None else packable_encoders(model)
+        owners = [] if model is None else packable_encoders(model)
+        self.encoders = [owner.encoder for owner in owners]
         if model is None:
             return
-        if not self.encoders:
-            found = getattr(getattr(model, "config", None), "model_type", None) or type(model).__name__
+        if not owners:
+            found = next((m.config.model_type for m in model.modules() if hasattr(getattr(m, "config", None),
+                                                                                "model_type")), type(model).__name__)
             raise HarnessError(f"--padding-free: the model ({found}) has no encoder it can pack; it supports "
                                f"{', '.join(MODEL_TYPES)} encoders. Run without --padding-free.")
-        for encoder in self.encoders:
-            encoder.forward = partial(_packed_encoder, self, encoder.forward)
-        _route_attention(model)
+        for owner in owners:
+            owner.encoder.forward = partial(_packed_encoder, self, owner.encoder.forward)
+            _route_attention(owner)  # the transformers model itself: a DDP wrapper has no config
 
     @contextmanager
     def in_use(self):
@@ -56,14 +58,14 @@ class PaddingFree:
 
 
 def packable_encoders(model) -> list:
-    """The encoders (a transformers model's ``encoder`` beside its ``embeddings``) this path can pack."""
+    """The transformers models in ``model`` whose ``encoder`` (beside their ``embeddings``) this path can pack."""
     found = []
     for module in model.modules():
         config = getattr(module, "config", None)
-        encoder = getattr(module, "encoder", None)
         if (getattr(config, "model_type", None) in MODEL_TYPES and not getattr(config, "is_decoder", False)
-                and hasattr(module, "embeddings") and hasattr(encoder, "layer") and encoder not in found):
-            found.append(encoder)
+                and hasattr(module, "embeddings") and hasattr(getattr(module, "encoder", None), "layer")
+                and hasattr(module, "set_attn_implementation") and module not in found):
+            found.append(module)
     return found
 
 
