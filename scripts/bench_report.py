@@ -271,6 +271,35 @@ def _same_models_lines(flag: str, how: str, reference: str, name: str, command: 
             f"{entry['verdict']} ({reading}). [{name}]({name}), from `{command}`.", ""]
 
 
+# Whole cells timed with --padding-free against padded batches (farm-bench, alternated pairs): file -> what it is
+PADDING_FREE_CELLS = {
+    "padding_free_sst2_shuffled_cell.txt": "an SST-2 cell on shuffled batches (no --group-by-length: 62% padding)",
+    "padding_free_mrpc_cell.txt": "a committed cpu-quick MRPC cell on length-grouped batches (1.7% padding)",
+}
+
+
+def padding_free_cells_section() -> list[str]:
+    """Each whole-cell timing's wall-time ratio and peak memory, read from farm-bench's lines in its file."""
+    rows = []
+    for name, what in PADDING_FREE_CELLS.items():
+        path = BENCH / name
+        if not path.is_file():
+            continue
+        medians = {" ".join(line.split()[:-3]): line.split()[-2] for line in path.read_text().splitlines()
+                   if line[:1] in "AB" and len(line.split()) >= 5 and line.split()[-1].replace(".", "").isdigit()}
+        rows.append({"cell": what, "wall s, packed": medians["A wall s"], "wall s, padded": medians["B wall s"],
+                     "wall ratio (median of pairs)": f"{float(medians['A/B wall']):.2f}x",
+                     "peak MiB, packed / padded": f"{medians['A peak MiB']} / {medians['B peak MiB']}",
+                     "file": f"[{name}]({name})"})
+    if not rows:
+        return []
+    return ["## `--padding-free` on whole cells", "",
+            "The whole process of one run (imports, model load, tokenization, training, evaluation), packed (A) "
+            "and padded (B) alternated over 2 pairs on the idle machine, timed from outside by farm-bench; each "
+            "file holds its command, the runs' scores and farm-bench's report (medians).", "",
+            render(rows, list(rows[0]), "markdown"), ""]
+
+
 def profile_section() -> list[str]:
     report = _load("train_step_profile.json")
     if report is None:
@@ -435,7 +464,8 @@ def main() -> None:
              "Measured on this repository's 2-core CPU machine (no GPU), each benchmark in one sitting with "
              "nothing else running. Regenerate this page: `python scripts/bench_report.py` (it reads the JSON "
              "reports beside it).", "",
-             *training_section(), *profile_section(), *fast_paths_section(), *decode_section(), *generation_run_section(),
+             *training_section(), *profile_section(), *fast_paths_section(), *padding_free_cells_section(),
+             *decode_section(), *generation_run_section(),
              *evaluation_section(), *scaling_section()]
     (BENCH / "README.md").write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     print(BENCH / "README.md")

@@ -40,8 +40,8 @@ class PaddingFree:
         if model is None:
             return
         if not owners:
-            found = next((m.config.model_type for m in model.modules() if hasattr(getattr(m, "config", None),
-                                                                                "model_type")), type(model).__name__)
+            types = [m.config.model_type for m in model.modules() if hasattr(getattr(m, "config", None), "model_type")]
+            found = types[0] if types else type(model).__name__
             raise HarnessError(f"--padding-free: the model ({found}) has no encoder it can pack; it supports "
                                f"{', '.join(MODEL_TYPES)} encoders. Run without --padding-free.")
         for owner in owners:
