@@ -265,7 +265,8 @@ def _same_models_lines(flag: str, how: str, reference: str, name: str, command: 
                "the interval excludes 0")
     if entry["verdict"] == "inconclusive":
         reading += "; too wide to call it equivalent at the check's margin"
-    return [f"Whether `{flag}` trains the same models{how}: SST-2 dev accuracy {entry['now']} over {seeds} seeds against "
+    return [f"Whether `{flag}` trains the same models{how}: SST-2 dev accuracy {entry['now']} over {seeds} seeds "
+            f"against "
             f"{entry['baseline']} over the {reference_seeds} seeds of `experiments/cpu-mini/check_calibration.yaml`'s "
             f"reference rate, which use {reference}: Δ {entry['Δ']} points, 95% CI {entry['95% CI']}, "
             f"{entry['verdict']} ({reading}). [{name}]({name}), from `{command}`.", ""]
