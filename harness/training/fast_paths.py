@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from functools import partial
 
 from harness.training.padding_free import PaddingFree
+from harness.training.switch import Switch
 
 LOW_PRECISION = {"bf16": "bfloat16", "fp16": "float16"}
 
@@ -109,13 +110,12 @@ def _linear_from_copy(casts: FrozenCasts, module, weight, bias, input):
     return F.linear(input, module.weight, module.bias)  # nn.Linear's own forward
 
 
-class FastDropout:
+class FastDropout(Switch):
     """The model's ``nn.Dropout`` modules, computing their masks with ``fast_dropout`` in ``in_use``."""
 
     def __init__(self, model):
         import torch
 
-        self.active = False
         # Exactly nn.Dropout (not in place): other dropouts (alpha, 2-D, a subclass) keep their own.
         self.modules = [] if model is None else [
             module for module in model.modules()
@@ -123,14 +123,6 @@ class FastDropout:
         for module in self.modules:
             module.forward = partial(_dropout_module, self, module)
         self.attention = None if model is None else install_fast_attention_dropout(self, model)
-
-    @contextmanager
-    def in_use(self):
-        self.active = True
-        try:
-            yield
-        finally:
-            self.active = False
 
 
 def _dropout_module(dropout: FastDropout, module, input):

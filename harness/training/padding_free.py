@@ -20,21 +20,20 @@ token on its own (prefix_layer, which overwrites positions of every block's inpu
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from functools import partial
 
 from harness.errors import HarnessError
+from harness.training.switch import Switch
 
 # Checked in tests/test_padding_free.py against the padded model: the embeddings add the positions, and
 # every encoder layer calls transformers' attention interface and is token-wise otherwise.
 MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "electra")
 
 
-class PaddingFree:
+class PaddingFree(Switch):
     """Packs the real tokens of each encoder of ``model`` (None: off) while ``in_use``."""
 
     def __init__(self, model):
-        self.active = False
         owners = [] if model is None else packable_encoders(model)
         self.encoders = [owner.encoder for owner in owners]
         if model is None:
@@ -47,14 +46,6 @@ class PaddingFree:
         for owner in owners:
             owner.encoder.forward = partial(_packed_encoder, self, owner.encoder.forward)
             _route_attention(owner)  # the transformers model itself: a DDP wrapper has no config
-
-    @contextmanager
-    def in_use(self):
-        self.active = True
-        try:
-            yield
-        finally:
-            self.active = False
 
 
 def packable_encoders(model) -> list:
