@@ -305,21 +305,35 @@ def profile_section() -> list[str]:
     report = _load("train_step_profile.json")
     if report is None:
         return []
-    rows = [{"share of the step's self time": f"{share:.1%}", "where": label}
-            for label, share in report["self_time_share"].items()]
+    packed = _load("train_step_profile_padding_free.json")  # the same step with --padding-free, if measured
+    shares = [report["self_time_share"]] + ([packed["self_time_share"]] if packed else [])
+    rows = [{"where": label, **{f"share of the step's self time{', --padding-free' if i else ''}":
+                                f"{share.get(label, 0.0):.1%}" for i, share in enumerate(shares)}}
+            for label in dict.fromkeys(label for share in shares for label in share)]
     gemm_share = report["self_time_share"].get("matrix products (mm, addmm)", 0.0)
-    return ["## Where a training step's time goes", "",
-            f"The bench job's fastest setting (fp32, `--compile`, `--fast-dropout`, batches of {report['batch_size']}), "
-            f"{report['steps']} optimizer steps after 10 warm-up steps under torch.profiler, {report['threads']} "
-            "threads. The step reaches at most the matrix products' share of its time times their own rate: here "
-            f"{gemm_share:.0%} of the time, at {report['gemm_flops_per_s'] / 1e9:.0f} GFLOP/s "
-            f"({report['gemm_rate_over_peak']:.0%} of this sitting's 2048² peak of "
-            f"{report['gemm_peak_flops'] / 1e9:.0f} GFLOP/s; the model's own shapes reach up to "
-            f"{report['best_model_shape_rate_over_peak']:.0%} of it on their own), and {report['padding_fraction']:.1%} "
-            "of the positions in these batches are padding, which the matrix products compute and the FLOP count "
-            "leaves out.", "", render(rows, list(rows[0]), "markdown"), "",
-            f"Command: `{report['command']}` ([train_step_profile.json](train_step_profile.json), which also lists "
-            "the 15 largest kernels).", ""]
+    lines = ["## Where a training step's time goes", "",
+             f"The bench job's fastest setting (fp32, `--compile`, `--fast-dropout`, batches of "
+             f"{report['batch_size']}), {report['steps']} optimizer steps after 10 warm-up steps under torch.profiler, "
+             f"{report['threads']} threads. The step reaches at most the matrix products' share of its time times "
+             f"their own rate: here {gemm_share:.0%} of the time, at {report['gemm_flops_per_s'] / 1e9:.0f} GFLOP/s "
+             f"({report['gemm_rate_over_peak']:.0%} of this sitting's 2048² peak of "
+             f"{report['gemm_peak_flops'] / 1e9:.0f} GFLOP/s; the model's own shapes reach up to "
+             f"{report['best_model_shape_rate_over_peak']:.0%} of it on their own), and "
+             f"{report['padding_fraction']:.1%} of the positions in these batches are padding, which the matrix "
+             "products compute and the FLOP count leaves out."]
+    if packed:
+        packed_gemm = packed["self_time_share"].get("matrix products (mm, addmm)", 0.0)
+        lines[-1] += (f" With `--padding-free` (measured in a later sitting) the matrix products compute only the real "
+                      f"tokens: {packed_gemm:.0%} of the step, at {packed['gemm_flops_per_s'] / 1e9:.0f} GFLOP/s "
+                      f"({packed['gemm_rate_over_peak']:.0%} of that sitting's peak of "
+                      f"{packed['gemm_peak_flops'] / 1e9:.0f} GFLOP/s), so the step can reach about "
+                      f"{packed_gemm * packed['gemm_rate_over_peak']:.0%} of the peak while the element-wise kernels "
+                      "keep their share; the packing's own gathers and scatters run inside the fused kernels.")
+    files = "[train_step_profile.json](train_step_profile.json)" + (
+        ", [train_step_profile_padding_free.json](train_step_profile_padding_free.json)" if packed else "")
+    commands = f"`{report['command']}`" + (f", `{packed['command']}`" if packed else "")
+    return lines + ["", render(rows, list(rows[0]), "markdown"), "",
+                    f"Commands: {commands} ({files}; each also lists the 15 largest kernels).", ""]
 
 
 def decode_section() -> list[str]:

@@ -1,6 +1,7 @@
 """Where a training step's time goes, for the bench job's fastest setting (fp32, --compile, --fast-dropout):
 
     python scripts/profile_train_step.py [--steps 15]   # writes reports/bench/train_step_profile.json
+    python scripts/profile_train_step.py --padding-free --out reports/bench/train_step_profile_padding_free.json
 
 The bench job's model and batches (scripts/bench_fast_paths.py builds them as a run does: MiniLM-L6 +
 LoRA r=8 on query and value, length-grouped batches of 32 SST-2 sentences), compiled as --compile
@@ -32,6 +33,8 @@ GROUPS = (("matrix products (mm, addmm)", ("aten::mm", "aten::addmm")),
           ("fused element-wise kernels (inductor)", ("graph_",)),
           ("random draws (dropout masks)", ("aten::random",)),
           ("copies", ("aten::copy_", "aten::clone", "aten::_to_copy")),
+          ("packing (gathers and scatters of --padding-free)", ("aten::index_select", "aten::index_copy",
+                                                                "aten::nonzero", "aten::index_add")),
           ("optimizer", ("Optimizer.", "aten::lerp_", "aten::addcdiv_", "aten::addcmul_", "aten::sqrt")))
 
 
@@ -47,6 +50,7 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--out", default=str(OUT))
+    parser.add_argument("--padding-free", action="store_true", help="the step with --padding-free too")
     args = parser.parse_args(argv)
     import torch
     import torch._inductor.config
@@ -59,10 +63,11 @@ def main(argv=None) -> None:
     from harness.training.fast_paths import FastPaths
     from harness.training.runner import dynamo_plugin
 
-    dynamo_plugin(RunConfig(task="glue/sst2", compile=True))  # the inductor settings --compile sets
+    # the inductor settings --compile sets
+    dynamo_plugin(RunConfig(task="glue/sst2", compile=True, padding_free=args.padding_free))
     torch._inductor.config.cpp.enable_kernel_profile = True  # each fused kernel named in the profile
     model, optimizer, batches, loss = batches_and_model("no", 10 + args.steps, args.data_dir)
-    paths = FastPaths(model, "no", cast_frozen_once=True, fast_dropout=True)
+    paths = FastPaths(model, "no", cast_frozen_once=True, fast_dropout=True, padding_free=args.padding_free)
     model.forward = torch.compile(model.forward, dynamic=True)
     model.train()
 
@@ -95,7 +100,8 @@ def main(argv=None) -> None:
     shapes = {f"{rows}x{k} @ {k}x{n}": gemm_flops(rows, k, n, repeats=30) for k, n in ((384, 384), (384, 1536),
                                                                                          (1536, 384))}
     report = {
-        "command": COMMAND, "steps": len(measured), "batch_size": 32, "machine": cpu_description(),
+        "command": COMMAND + (f" --padding-free --out {Path(args.out).relative_to(ROOT)}" if args.padding_free else ""),
+        "padding_free": args.padding_free, "steps": len(measured), "batch_size": 32, "machine": cpu_description(),
         "threads": torch.get_num_threads(),
         "self_time_share": {k: round(v / total, 4) for k, v in sorted(groups.items(), key=lambda kv: -kv[1])},
         "top_kernels": [{"name": e.key[:90], "self_ms": round(e.self_cpu_time_total / 1e3, 1),
@@ -104,6 +110,7 @@ def main(argv=None) -> None:
         "gemm_flops_per_s": profiled_flops / gemm_s, "gemm_peak_flops": peak,
         "gemm_rate_over_peak": profiled_flops / gemm_s / peak,
         "model_shape_rates": shapes, "best_model_shape_rate_over_peak": max(shapes.values()) / peak,
+        # of the batches; with --padding-free the GEMMs' m is the real tokens (the shapes above stay padded)
         "padding_fraction": 1 - sum(tokens) / sum(padded),
         "note": "self CPU time under the profiler (which slows the step a little); shares of the profiled steps",
     }
