@@ -175,6 +175,13 @@ def _values(fns: _Fns, labels, runs: list, indices: np.ndarray) -> tuple[np.ndar
     return by(fns, labels, runs, indices)
 
 
+def _example_bootstrap(fns: _Fns, labels, runs: list, n_boot: int, seed: int | None):
+    """Each run's metric on ``n_boot`` (at least 2) resamples of the examples, the same for every run, and
+    on the examples themselves: (n_boot, runs) and (runs,)."""
+    n = len(labels)
+    return _values(fns, labels, runs, np.random.default_rng(seed).choice(n, size=(max(2, n_boot), n), replace=True))
+
+
 def paired_bootstrap(spec_or_fns, labels, candidate: Sequence, reference: Sequence, n_boot: int = 2000,
                      seed: int | None = 0, confidence: float = 0.95, *, indices=None,
                      seed_draws=None) -> Comparison:
@@ -251,8 +258,7 @@ def crossed_comparison(spec_or_fns, labels, candidate: Sequence, reference: Sequ
     """
     fns, labels, candidate, reference = _inputs(spec_or_fns, labels, candidate, reference, confidence)
     n = len(labels)
-    indices = np.random.default_rng(seed).choice(n, size=(max(2, n_boot), n), replace=True)
-    boot, full = _values(fns, labels, candidate + reference, indices)
+    boot, full = _example_bootstrap(fns, labels, candidate + reference, n_boot, seed)
     sides = [(boot[:, :len(candidate)], full[:len(candidate)]), (boot[:, len(candidate):], full[len(candidate):])]
     samples = sides[0][0].mean(axis=1) - sides[1][0].mean(axis=1)
     delta = float(sides[0][1].mean() - sides[1][1].mean())
@@ -314,8 +320,7 @@ def score_interval(spec_or_fns, labels, runs: Sequence, n_boot: int = 2000, seed
     bounds (the mean cannot lie beyond them)."""
     fns, labels, runs, _ = _inputs(spec_or_fns, labels, runs, runs[:1] or [[]], confidence)
     n, seeds = len(labels), len(runs)
-    indices = np.random.default_rng(seed).choice(n, size=(max(2, n_boot), n), replace=True)
-    boot, full = _values(fns, labels, runs, indices)
+    boot, full = _example_bootstrap(fns, labels, runs, n_boot, seed)
     se, df, t = _one_sample(boot, full, n, confidence)
     value = float(full.mean())
     clip = getattr(spec_or_fns, "clipped", float)  # a MetricSpec cuts it at the metric's bounds
@@ -338,8 +343,7 @@ def seed_paired_comparison(spec_or_fns, labels, candidate: Sequence, reference: 
         raise HarnessError(f"a seed-paired comparison needs one reference run per candidate run (same seeds); got "
                            f"{len(candidate)} candidate and {len(reference)} reference runs.")
     n, seeds = len(labels), len(candidate)
-    indices = np.random.default_rng(seed).choice(n, size=(max(2, n_boot), n), replace=True)
-    boot, full = _values(fns, labels, candidate + reference, indices)
+    boot, full = _example_bootstrap(fns, labels, candidate + reference, n_boot, seed)
     diff_boot, diff_full = boot[:, :seeds] - boot[:, seeds:], full[:seeds] - full[seeds:]
     se, df, t = _one_sample(diff_boot, diff_full, n, confidence)
     delta = float(diff_full.mean())
@@ -347,7 +351,7 @@ def seed_paired_comparison(spec_or_fns, labels, candidate: Sequence, reference: 
     return Comparison(
         delta=delta, lo=delta - t * se, hi=delta + t * se, p_value=p, se=se, n_examples=n,
         n_candidate=seeds, n_reference=seeds, candidate_value=float(full[:seeds].mean()),
-        reference_value=float(full[seeds:].mean()), n_boot=len(indices), confidence=confidence, df=float(df),
+        reference_value=float(full[seeds:].mean()), n_boot=len(boot), confidence=confidence, df=float(df),
         samples=diff_boot.mean(axis=1), candidate_samples=boot[:, :seeds].mean(axis=1),
         reference_samples=boot[:, seeds:].mean(axis=1))
 
