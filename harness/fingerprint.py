@@ -29,6 +29,9 @@ from typing import Any
 OPTIM_KEYS = ("learning_rate", "epochs", "warmup_ratio", "warmup_steps", "weight_decay", "max_grad_norm",
               "max_seq_length", "mixed_precision", "label_smoothing", "group_by_length", "quantize")
 SUBSET_KEYS = ("max_train_samples", "max_eval_samples", "max_decode_samples", "data_seed")
+# Training flags that draw dropout from another random stream (a seed's results change): recorded only
+# when set, so runs without them keep their fingerprint ids.
+RANDOM_STREAM_FLAGS = ("fast_dropout", "padding_free")
 DECODE_KEYS = ("num_beams", "length_penalty", "no_repeat_ngram_size", "max_new_tokens")
 DECODE_RULES = ("keep_k_open", "ban_prompt_ngrams")  # generate's rules: fields only when set (older ids kept)
 LIBRARIES = ("torch", "transformers", "peft")
@@ -118,10 +121,9 @@ def fingerprint(config: dict[str, Any], record: dict[str, Any]) -> dict[str, Any
     batch = record.get("global_batch_size") or (config.get("batch_size", 16) * config.get("grad_accum", 1))
     fields["optim.global_batch_size"] = batch
     fields["optim.init_from"] = bool(config.get("init_from"))  # its path names the seed's own run
-    if config.get("fast_dropout"):  # another dropout random stream; only when set: older ids are kept
-        fields["optim.fast_dropout"] = True
-    if config.get("padding_free"):  # fewer dropout draws: another random stream; only when set
-        fields["optim.padding_free"] = True
+    for flag in RANDOM_STREAM_FLAGS:  # only when set: older ids are kept
+        if config.get(flag):
+            fields[f"optim.{flag}"] = True
     if config.get("select_on", "dev") != "dev":  # only when set: older runs keep their fingerprint ids
         fields["optim.select_on"] = config["select_on"]
     if config.get("patience"):
@@ -141,7 +143,7 @@ def fields_set_by(keys) -> tuple[str, ...]:
     for key in keys:
         if key in SUBSET_KEYS or key == "heldout_samples":
             out.append(f"subset.{key}")
-        elif key in OPTIM_KEYS or key in ("init_from", "select_on", "patience", "fast_dropout", "padding_free"):
+        elif key in OPTIM_KEYS or key in ("init_from", "select_on", "patience", *RANDOM_STREAM_FLAGS):
             out.append(f"optim.{key}")
         elif key in ("batch_size", "grad_accum"):
             out.append("optim.global_batch_size")

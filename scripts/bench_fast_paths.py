@@ -28,7 +28,8 @@ import argparse
 import statistics
 import sys
 import time
-from contextlib import ExitStack, contextmanager
+from functools import partial
+from types import SimpleNamespace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,20 +110,6 @@ def paired(name: str, mixed_precision: str, off: dict, on: dict, rounds: int, co
 PARTS = {"cast_frozen_once": "casts", "fast_dropout": "dropout", "padding_free": "padding_free"}
 
 
-class Side:
-    """The parts of a FastPaths that one side's flags turn on, switched on together by ``in_use``."""
-
-    def __init__(self, paths, flags: dict):
-        self.parts = [getattr(paths, part) for flag, part in PARTS.items() if flags.get(flag)]
-
-    @contextmanager
-    def in_use(self):
-        with ExitStack() as stack:
-            for part in self.parts:
-                stack.enter_context(part.in_use())
-            yield
-
-
 def make_side(model, mixed_precision: str, flags: dict, paths=None):
     """One side's fast paths (its parts of ``paths``, or a FastPaths of its own) and forward: eager, or
     (``compile``, or a ``cpp_wrapper`` choice) compiled as --compile compiles the model."""
@@ -139,7 +126,8 @@ def make_side(model, mixed_precision: str, flags: dict, paths=None):
         dynamo_plugin(RunConfig(task="glue/sst2", compile=True, padding_free=flags.get("padding_free", False)))
         forward = torch.compile(forward, dynamic=True, options={} if wrapper is None else {"cpp_wrapper": wrapper})
     paths = paths or FastPaths(model, mixed_precision, **{key: flags.get(key, False) for key in PARTS})
-    return Side(paths, flags), forward
+    side = SimpleNamespace(in_use=partial(paths.in_use, [part for flag, part in PARTS.items() if flags.get(flag)]))
+    return side, forward
 
 
 def in_subprocess(name: str, side: str, count: int, data_dir: str) -> float:

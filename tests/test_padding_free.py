@@ -184,12 +184,8 @@ def test_packed_training_step_with_fast_dropout_and_compiled_evaluation():
 def test_padding_free_run_trains_and_is_another_setting(tmp_path):
     import random
 
-    from harness.fingerprint import fingerprint
-    from harness.rundir import RunDir
-    from harness.train import run
-
     from conftest import FILLER, sentiment_rows, write_csv
-    from test_train import tiny_config
+    from test_train import assert_trains_as_another_setting
 
     def varied(n, seed):  # the sentiment rows with 0-4 filler words dropped: batches with padding
         rng = random.Random(seed)
@@ -197,14 +193,4 @@ def test_padding_free_run_trains_and_is_another_setting(tmp_path):
                 for row in sentiment_rows(n, seed)]
 
     files = write_csv(tmp_path / "train.csv", varied(512, 0)), write_csv(tmp_path / "dev.csv", varied(64, 1))
-    records = {}
-    for packed in (False, True):
-        config = tiny_config(tmp_path / str(packed), *files, method="full", epochs=2, batch_size=8,
-                             tracking_uri="none", padding_free=packed, save_weights=False)
-        records[packed] = run(config, progress=False)
-    assert records[True]["history"][0]["train_loss"] != records[False]["history"][0]["train_loss"]  # other masks
-    assert records[True]["best"]["accuracy"] >= 0.9
-    prints = [fingerprint(RunDir.of(str(tmp_path / str(p) / "results"), records[p]["run_name"]).read_config(),
-                          records[p]) for p in (False, True)]
-    assert prints[1].pop("optim.padding_free") is True and "optim.padding_free" not in prints[0]
-    assert prints[0] == prints[1]
+    assert_trains_as_another_setting(tmp_path, files, "padding_free")

@@ -372,21 +372,27 @@ def test_fast_dropout_keeps_each_element_with_probability_1_minus_p_and_keeps_th
     assert torch.equal(fast_dropout(x, 0.1), x * (numbers < round(0.9 * 32768)) * (32768 / round(0.9 * 32768)))
 
 
-def test_fast_dropout_run_trains_patches_only_the_training_steps_and_is_another_setting(tmp_path, sentiment_files):
+def assert_trains_as_another_setting(tmp_path, files, flag: str) -> None:
+    """A run with ``flag`` (one that draws dropout from another random stream) trains the tiny task, its
+    masks differ from the run without it, and the fingerprint differs by ``optim.<flag>`` alone."""
     from harness.fingerprint import fingerprint
     from harness.rundir import RunDir
 
     records = {}
-    for fast in (False, True):
-        config = tiny_config(tmp_path / str(fast), *sentiment_files, method="full", epochs=2, batch_size=8,
-                             tracking_uri="none", fast_dropout=fast, save_weights=False)
-        records[fast] = run(config, progress=False)
+    for on in (False, True):
+        config = tiny_config(tmp_path / str(on), *files, method="full", epochs=2, batch_size=8,
+                             tracking_uri="none", save_weights=False, **{flag: on})
+        records[on] = run(config, progress=False)
     assert records[True]["history"][0]["train_loss"] != records[False]["history"][0]["train_loss"]  # other masks
     assert records[True]["best"]["accuracy"] >= 0.9
-    prints = [fingerprint(RunDir.of(str(tmp_path / str(fast) / "results"), records[fast]["run_name"]).read_config(),
-                          records[fast]) for fast in (False, True)]
-    assert prints[1].pop("optim.fast_dropout") is True and "optim.fast_dropout" not in prints[0]
+    prints = [fingerprint(RunDir.of(str(tmp_path / str(on) / "results"), records[on]["run_name"]).read_config(),
+                          records[on]) for on in (False, True)]
+    assert prints[1].pop(f"optim.{flag}") is True and f"optim.{flag}" not in prints[0]
     assert prints[0] == prints[1]
+
+
+def test_fast_dropout_run_trains_patches_only_the_training_steps_and_is_another_setting(tmp_path, sentiment_files):
+    assert_trains_as_another_setting(tmp_path, sentiment_files, "fast_dropout")
 
     import torch
 

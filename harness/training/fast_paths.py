@@ -32,7 +32,7 @@ models on sdpa attention, the dropout on the attention probabilities (``install_
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from functools import partial
 
 from harness.training.padding_free import PaddingFree
@@ -53,23 +53,27 @@ class FastPaths:
         # After FastDropout: packed attention calls the attention function the model has by then.
         self.padding_free = PaddingFree(model if padding_free else None)
 
+    PARTS = ("casts", "dropout", "padding_free")
+
     @contextmanager
-    def in_use(self):
-        with self.casts.in_use(), self.dropout.in_use(), self.padding_free.in_use():
+    def in_use(self, parts=PARTS):
+        """Switch on these parts (all of them: the training steps); the others stay as they are."""
+        with ExitStack() as stack:
+            for part in parts:
+                stack.enter_context(getattr(self, part).in_use())
             yield
 
     def evaluating(self):
         """Evaluation's forward passes: packed tokens give the padded model's numbers (no dropout to change)."""
-        return self.padding_free.in_use()
+        return self.in_use(("padding_free",))
 
 
-class FrozenCasts:
+class FrozenCasts(Switch):
     """One low-precision copy of each frozen ``nn.Linear``'s weight and bias, for one model."""
 
     def __init__(self, model, mixed_precision: str):
         import torch
 
-        self.active = False
         self.dtype = getattr(torch, LOW_PRECISION[mixed_precision]) if mixed_precision in LOW_PRECISION else None
         self.copies: dict = {}  # module -> (weight, bias) in self.dtype
         if self.dtype is None:
@@ -93,11 +97,8 @@ class FrozenCasts:
                 weight.copy_(module.weight)
                 if bias is not None:
                     bias.copy_(module.bias)
-        self.active = True
-        try:
+        with super().in_use():
             yield
-        finally:
-            self.active = False
 
 
 def _linear_from_copy(casts: FrozenCasts, module, weight, bias, input):

@@ -2,12 +2,12 @@
 
 Length-grouped batches of SST-2 sentences are still 6% padding (the bench job's), shuffled ones 67%
 (reports/bench/train_padding.json), and an encoder puts every padded position through every linear layer,
-norm and activation. A BERT-style encoder layer
-treats each token on its own except in attention, so the encoder can run on the real tokens packed
-into one row, (1, tokens, width): the hidden states are gathered once before the first layer; each
-attention call scatters its queries, keys and values back to the padded (batch, heads, length, head)
-layout, runs the model's own attention function on them with the batch's mask, and gathers its output
-again; the last hidden states are scattered back to (batch, length, width), padded positions zero.
+norm and activation. A BERT-style encoder layer treats each token on its own except in attention, so the
+encoder can run on the real tokens packed into one row, (1, tokens, width): the hidden states are
+gathered once before the first layer; each attention call scatters its queries, keys and values back to
+the padded (batch, heads, length, head) layout, runs the model's own attention function on them with the
+batch's mask, and gathers its output again; the last hidden states are scattered back to (batch, length,
+width), padded positions zero.
 
 The real tokens get the padded model's numbers up to rounding (tests/test_padding_free.py). Dropout
 then draws masks for the real tokens only, so a seed's training run is not the same run as without the
