@@ -100,7 +100,8 @@ def main(argv=None) -> None:
     shapes = {f"{rows}x{k} @ {k}x{n}": gemm_flops(rows, k, n, repeats=30) for k, n in ((384, 384), (384, 1536),
                                                                                          (1536, 384))}
     report = {
-        "command": COMMAND + (f" --padding-free --out {Path(args.out).relative_to(ROOT)}" if args.padding_free else ""),
+        "command": COMMAND + (f" --padding-free --out {Path(args.out).resolve().relative_to(ROOT)}"
+                              if args.padding_free else ""),
         "padding_free": args.padding_free, "steps": len(measured), "batch_size": 32, "machine": cpu_description(),
         "threads": torch.get_num_threads(),
         "self_time_share": {k: round(v / total, 4) for k, v in sorted(groups.items(), key=lambda kv: -kv[1])},
