@@ -19,7 +19,15 @@ and the median of the per-round ratios (on / off).
 - packed tokens (--padding-free), fp32 with fast dropout, eager and compiled: under --compile both sides
   share one compiled forward in one process (dynamo compiles a graph for each side: the packing's switch is
   guarded), each side warmed up (and compiled) on 5 batches first; and eager on shuffled batches (a run
-  without --group-by-length, the default), where most positions are padding.
+  without --group-by-length, the default), where most positions are padding;
+- batches padded to their own length instead of a multiple of 8 (what mixed precision did on a CPU
+  before harness.tasks.objective.pad_multiple kept the multiple for GPUs), bf16 autocast: the same
+  batches, the off side's padded further (masked positions, as the collator padded them); and the same
+  over a whole epoch (the first 5 batches warm up, the next 120 are timed) in a fresh process per side
+  and round, where each new batch shape costs oneDNN a new kernel (a bf16 product's), as in a run;
+- bucketed token counts for packed tokens under bf16 (harness.training.padding_free.bucketed) against the
+  exact counts, and packed tokens (bucketed) against padded batches under bf16 --compile, each over an
+  epoch in a fresh process per side and round.
 """
 
 from __future__ import annotations
@@ -85,25 +93,40 @@ def samples_per_s(model, optimizer, batches, loss, side) -> float:
 def paired(name: str, mixed_precision: str, off: dict, on: dict, rounds: int, count: int, data_dir: str) -> dict:
     # The inductor's settings hold for a whole process, and two compilations of one forward in a process
     # share dynamo's cache: a compile setting is measured in a fresh process per side and round.
-    in_process = "cpp_wrapper" not in off
+    in_process = not {"cpp_wrapper", "fresh_process"} & off.keys()
+    count = off.get("fresh_process", count)
     if in_process:
         model, optimizer, batches, loss = batches_and_model(mixed_precision, count, data_dir,
                                                             group_by_length=name not in SHUFFLED)
         # One FastPaths (a second on the same model would replace the first's patches); each side turns on its parts.
         paths = FastPaths(model, mixed_precision, **{key: off.get(key, False) or on.get(key, False) for key in PARTS})
         sides = {side: make_side(model, mixed_precision, flags, paths) for side, flags in (("off", off), ("on", on))}
-        for warm in sides.values():
-            samples_per_s(model, optimizer, batches[:5], loss, warm)
+        inputs = {side: padded(batches, flags.get("pad_multiple")) for side, flags in (("off", off), ("on", on))}
+        for side, warm in sides.items():
+            samples_per_s(model, optimizer, inputs[side][:5], loss, warm)
     runs = {"off": [], "on": []}
     for _ in range(rounds):
         for side in ("off", "on"):
-            rate = (samples_per_s(model, optimizer, batches, loss, sides[side]) if in_process
+            rate = (samples_per_s(model, optimizer, inputs[side], loss, sides[side]) if in_process
                     else in_subprocess(name, side, count, data_dir))
             runs[side].append(round(rate, 2))
         print(f"{name}: off {runs['off'][-1]:.1f}, on {runs['on'][-1]:.1f} samples/s", flush=True)
     ratios = [b / a for a, b in zip(runs["off"], runs["on"])]
     return {"name": name, "mixed_precision": mixed_precision, "off": off, "on": on, "samples_per_s": runs,
             "ratios": [round(r, 3) for r in ratios], "median_ratio": round(statistics.median(ratios), 3)}
+
+
+def padded(batches, multiple: int | None):
+    """The batches right-padded to a multiple of ``multiple`` positions (masked, as a collator pads)."""
+    import torch.nn.functional as F
+
+    if not multiple:
+        return batches
+    grown = []
+    for batch in batches:
+        extra = -batch["input_ids"].shape[1] % multiple
+        grown.append({key: F.pad(value, (0, extra)) if value.dim() == 2 else value for key, value in batch.items()})
+    return grown
 
 
 # FastPaths' flags and the part of it each turns on
@@ -119,6 +142,9 @@ def make_side(model, mixed_precision: str, flags: dict, paths=None):
     from harness.training.runner import dynamo_plugin
 
     flags = dict(flags)
+    for key in ("pad_multiple", "fresh_process"):  # the side's batches and process, not its model
+        flags.pop(key, None)
+    buckets = flags.pop("buckets", True)
     wrapper = flags.pop("cpp_wrapper", None)
     forward = model.forward
     if flags.pop("compile", False) or wrapper is not None:
@@ -126,6 +152,7 @@ def make_side(model, mixed_precision: str, flags: dict, paths=None):
         dynamo_plugin(RunConfig(task="glue/sst2", compile=True, padding_free=flags.get("padding_free", False)))
         forward = torch.compile(forward, dynamic=True, options={} if wrapper is None else {"cpp_wrapper": wrapper})
     paths = paths or FastPaths(model, mixed_precision, **{key: flags.get(key, False) for key in PARTS})
+    paths.padding_free.buckets = buckets
     side = SimpleNamespace(in_use=partial(paths.in_use, [part for flag, part in PARTS.items() if flags.get(flag)]))
     return side, forward
 
@@ -141,12 +168,16 @@ def in_subprocess(name: str, side: str, count: int, data_dir: str) -> float:
 def worker(name: str, side: str, count: int, data_dir: str) -> None:
     """One side of a compile setting, in this process: compiled, 5 warm-up batches, then the rate."""
     mixed_precision, off, on = PATHS[name]
+    flags = off if side == "off" else on
     model, optimizer, batches, loss = batches_and_model(mixed_precision, count + 5, data_dir)
-    chosen = make_side(model, mixed_precision, off if side == "off" else on)
+    batches = padded(batches, flags.get("pad_multiple"))
+    chosen = make_side(model, mixed_precision, flags)
     samples_per_s(model, optimizer, batches[:5], loss, chosen)
     print(samples_per_s(model, optimizer, batches[5:], loss, chosen))
 
 
+# bf16 on a CPU with AMX: the epoch's first 5 batches warm up, the next 120 are timed
+BF16_EPOCH = {"cast_frozen_once": True, "fast_dropout": True, "fresh_process": 120}
 # name -> (mixed precision, flags off, flags on)
 PATHS = {
     "fast dropout, fp32": ("no", {"cast_frozen_once": True, "fast_dropout": False},
@@ -163,6 +194,16 @@ PATHS = {
     "packed tokens, shuffled batches, fp32, fast dropout": (
         "no", {"cast_frozen_once": True, "fast_dropout": True},
         {"cast_frozen_once": True, "fast_dropout": True, "padding_free": True}),
+    # harness.tasks.objective.pad_multiple: the multiple of 8 is for a GPU's tensor cores
+    "own length instead of a multiple of 8, bf16": ("bf16", {"cast_frozen_once": True, "pad_multiple": 8},
+                                                    {"cast_frozen_once": True}),
+    # oneDNN builds a kernel per new matrix shape: measured over the epoch's batches in a fresh process
+    "own length instead of a multiple of 8, bf16, fast dropout, an epoch in a fresh process": (
+        "bf16", {**BF16_EPOCH, "pad_multiple": 8}, BF16_EPOCH),
+    "bucketed token counts, packed tokens, bf16, fast dropout, an epoch in a fresh process": (
+        "bf16", {**BF16_EPOCH, "padding_free": True, "buckets": False}, {**BF16_EPOCH, "padding_free": True}),
+    "packed tokens (bucketed) against padded, bf16 --compile, fast dropout, an epoch in a fresh process": (
+        "bf16", {**BF16_EPOCH, "compile": True}, {**BF16_EPOCH, "compile": True, "padding_free": True}),
 }
 SHUFFLED = {"packed tokens, shuffled batches, fp32, fast dropout"}  # without --group-by-length: the default batches
 

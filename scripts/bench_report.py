@@ -40,17 +40,22 @@ TRAIN = {  # report file -> (label, extra flags, environment prefix)
                                                "--compile --fast-dropout", ""),
     "train_fp32_compile_fastdropout_paddingfree_r5.json": ("fp32, --compile, --fast-dropout, --padding-free, 5 repeats",
                                                            "--compile --fast-dropout --padding-free", ""),
+    "train_bf16_compile_fastdropout_paddingfree_r5.json": (
+        "bf16, --compile, --fast-dropout, --padding-free, 5 repeats",
+        "--compile --fast-dropout --padding-free --mixed-precision bf16", ""),
 }
 FAST_PATHS = "python scripts/bench_fast_paths.py"
 BASELINE_SAVE = ("harness baseline save --runs results/cpu-mini/check_calibration/runs --where learning_rate=0.003 "
                  "reports/bench/fast_dropout_baseline.json")
 
 
-def _same_models_check(flag: str, grid: str, folder: str, out: str, extra: str = "") -> str:
-    """The commands behind a check that a fast path trains the same models as the reference's 20 seeds."""
+def _same_models_check(flags: str, grid: str, folder: str, out: str, extra: str = "") -> str:
+    """The commands behind a check that a fast path (its fingerprint fields, ``flags``, comma-separated) trains
+    the same models as the reference's 20 seeds."""
+    ignored = " ".join(f"--ignore optim.{flag}" for flag in flags.split(","))
     return (f"{BASELINE_SAVE}; harness grid experiments/cpu-mini/{grid}.yaml --set data_dir=../shared/data "
             f"--output-dir results/cpu-mini/{folder} --jobs 2; harness check --runs results/cpu-mini/{folder}/runs "
-            f"--baseline reports/bench/fast_dropout_baseline.json --ignore optim.{flag}{extra} --format markdown "
+            f"--baseline reports/bench/fast_dropout_baseline.json {ignored}{extra} --format markdown "
             f"--out reports/bench/{out}")
 
 
@@ -65,6 +70,15 @@ SAME_MODELS = [
      "padding_free_check_paired.md",
      _same_models_check("padding_free", "padding_free_check", "padding_free_check", "padding_free_check_paired.md",
                         " --pair-seeds")),
+    ("--mixed-precision bf16 --compile --fast-dropout --padding-free", "", "fp32, torch's dropout and padded batches",
+     "fast_bf16_check.md",
+     _same_models_check("mixed_precision,fast_dropout,padding_free", "fast_bf16_check", "fast_bf16_check",
+                        "fast_bf16_check.md")),
+    ("--mixed-precision bf16 --compile --fast-dropout --padding-free",
+     " (the check paired by seed: the seeds both sides ran)", "fp32, torch's dropout and padded batches",
+     "fast_bf16_check_paired.md",
+     _same_models_check("mixed_precision,fast_dropout,padding_free", "fast_bf16_check", "fast_bf16_check",
+                        "fast_bf16_check_paired.md", " --pair-seeds")),
 ]
 DECODE_RUN = "results/paper-analyses/table5-cpu-v1/runs/table5-cpu-v1-wq_wv-a15de59a29ee"
 DECODE = (f"harness bench generate {DECODE_RUN} --data-dir ../shared/data --inputs 32 --batch-size 16 "

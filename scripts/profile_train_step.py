@@ -51,6 +51,8 @@ def main(argv=None) -> None:
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--out", default=str(OUT))
     parser.add_argument("--padding-free", action="store_true", help="the step with --padding-free too")
+    parser.add_argument("--mixed-precision", default="no", choices=("no", "bf16"),
+                        help="bf16: the step under autocast, its GEMMs also set beside the bf16 peak")
     args = parser.parse_args(argv)
     import torch
     import torch._inductor.config
@@ -66,8 +68,8 @@ def main(argv=None) -> None:
     # the inductor settings --compile sets
     dynamo_plugin(RunConfig(task="glue/sst2", compile=True, padding_free=args.padding_free))
     torch._inductor.config.cpp.enable_kernel_profile = True  # each fused kernel named in the profile
-    model, optimizer, batches, loss = batches_and_model("no", 10 + args.steps, args.data_dir)
-    paths = FastPaths(model, "no", cast_frozen_once=True, fast_dropout=True, padding_free=args.padding_free)
+    model, optimizer, batches, loss = batches_and_model(args.mixed_precision, 10 + args.steps, args.data_dir)
+    paths = FastPaths(model, args.mixed_precision, cast_frozen_once=True, fast_dropout=True, padding_free=args.padding_free)
     model.forward = torch.compile(model.forward, dynamic=True)
     model.train()
 
@@ -100,9 +102,8 @@ def main(argv=None) -> None:
     shapes = {f"{rows}x{k} @ {k}x{n}": gemm_flops(rows, k, n, repeats=30) for k, n in ((384, 384), (384, 1536),
                                                                                          (1536, 384))}
     report = {
-        "command": COMMAND + (f" --padding-free --out {Path(args.out).resolve().relative_to(ROOT)}"
-                              if args.padding_free else ""),
-        "padding_free": args.padding_free, "steps": len(measured), "batch_size": 32, "machine": cpu_description(),
+        "command": " ".join([COMMAND, *(sys.argv[1:] if argv is None else argv)]),
+        "padding_free": args.padding_free, "mixed_precision": args.mixed_precision, "steps": len(measured), "batch_size": 32, "machine": cpu_description(),
         "threads": torch.get_num_threads(),
         "self_time_share": {k: round(v / total, 4) for k, v in sorted(groups.items(), key=lambda kv: -kv[1])},
         "top_kernels": [{"name": e.key[:90], "self_ms": round(e.self_cpu_time_total / 1e3, 1),
@@ -115,6 +116,9 @@ def main(argv=None) -> None:
         "padding_fraction": 1 - sum(tokens) / sum(padded),
         "note": "self CPU time under the profiler (which slows the step a little); shares of the profiled steps",
     }
+    if args.mixed_precision == "bf16":  # the GEMMs run in bf16: their own peak beside the fp32 one
+        report["gemm_peak_flops_bf16"] = gemm_peak_flops(dtype=torch.bfloat16)
+        report["gemm_rate_over_bf16_peak"] = report["gemm_flops_per_s"] / report["gemm_peak_flops_bf16"]
     write_json(Path(args.out), report)
     for label, share in report["self_time_share"].items():
         print(f"{share:6.1%}  {label}")

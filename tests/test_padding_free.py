@@ -194,3 +194,38 @@ def test_padding_free_run_trains_and_is_another_setting(tmp_path):
 
     files = write_csv(tmp_path / "train.csv", varied(512, 0)), write_csv(tmp_path / "dev.csv", varied(64, 1))
     assert_trains_as_another_setting(tmp_path, files, "padding_free")
+
+
+@pytest.mark.parametrize("lengths,width", [([3, 20, 7], 20), ([100, 37, 90, 5], 100), ([600, 610], 640),
+                                           ([9, 9], 9)])
+def test_bucketed_counts_take_few_values_and_add_only_padding(lengths, width):
+    from harness.training.padding_free import bucketed
+
+    real = torch.tensor([[i < n for i in range(width)] for n in lengths]).reshape(-1)
+    chosen = bucketed(real)
+    count, total = int(real.sum()), real.numel()
+    step = max(16, 2 ** (count.bit_length() - 1 - 3))
+    assert chosen[real].all()  # every real token stays
+    assert int(chosen.sum()) == min(total, -(-count // step) * step)  # the count rounded up to its bucket
+    added = (chosen & ~real).nonzero().squeeze(1)
+    padding = (~real).nonzero().squeeze(1)
+    assert torch.equal(added, padding[:len(added)])  # the first padded positions, in order
+
+
+@pytest.mark.parametrize("precision", ["bf16", "no"])
+def test_bucketed_packing_is_used_under_low_precision_on_a_cpu_and_keeps_the_padded_outputs(monkeypatch, precision):
+    """oneDNN's bf16 products want few distinct shapes: the packed count is bucketed under bf16 autocast
+    (fp32 products need no buckets and get the exact count), and the real tokens' outputs are unchanged."""
+    import harness.training.padding_free as padding_free
+
+    calls, original = [], padding_free.bucketed
+    monkeypatch.setattr(padding_free, "bucketed", lambda real: calls.append(int(real.sum())) or original(real))
+    model, batch = method_model("lora")
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        padded = outputs_and_grads(model, batch, None)
+        packed = outputs_and_grads(model, batch, PaddingFree(model))
+    assert calls == ([int(batch["attention_mask"].sum())] if precision == "bf16" else [])
+    tolerance = dict(atol=2e-2, rtol=2e-2) if precision == "bf16" else dict(atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(packed[0], padded[0], **tolerance)
+    for name in padded[1]:
+        torch.testing.assert_close(packed[1][name], padded[1][name], **tolerance, msg=name)

@@ -11,7 +11,7 @@ from harness.errors import HarnessError
 from harness.models import load_for_classification
 from harness.models.heads import head_module_names
 from harness.tasks.base import Split, hold_out, subsample
-from harness.tasks.objective import HELDOUT, Data, EvalContext, Evaluation, in_split_order
+from harness.tasks.objective import HELDOUT, Data, EvalContext, Evaluation, in_split_order, pad_multiple
 
 
 class ClassificationObjective:
@@ -59,7 +59,7 @@ class ClassificationObjective:
     def collate(self, tokenizer, config):
         from transformers import DataCollatorWithPadding
 
-        return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if config.mixed_precision != "no" else None)
+        return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_multiple(config))
 
     def loss(self, model, batch, config):
         return model(**batch).loss

@@ -14,7 +14,7 @@ from harness.errors import HarnessError
 from harness.models import load_for_causal_lm
 from harness.tasks.base import GenerationExample, Split, first, hold_out, subsample
 from harness.tasks.decoding import DecodeSettings, decode, prompt_of
-from harness.tasks.objective import Data, EvalContext, Evaluation
+from harness.tasks.objective import Data, EvalContext, Evaluation, pad_multiple
 
 
 def encode_pair(tokenizer, source: str, reference: str, max_length: int) -> dict[str, list[int]]:
@@ -232,7 +232,7 @@ class GenerationObjective:
         return encode_pairs(split, tokenizer, config.max_seq_length)
 
     def collate(self, tokenizer, config):
-        return PairCollator(tokenizer.pad_token_id, 8 if config.mixed_precision != "no" else None)
+        return PairCollator(tokenizer.pad_token_id, pad_multiple(config))
 
     def loss(self, model, batch, config):
         return lm_loss(model, batch, config.label_smoothing)
