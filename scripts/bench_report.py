@@ -40,9 +40,12 @@ TRAIN = {  # report file -> (label, extra flags, environment prefix)
                                                "--compile --fast-dropout", ""),
     "train_fp32_compile_fastdropout_paddingfree_r5.json": ("fp32, --compile, --fast-dropout, --padding-free, 5 repeats",
                                                            "--compile --fast-dropout --padding-free", ""),
+    # measured before harness.training.padding_free.bucketed: a new packed token count at every step
     "train_bf16_compile_fastdropout_paddingfree_r5.json": (
-        "bf16, --compile, --fast-dropout, --padding-free, 5 repeats",
+        "bf16, --compile, --fast-dropout, --padding-free (exact token counts, before buckets), 5 repeats",
         "--compile --fast-dropout --padding-free --mixed-precision bf16", ""),
+    "train_bf16_compile_fastdropout_r5.json": ("bf16, --compile, --fast-dropout, 5 repeats",
+                                               "--compile --fast-dropout --mixed-precision bf16", ""),
 }
 FAST_PATHS = "python scripts/bench_fast_paths.py"
 BASELINE_SAVE = ("harness baseline save --runs results/cpu-mini/check_calibration/runs --where learning_rate=0.003 "
@@ -70,14 +73,14 @@ SAME_MODELS = [
      "padding_free_check_paired.md",
      _same_models_check("padding_free", "padding_free_check", "padding_free_check", "padding_free_check_paired.md",
                         " --pair-seeds")),
-    ("--mixed-precision bf16 --compile --fast-dropout --padding-free", "", "fp32, torch's dropout and padded batches",
+    ("--mixed-precision bf16 --compile --fast-dropout", "", "fp32 and torch's dropout",
      "fast_bf16_check.md",
-     _same_models_check("mixed_precision,fast_dropout,padding_free", "fast_bf16_check", "fast_bf16_check",
+     _same_models_check("mixed_precision,fast_dropout", "fast_bf16_check", "fast_bf16_check",
                         "fast_bf16_check.md")),
-    ("--mixed-precision bf16 --compile --fast-dropout --padding-free",
-     " (the check paired by seed: the seeds both sides ran)", "fp32, torch's dropout and padded batches",
+    ("--mixed-precision bf16 --compile --fast-dropout",
+     " (the check paired by seed: the seeds both sides ran)", "fp32 and torch's dropout",
      "fast_bf16_check_paired.md",
-     _same_models_check("mixed_precision,fast_dropout,padding_free", "fast_bf16_check", "fast_bf16_check",
+     _same_models_check("mixed_precision,fast_dropout", "fast_bf16_check", "fast_bf16_check",
                         "fast_bf16_check_paired.md", " --pair-seeds")),
 ]
 DECODE_RUN = "results/paper-analyses/table5-cpu-v1/runs/table5-cpu-v1-wq_wv-a15de59a29ee"
@@ -203,8 +206,10 @@ def training_section() -> list[str]:
     compiled = [run["first_step_s"] for name, report in reports.items() if "--compile" in TRAIN[name][1]
                 for run in report.get("all_runs", {}).get("harness_lora", [])]
     bf16 = [s["gemm_peak_flops_bf16"] / s["gemm_peak_flops"] for s in summaries if "gemm_peak_flops_bf16" in s]
-    bf16_text = (f" The CPU itself changed between sittings: bf16 pays only with AMX tiles (the bf16 row's sitting: a "
-                 f"bf16 GEMM peak {max(bf16):.1f}x its fp32 peak); a sitting without them runs fp32 rows only."
+    bf16_text = (f" The CPU itself changed between sittings: bf16 pays only with AMX tiles (the bf16 rows' sittings: "
+                 f"bf16 GEMM peaks up to {max(bf16):.1f}x their fp32 peak); a sitting without them runs fp32 rows only. "
+                 "A bf16 row counts the same FLOPs against the same fp32 peak (the goal's yardstick); its fraction of "
+                 "the bf16 peak is under its command."
                  if bf16 and any(_cpu(r).startswith("no AMX") for r in reports.values()) else "")
     compile_text = (f": {min(compiled):.0f}-{max(compiled):.0f} s in the repeats here (each new process traces the "
                     "model again; the inductor's on-disk cache, filled by earlier runs, saves the rest, except in a "
@@ -254,6 +259,10 @@ def fast_paths_section() -> list[str]:
              "timed with the fast path off and on, "
              "alternated over the rounds (whole benchmark commands on this machine vary by "
              f"15-30% between runs, which hides a 10% change); without AMX, bf16 rounds are slower than fp32 ones. "
+             "oneDNN, which runs a CPU's bf16 matrix products, builds a kernel for each new matrix shape, so rows "
+             "marked \"an epoch in a fresh process\" time an epoch's batches (5 warm-up, then 120) in a new process "
+             "per side and round, where new shapes keep coming as in a run; rounds over the same 30 batches see "
+             "every shape again after their first round. "
              "harness/training/fast_paths.py and padding_free.py say how each works. A compile setting (the C++ "
              "wrapper row) is measured in a fresh process per side and round, after 5 warm-up batches: the "
              "inductor's settings hold for a whole process. The packed tokens under `--compile` share one compiled "
@@ -488,12 +497,30 @@ def scaling_section() -> list[str]:
             "GPT-2 M settings from FLOPs (labelled as predictions).", ""]
 
 
+def new_shapes_section() -> list[str]:
+    report = _load("onednn_new_shapes.json")
+    if report is None:
+        return []
+    rows = [{"precision": dtype, **{how: f"{rate:.0f}" for how, rate in rates.items()}}
+            for dtype, rates in report["gflop_per_s"].items()]
+    return ["## What a new matrix shape costs", "",
+            f"One `F.linear` ({report['shape']}), 60 calls each way, GFLOP/s, {report['threads']} threads, CPU: "
+            f"{_cpu(report)}. A CPU's bf16 products run in oneDNN, which builds a kernel for each new shape; fp32 "
+            "ones in MKL, which does not. A training step's m is its batch's positions, or its packed token count "
+            "with `--padding-free`: hence batches kept at their own length rather than a multiple of 8 (fewer "
+            "positions, and no more shapes than the lengths themselves make) and bucketed packed counts under bf16 "
+            "(harness.training.padding_free.bucketed).", "",
+            render(rows, list(rows[0]), "markdown"), "",
+            f"Command: `{report['command']}` ([onednn_new_shapes.json](onednn_new_shapes.json)).", ""]
+
+
 def main() -> None:
     lines = ["# Benchmarks", "",
              "Measured on this repository's 2-core CPU machine (no GPU), each benchmark in one sitting with "
              "nothing else running. Regenerate this page: `python scripts/bench_report.py` (it reads the JSON "
              "reports beside it).", "",
-             *training_section(), *profile_section(), *fast_paths_section(), *padding_free_cells_section(),
+             *training_section(), *profile_section(), *fast_paths_section(), *new_shapes_section(),
+             *padding_free_cells_section(),
              *decode_section(), *generation_run_section(),
              *evaluation_section(), *scaling_section()]
     (BENCH / "README.md").write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")

@@ -13,6 +13,9 @@ The real tokens get the padded model's numbers up to rounding (tests/test_paddin
 then draws masks for the real tokens only, so a seed's training run is not the same run as without the
 flag, as with another seed (its results are checked against the padded runs' on the bench page).
 
+Under bf16 or fp16 on a CPU the packed count is bucketed (``bucketed``): oneDNN builds a kernel for each
+new matrix shape, and an exact count is new at nearly every step.
+
 Which models: transformers encoders whose layers are token-wise apart from the attention interface
 (``MODEL_TYPES``; a batch with no padding, or an encoder called with a cache or cross-attention, runs
 as it is). Which methods: those whose ``MethodSpec.token_wise`` says their modules read and write each
