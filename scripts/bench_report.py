@@ -46,6 +46,8 @@ TRAIN = {  # report file -> (label, extra flags, environment prefix)
         "--compile --fast-dropout --padding-free --mixed-precision bf16", ""),
     "train_bf16_compile_fastdropout_r5.json": ("bf16, --compile, --fast-dropout, 5 repeats",
                                                "--compile --fast-dropout --mixed-precision bf16", ""),
+    "train_fp32_compile_fastdropout_amx_r5.json": ("fp32, --compile, --fast-dropout, 5 repeats, the AMX machine",
+                                                   "--compile --fast-dropout", ""),
 }
 FAST_PATHS = "python scripts/bench_fast_paths.py"
 BASELINE_SAVE = ("harness baseline save --runs results/cpu-mini/check_calibration/runs --where learning_rate=0.003 "
@@ -238,6 +240,7 @@ def training_section() -> list[str]:
         f"({_met(best_ratio, TRAINER_GOAL)}). Goal ≥ {PEAK_GOAL:.0%} of the fp32 GEMM peak: best "
         f"{best_peak:.0%} ({_met(best_peak, PEAK_GOAL)}). "
         + (f"Both goals in one sitting: {'; '.join(both)}." if both else "No sitting met both goals.")
+        + (" No fp32 sitting has met both." if both and not any(label.startswith("fp32") for label in both) else "")
         + spread_text, "",
     ]
 
@@ -324,15 +327,20 @@ def padding_free_cells_section() -> list[str]:
             render(rows, list(rows[0]), "markdown"), ""]
 
 
+# The same step measured with other settings, if measured: file -> column suffix
+PROFILES = {"train_step_profile_padding_free.json": ", --padding-free", "train_step_profile_bf16.json": ", bf16"}
+
+
 def profile_section() -> list[str]:
     report = _load("train_step_profile.json")
     if report is None:
         return []
-    packed = _load("train_step_profile_padding_free.json")  # the same step with --padding-free, if measured
-    shares = [report["self_time_share"]] + ([packed["self_time_share"]] if packed else [])
-    rows = [{"where": label, **{f"share of the step's self time{', --padding-free' if i else ''}":
-                                f"{share.get(label, 0.0):.1%}" for i, share in enumerate(shares)}}
-            for label in dict.fromkeys(label for share in shares for label in share)]
+    others = {name: other for name in PROFILES if (other := _load(name)) is not None}
+    shares = {"": report["self_time_share"],
+              **{PROFILES[name]: other["self_time_share"] for name, other in others.items()}}
+    rows = [{"where": label, **{f"share of the step's self time{suffix}": f"{share.get(label, 0.0):.1%}"
+                                for suffix, share in shares.items()}}
+            for label in dict.fromkeys(label for share in shares.values() for label in share)]
     gemm_share = report["self_time_share"].get("matrix products (mm, addmm)", 0.0)
     lines = ["## Where a training step's time goes", "",
              f"The bench job's fastest setting (fp32, `--compile`, `--fast-dropout`, batches of "
@@ -344,6 +352,7 @@ def profile_section() -> list[str]:
              f"{report['best_model_shape_rate_over_peak']:.0%} of it on their own), and "
              f"{report['padding_fraction']:.1%} of the positions in these batches are padding, which the matrix "
              "products compute and the FLOP count leaves out."]
+    packed = others.get("train_step_profile_padding_free.json")
     if packed:
         packed_gemm = packed["self_time_share"].get("matrix products (mm, addmm)", 0.0)
         lines[-1] += (f" With `--padding-free` (measured in a later sitting) the matrix products compute only the real "
@@ -352,9 +361,16 @@ def profile_section() -> list[str]:
                       f"{packed['gemm_peak_flops'] / 1e9:.0f} GFLOP/s), so the step can reach about "
                       f"{packed_gemm * packed['gemm_rate_over_peak']:.0%} of the peak while the element-wise kernels "
                       "keep their share; the packing's own gathers and scatters run inside the fused kernels.")
-    files = "[train_step_profile.json](train_step_profile.json)" + (
-        ", [train_step_profile_padding_free.json](train_step_profile_padding_free.json)" if packed else "")
-    commands = f"`{report['command']}`" + (f", `{packed['command']}`" if packed else "")
+    bf16 = others.get("train_step_profile_bf16.json")
+    if bf16:
+        bf16_gemm = bf16["self_time_share"].get("matrix products (mm, addmm)", 0.0)
+        lines[-1] += (f" Under bf16 autocast (a later sitting, {_cpu(bf16)}) the matrix products take {bf16_gemm:.0%} "
+                      f"of the step, at {bf16['gemm_flops_per_s'] / 1e9:.0f} GFLOP/s ("
+                      f"{bf16['gemm_rate_over_bf16_peak']:.0%} of that sitting's bf16 peak of "
+                      f"{bf16['gemm_peak_flops_bf16'] / 1e9:.0f} GFLOP/s, {bf16['gemm_rate_over_peak']:.0%} of "
+                      f"its fp32 one), and everything else takes the other {1 - bf16_gemm:.0%}.")
+    files = ", ".join(f"[{name}]({name})" for name in ["train_step_profile.json", *others])
+    commands = ", ".join(f"`{r['command']}`" for r in [report, *others.values()])
     return lines + ["", render(rows, list(rows[0]), "markdown"), "",
                     f"Commands: {commands} ({files}; each also lists the 15 largest kernels).", ""]
 

@@ -2,6 +2,7 @@
 
     python scripts/profile_train_step.py [--steps 15]   # writes reports/bench/train_step_profile.json
     python scripts/profile_train_step.py --padding-free --out reports/bench/train_step_profile_padding_free.json
+    python scripts/profile_train_step.py --mixed-precision bf16 --out reports/bench/train_step_profile_bf16.json
 
 The bench job's model and batches (scripts/bench_fast_paths.py builds them as a run does: MiniLM-L6 +
 LoRA r=8 on query and value, length-grouped batches of 32 SST-2 sentences), compiled as --compile
@@ -69,7 +70,8 @@ def main(argv=None) -> None:
     dynamo_plugin(RunConfig(task="glue/sst2", compile=True, padding_free=args.padding_free))
     torch._inductor.config.cpp.enable_kernel_profile = True  # each fused kernel named in the profile
     model, optimizer, batches, loss = batches_and_model(args.mixed_precision, 10 + args.steps, args.data_dir)
-    paths = FastPaths(model, args.mixed_precision, cast_frozen_once=True, fast_dropout=True, padding_free=args.padding_free)
+    paths = FastPaths(model, args.mixed_precision, cast_frozen_once=True, fast_dropout=True,
+                      padding_free=args.padding_free)
     model.forward = torch.compile(model.forward, dynamic=True)
     model.train()
 
@@ -103,7 +105,8 @@ def main(argv=None) -> None:
                                                                                          (1536, 384))}
     report = {
         "command": " ".join([COMMAND, *(sys.argv[1:] if argv is None else argv)]),
-        "padding_free": args.padding_free, "mixed_precision": args.mixed_precision, "steps": len(measured), "batch_size": 32, "machine": cpu_description(),
+        "padding_free": args.padding_free, "mixed_precision": args.mixed_precision, "steps": len(measured),
+        "batch_size": 32, "machine": cpu_description(),
         "threads": torch.get_num_threads(),
         "self_time_share": {k: round(v / total, 4) for k, v in sorted(groups.items(), key=lambda kv: -kv[1])},
         "top_kernels": [{"name": e.key[:90], "self_ms": round(e.self_cpu_time_total / 1e3, 1),

@@ -88,6 +88,11 @@ def test_bench_page_states_each_goal_from_the_reports(tmp_path, monkeypatch):
     (tmp_path / "train_fp32_eager.json").write_text(json.dumps(_train_report(280.0, 220.0, 0.41)))
     report.main()  # each goal met, in different sittings
     assert "No sitting met both goals." in (tmp_path / "README.md").read_text()
+    (tmp_path / "train_bf16_compile_fastdropout_r5.json").write_text(json.dumps(_train_report(300.0, 230.0, 0.8)))
+    report.main()  # both goals in a bf16 sitting only: the page says fp32 has not met them
+    assert ("Both goals in one sitting: bf16, --compile, --fast-dropout, 5 repeats. No fp32 sitting has met both."
+            in (tmp_path / "README.md").read_text())
+    (tmp_path / "train_bf16_compile_fastdropout_r5.json").unlink()
     (tmp_path / "train_fp32_cppwrapper_fastdropout.json").write_text(json.dumps(_train_report(250.0, 200.0, 0.73)))
     (tmp_path / "train_fp32_cppwrapper_fastdropout_r3.json").write_text(json.dumps(_train_report(220.0, 200.0, 0.59)))
     report.main()  # one command in two sittings: the page shows how far they moved
