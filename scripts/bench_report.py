@@ -46,6 +46,8 @@ TRAIN = {  # report file -> (label, extra flags, environment prefix)
         "--compile --fast-dropout --padding-free --mixed-precision bf16", ""),
     "train_bf16_compile_fastdropout_r5.json": ("bf16, --compile, --fast-dropout, 5 repeats",
                                                "--compile --fast-dropout --mixed-precision bf16", ""),
+    "train_bf16_eager_fastdropout_r5.json": ("bf16, eager, --fast-dropout, 5 repeats",
+                                             "--fast-dropout --mixed-precision bf16", ""),
     "train_fp32_compile_fastdropout_amx_r5.json": ("fp32, --compile, --fast-dropout, 5 repeats, the AMX machine",
                                                    "--compile --fast-dropout", ""),
 }
