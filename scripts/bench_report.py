@@ -211,7 +211,8 @@ def training_section() -> list[str]:
                 for run in report.get("all_runs", {}).get("harness_lora", [])]
     bf16 = [s["gemm_peak_flops_bf16"] / s["gemm_peak_flops"] for s in summaries if "gemm_peak_flops_bf16" in s]
     bf16_text = (f" The CPU itself changed between sittings: bf16 pays only with AMX tiles (the bf16 rows' sittings: "
-                 f"bf16 GEMM peaks up to {max(bf16):.1f}x their fp32 peak); a sitting without them runs fp32 rows only. "
+                 f"bf16 GEMM peaks up to {max(bf16):.1f}x their fp32 peak); a sitting without them runs fp32 rows "
+                 "only. "
                  "A bf16 row counts the same FLOPs against the same fp32 peak (the goal's yardstick); its fraction of "
                  "the bf16 peak is under its command."
                  if bf16 and any(_cpu(r).startswith("no AMX") for r in reports.values()) else "")
@@ -525,9 +526,10 @@ def new_shapes_section() -> list[str]:
             f"One `F.linear` ({report['shape']}), 60 calls each way, GFLOP/s, {report['threads']} threads, CPU: "
             f"{_cpu(report)}. A CPU's bf16 products run in oneDNN, which builds a kernel for each new shape; fp32 "
             "ones in MKL, which does not. A training step's m is its batch's positions, or its packed token count "
-            "with `--padding-free`: hence batches kept at their own length rather than a multiple of 8 (fewer "
-            "positions, and no more shapes than the lengths themselves make) and bucketed packed counts under bf16 "
-            "(harness.training.padding_free.bucketed).", "",
+            "with `--padding-free`. Hence bucketed packed counts under bf16 (harness.training.padding_free.bucketed), "
+            "and hence batches at their own length instead of a multiple of 8 gain less over an epoch than over the "
+            "same batches again (the fast-path table): their fewer positions come with more distinct lengths, each "
+            "a new kernel.", "",
             render(rows, list(rows[0]), "markdown"), "",
             f"Command: `{report['command']}` ([onednn_new_shapes.json](onednn_new_shapes.json)).", ""]
 
