@@ -93,8 +93,8 @@ def samples_per_s(model, optimizer, batches, loss, side) -> float:
 def paired(name: str, mixed_precision: str, off: dict, on: dict, rounds: int, count: int, data_dir: str) -> dict:
     # The inductor's settings hold for a whole process, and two compilations of one forward in a process
     # share dynamo's cache: a compile setting is measured in a fresh process per side and round.
-    in_process = not {"cpp_wrapper", "fresh_process"} & off.keys()
-    count = off.get("fresh_process", count)
+    in_process = not {"cpp_wrapper", "fresh_process_batches"} & off.keys()
+    count = off.get("fresh_process_batches", count)
     if in_process:
         model, optimizer, batches, loss = batches_and_model(mixed_precision, count, data_dir,
                                                             group_by_length=name not in SHUFFLED)
@@ -142,7 +142,7 @@ def make_side(model, mixed_precision: str, flags: dict, paths=None):
     from harness.training.runner import dynamo_plugin
 
     flags = dict(flags)
-    for key in ("pad_multiple", "fresh_process"):  # the side's batches and process, not its model
+    for key in ("pad_multiple", "fresh_process_batches"):  # the side's batches and process, not its model
         flags.pop(key, None)
     buckets = flags.pop("buckets", True)
     wrapper = flags.pop("cpp_wrapper", None)
@@ -151,8 +151,11 @@ def make_side(model, mixed_precision: str, flags: dict, paths=None):
         # the inductor settings --compile sets (with --padding-free's when a side packs)
         dynamo_plugin(RunConfig(task="glue/sst2", compile=True, padding_free=flags.get("padding_free", False)))
         forward = torch.compile(forward, dynamic=True, options={} if wrapper is None else {"cpp_wrapper": wrapper})
-    paths = paths or FastPaths(model, mixed_precision, **{key: flags.get(key, False) for key in PARTS})
-    paths.padding_free.buckets = buckets
+    if paths is None:
+        paths = FastPaths(model, mixed_precision, **{key: flags.get(key, False) for key in PARTS})
+        paths.padding_free.buckets = buckets
+    elif paths.padding_free.buckets != buckets:  # one FastPaths serves both sides of an in-process row
+        raise ValueError("sides that differ in buckets need a process each: give the row fresh_process_batches")
     side = SimpleNamespace(in_use=partial(paths.in_use, [part for flag, part in PARTS.items() if flags.get(flag)]))
     return side, forward
 
@@ -177,7 +180,7 @@ def worker(name: str, side: str, count: int, data_dir: str) -> None:
 
 
 # bf16 on a CPU with AMX: the epoch's first 5 batches warm up, the next 120 are timed
-BF16_EPOCH = {"cast_frozen_once": True, "fast_dropout": True, "fresh_process": 120}
+BF16_EPOCH = {"cast_frozen_once": True, "fast_dropout": True, "fresh_process_batches": 120}
 # name -> (mixed precision, flags off, flags on)
 PATHS = {
     "fast dropout, fp32": ("no", {"cast_frozen_once": True, "fast_dropout": False},

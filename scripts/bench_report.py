@@ -334,6 +334,11 @@ def padding_free_cells_section() -> list[str]:
 PROFILES = {"train_step_profile_padding_free.json": ", --padding-free", "train_step_profile_bf16.json": ", bf16"}
 
 
+def _gemm_share(profile: dict) -> float:
+    """The share of a profiled step's self time in the matrix products (profile_train_step's group)."""
+    return profile["self_time_share"].get("matrix products (mm, addmm)", 0.0)
+
+
 def profile_section() -> list[str]:
     report = _load("train_step_profile.json")
     if report is None:
@@ -344,7 +349,7 @@ def profile_section() -> list[str]:
     rows = [{"where": label, **{f"share of the step's self time{suffix}": f"{share.get(label, 0.0):.1%}"
                                 for suffix, share in shares.items()}}
             for label in dict.fromkeys(label for share in shares.values() for label in share)]
-    gemm_share = report["self_time_share"].get("matrix products (mm, addmm)", 0.0)
+    gemm_share = _gemm_share(report)
     lines = ["## Where a training step's time goes", "",
              f"The bench job's fastest setting (fp32, `--compile`, `--fast-dropout`, batches of "
              f"{report['batch_size']}), {report['steps']} optimizer steps after 10 warm-up steps under torch.profiler, "
@@ -357,7 +362,7 @@ def profile_section() -> list[str]:
              "products compute and the FLOP count leaves out."]
     packed = others.get("train_step_profile_padding_free.json")
     if packed:
-        packed_gemm = packed["self_time_share"].get("matrix products (mm, addmm)", 0.0)
+        packed_gemm = _gemm_share(packed)
         lines[-1] += (f" With `--padding-free` (measured in a later sitting) the matrix products compute only the real "
                       f"tokens: {packed_gemm:.0%} of the step, at {packed['gemm_flops_per_s'] / 1e9:.0f} GFLOP/s "
                       f"({packed['gemm_rate_over_peak']:.0%} of that sitting's peak of "
@@ -366,7 +371,7 @@ def profile_section() -> list[str]:
                       "keep their share; the packing's own gathers and scatters run inside the fused kernels.")
     bf16 = others.get("train_step_profile_bf16.json")
     if bf16:
-        bf16_gemm = bf16["self_time_share"].get("matrix products (mm, addmm)", 0.0)
+        bf16_gemm = _gemm_share(bf16)
         lines[-1] += (f" Under bf16 autocast (a later sitting, {_cpu(bf16)}) the matrix products take {bf16_gemm:.0%} "
                       f"of the step, at {bf16['gemm_flops_per_s'] / 1e9:.0f} GFLOP/s ("
                       f"{bf16['gemm_rate_over_bf16_peak']:.0%} of that sitting's bf16 peak of "
