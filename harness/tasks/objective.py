@@ -121,9 +121,9 @@ def pad_multiple(config) -> int | None:
     """The multiple a training batch's length is padded to: 8 under mixed precision on a GPU, whose
     tensor cores want such shapes. A CPU gains nothing from it (a batch's rows already make the GEMMs'
     m a multiple of 32 at batch 32) and pays for the padded positions: bf16 MiniLM-L6 steps on
-    length-grouped SST-2 batches of 32 had 27% padded positions with it and 10% without, and ran
-    1.18x faster without over the same batches again, 1.04x over an epoch in a fresh process, where
-    the extra lengths cost oneDNN new kernels (paired, reports/bench/fast_paths_ab.json)."""
+    length-grouped SST-2 batches of 32 ran 1.18x faster without it over the same batches again,
+    1.04x over an epoch in a fresh process, where the extra lengths cost oneDNN new kernels (paired,
+    reports/bench/fast_paths_ab.json)."""
     import torch
 
     return 8 if config.mixed_precision != "no" and torch.cuda.is_available() else None
